@@ -1,0 +1,332 @@
+//! Format versioning: files written by earlier versions must keep reading.
+//!
+//! `tests/data/golden-v1.sqlcap` and `golden-v1.sqlres` were written by format version 1
+//! from the records below. Never regenerate them to make a test pass: a change that
+//! breaks this test breaks users' existing captures. When the format gains a version,
+//! add `golden-v2.*` beside them and keep these. To create a new version's files, run
+//! `CAPTURES_BLESS=1 cargo test -p captures --test golden` once with the new version.
+
+mod common;
+
+use std::path::PathBuf;
+
+use captures::{
+    CaptureReader, CaptureWriter, CloseReason, Cmd, Command, ConnClose, ConnOpen, Executed,
+    Mismatch, Outcome, Param, Record, ResultRecord, ResultsReader, ResultsWriter, Value,
+    WriterOptions,
+};
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// One of every record, command, value and outcome kind of format version 1.
+fn v1_records() -> Vec<Record> {
+    let cmds: Vec<(Cmd, Outcome)> = vec![
+        (
+            Cmd::Query {
+                sql: b"SELECT 1".to_vec(),
+            },
+            Outcome::Rows {
+                count: 1,
+                warnings: 0,
+            },
+        ),
+        (
+            Cmd::Query {
+                sql: vec![b'S', 0xff, 0xfe, b'\''],
+            },
+            Outcome::Err {
+                code: 1064,
+                sqlstate: "42000".into(),
+                message: "You have an error in your SQL syntax".into(),
+            },
+        ),
+        (
+            Cmd::Prepare {
+                sql: b"SELECT * FROM product WHERE product_id = ?".to_vec(),
+                stmt_id: 7,
+                params: 1,
+                columns: 8,
+            },
+            Outcome::Ok {
+                affected_rows: 0,
+                last_insert_id: 0,
+                warnings: 0,
+            },
+        ),
+        (
+            Cmd::Execute {
+                stmt_id: 7,
+                flags: 1,
+                params: vec![
+                    Param {
+                        column_type: 0x06,
+                        unsigned: false,
+                        value: Value::Null,
+                    },
+                    Param {
+                        column_type: 0xfe,
+                        unsigned: false,
+                        value: Value::Bytes(b"caf\xc3\xa9".to_vec()),
+                    },
+                    Param {
+                        column_type: 0x08,
+                        unsigned: false,
+                        value: Value::Int(-42),
+                    },
+                    Param {
+                        column_type: 0x08,
+                        unsigned: true,
+                        value: Value::UInt(u64::MAX),
+                    },
+                    Param {
+                        column_type: 0x04,
+                        unsigned: false,
+                        value: Value::Float(1.5),
+                    },
+                    Param {
+                        column_type: 0x05,
+                        unsigned: false,
+                        value: Value::Double(-2.25),
+                    },
+                    Param {
+                        column_type: 0x0c,
+                        unsigned: false,
+                        value: Value::Date(2026, 11, 24, 20, 15, 1, 123_456),
+                    },
+                    Param {
+                        column_type: 0x0b,
+                        unsigned: false,
+                        value: Value::Time(true, 1, 2, 3, 4, 5),
+                    },
+                    Param {
+                        column_type: 0x0f,
+                        unsigned: false,
+                        value: Value::Redacted,
+                    },
+                ],
+            },
+            Outcome::Rows {
+                count: 3,
+                warnings: 1,
+            },
+        ),
+        (
+            Cmd::SendLongData {
+                stmt_id: 7,
+                param: 1,
+                data: vec![0, 1, 2, 255],
+            },
+            Outcome::NoResponse,
+        ),
+        (
+            Cmd::StmtFetch {
+                stmt_id: 7,
+                rows: 100,
+            },
+            Outcome::Rows {
+                count: 100,
+                warnings: 0,
+            },
+        ),
+        (
+            Cmd::StmtReset { stmt_id: 7 },
+            Outcome::Ok {
+                affected_rows: 0,
+                last_insert_id: 0,
+                warnings: 0,
+            },
+        ),
+        (Cmd::StmtClose { stmt_id: 7 }, Outcome::NoResponse),
+        (
+            Cmd::InitDb { db: "shop".into() },
+            Outcome::Ok {
+                affected_rows: 0,
+                last_insert_id: 0,
+                warnings: 0,
+            },
+        ),
+        (
+            Cmd::ChangeUser {
+                user: "app".into(),
+                db: Some("shop".into()),
+                charset: 45,
+                auth_plugin: "mysql_native_password".into(),
+            },
+            Outcome::Ok {
+                affected_rows: 0,
+                last_insert_id: 0,
+                warnings: 0,
+            },
+        ),
+        (
+            Cmd::Ping,
+            Outcome::Ok {
+                affected_rows: 0,
+                last_insert_id: 0,
+                warnings: 0,
+            },
+        ),
+        (
+            Cmd::ResetConnection,
+            Outcome::Ok {
+                affected_rows: 0,
+                last_insert_id: 0,
+                warnings: 0,
+            },
+        ),
+        (
+            Cmd::Statistics,
+            Outcome::Rows {
+                count: 0,
+                warnings: 0,
+            },
+        ),
+        (
+            Cmd::FieldList {
+                table: "product".into(),
+                wildcard: "%".into(),
+            },
+            Outcome::Rows {
+                count: 8,
+                warnings: 0,
+            },
+        ),
+        (
+            Cmd::Other {
+                code: 0x1f,
+                payload: vec![1, 2, 3],
+            },
+            Outcome::Dropped,
+        ),
+        (
+            Cmd::Query {
+                sql: b"INSERT INTO corder VALUES (1, 2, 'new', 300)".to_vec(),
+            },
+            Outcome::Ok {
+                affected_rows: 1,
+                last_insert_id: 99,
+                warnings: 0,
+            },
+        ),
+        (Cmd::Quit, Outcome::NoResponse),
+    ];
+    let mut out = vec![Record::ConnOpen(ConnOpen {
+        conn: 0,
+        t: 0,
+        client_addr: "127.0.0.1:50000".into(),
+        user: "shop".into(),
+        db: Some("shop".into()),
+        capabilities: 0x000f_a685,
+        charset: 45,
+        auth_plugin: "mysql_native_password".into(),
+        server_conn_id: 12,
+    })];
+    for (i, (cmd, outcome)) in cmds.into_iter().enumerate() {
+        let t = 1_000 * (i as u64 + 1);
+        out.push(Record::Command(Command {
+            conn: 0,
+            t_start: t,
+            t_end: t + 500,
+            cmd,
+            outcome,
+        }));
+    }
+    for reason in [
+        CloseReason::Quit,
+        CloseReason::ClientGone,
+        CloseReason::ServerGone,
+        CloseReason::ProtocolError,
+        CloseReason::Shutdown,
+    ] {
+        out.push(Record::ConnClose(ConnClose {
+            conn: 0,
+            t: 1_000_000,
+            reason,
+        }));
+    }
+    out.extend(common::sample_records(200));
+    out
+}
+
+fn v1_results() -> Vec<ResultRecord> {
+    vec![
+        ResultRecord::Class {
+            class: 0x1234_5678_9abc_def0,
+            fingerprint: "select c from sbtest1 where id=?".into(),
+            example: Some("SELECT c FROM sbtest1 WHERE id=7".into()),
+        },
+        ResultRecord::Class {
+            class: 1,
+            fingerprint: "select ?".into(),
+            example: None,
+        },
+        ResultRecord::Exec(Executed {
+            conn: 3,
+            seq: 9,
+            class: 0x1234_5678_9abc_def0,
+            kind: captures::CmdKind::Execute,
+            scheduled_ns: 1_000,
+            sent_ns: 1_500,
+            finished_ns: 90_000,
+            rows: 1,
+            error: None,
+            mismatch: Mismatch::NONE,
+        }),
+        ResultRecord::Exec(Executed {
+            conn: 4,
+            seq: 10,
+            class: 1,
+            kind: captures::CmdKind::Query,
+            scheduled_ns: 2_000,
+            sent_ns: 2_000,
+            finished_ns: 3_000,
+            rows: 0,
+            error: Some(1146),
+            mismatch: Mismatch::ROWS | Mismatch::ERROR,
+        }),
+    ]
+}
+
+fn bless() -> bool {
+    std::env::var_os("CAPTURES_BLESS").is_some()
+}
+
+#[test]
+fn reads_golden_v1_capture() {
+    let path = data("golden-v1.sqlcap");
+    if bless() {
+        let mut w =
+            CaptureWriter::create(&path, &common::meta(), WriterOptions::default()).unwrap();
+        for r in v1_records() {
+            w.append(&r).unwrap();
+        }
+        w.close().unwrap();
+    }
+    let reader = CaptureReader::open(&path).unwrap();
+    assert_eq!(reader.version(), 1);
+    assert_eq!(reader.header(), &common::meta());
+    let records: Vec<Record> = reader.map(Result::unwrap).collect();
+    assert_eq!(records, v1_records());
+}
+
+#[test]
+fn reads_golden_v1_results() {
+    let path = data("golden-v1.sqlres");
+    if bless() {
+        let mut w =
+            ResultsWriter::create(&path, &common::run_meta(), WriterOptions::default()).unwrap();
+        for r in v1_results() {
+            w.append(&r).unwrap();
+        }
+        w.close().unwrap();
+    }
+    let reader = ResultsReader::open(&path).unwrap();
+    assert_eq!(reader.version(), 1);
+    assert_eq!(reader.header(), &common::run_meta());
+    let records: Vec<ResultRecord> = reader.map(Result::unwrap).collect();
+    assert_eq!(records, v1_results());
+}
