@@ -4,6 +4,7 @@
 //! record for writing (encode + zstd + write) and reading (read + crc + unzstd + decode)
 //! a file on disk. The mix imitates a web shop: prepared point selects, text queries
 //! with literals, inserts, updates, an occasional error, connections coming and going.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::time::Instant;
 
@@ -64,7 +65,7 @@ fn mix(i: u64) -> Record {
             },
         ),
     };
-    if i % 5000 == 0 {
+    if i.is_multiple_of(5000) {
         return Record::ConnOpen(ConnOpen {
             conn,
             t,

@@ -1,4 +1,5 @@
 //! The container's promises: round trips, streaming, truncation and corruption handling.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -5,6 +5,7 @@
 //! breaks this test breaks users' existing captures. When the format gains a version,
 //! add `golden-v2.*` beside them and keep these. To create a new version's files, run
 //! `CAPTURES_BLESS=1 cargo test -p captures --test golden` once with the new version.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Strategies and fixtures shared by the captures tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
