@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need on Debian 12, idempotently: a second
+# run with everything present does nothing and takes well under a second.
+#
+#   scripts/install-deps.sh          # packages the tests need
+#
+# It never starts or configures the system's MariaDB service: tests and the demo run
+# their own private servers on random ports.
+set -euo pipefail
+
+# Debian packages, each with the command that proves it is installed.
+#   mariadb-server/-client: mariadbd + mariadb-install-db for private test servers, the CLI
+#   percona-toolkit: pt-fingerprint, the reference our query classes are checked against
+#   socat: the "plain TCP hop" anchor in the recorder benchmark
+#   sysbench: an independent MySQL load generator for recorder tests and benchmarks
+declare -A PACKAGES=(
+  [mariadb-server]=/usr/sbin/mariadbd
+  [mariadb-client]=/usr/bin/mariadb
+  [percona-toolkit]=/usr/bin/pt-fingerprint
+  [socat]=/usr/bin/socat
+  [sysbench]=/usr/bin/sysbench
+)
+
+missing=()
+for pkg in "${!PACKAGES[@]}"; do
+  [[ -x "${PACKAGES[$pkg]}" ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]})); then
+  sudo=()
+  if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  # policy-rc.d 101 keeps dpkg from starting the system mariadb service: nothing here
+  # uses it, and it would hold port 3306 and memory for nothing.
+  policy=/usr/sbin/policy-rc.d
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod +x "$policy"
+    trap '"${sudo[@]}" rm -f "$policy"' EXIT
+  fi
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
