@@ -42,3 +42,6 @@ if ((${#missing[@]})); then
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The metrics path (InfluxDB from Debian, Telegraf built once and cached).
+"$(dirname "$0")/install-metrics.sh" >/dev/null

@@ -14,11 +14,13 @@
 
 mod error;
 mod mariadb;
+mod metrics;
 mod process;
 
 pub use error::Error;
 pub use mariadb::{MariaDb, MariaDbOptions, cleanup_stale};
-pub use process::find_program;
+pub use metrics::{MetricsStack, telegraf_binary};
+pub use process::{find_program, spawn_tied_to_process};
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

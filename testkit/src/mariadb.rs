@@ -32,6 +32,9 @@ pub struct MariaDbOptions {
     pub keep_dir: bool,
     /// Use this `mariadbd` instead of the one on `$PATH` / in /usr/sbin.
     pub mariadbd: Option<PathBuf>,
+    /// Create the instance directory under this one instead of the shared testkit
+    /// directory (the playground keeps server data and logs beside its report).
+    pub parent_dir: Option<PathBuf>,
 }
 
 impl MariaDbOptions {
@@ -97,10 +100,17 @@ impl MariaDb {
             program: "mariadb-install-db",
             hint: INSTALL_HINT,
         })?;
-        let base = base_dir();
+        let base = match &options.parent_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                let base = base_dir();
+                // Only the shared directory holds orphans of dead test processes.
+                cleanup_stale(&base);
+                base
+            }
+        };
         std::fs::create_dir_all(&base)
             .map_err(|e| Error::io(format!("creating {}", base.display()), e))?;
-        cleanup_stale(&base);
 
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
@@ -342,10 +352,12 @@ pub fn cleanup_stale(base: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
+        // Only names of the exact shape `{pid}-{n}-{port}` are ours.
+        let parts: Vec<&str> = name.to_str().unwrap_or("").split('-').collect();
+        let [pid, n, port] = parts[..] else {
+            continue;
+        };
+        let (Ok(pid), Ok(_), Ok(_)) = (pid.parse::<u32>(), n.parse::<u32>(), port.parse::<u16>())
         else {
             continue;
         };

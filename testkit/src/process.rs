@@ -54,7 +54,7 @@ type SpawnRequest = (Command, mpsc::SyncSender<std::io::Result<Child>>);
 /// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, not the
 /// process; test harnesses run each test on its own short-lived thread. So every child is
 /// forked by one spawner thread that lives as long as the process.
-pub(crate) fn spawn_tied_to_process(cmd: Command) -> std::io::Result<Child> {
+pub fn spawn_tied_to_process(cmd: Command) -> std::io::Result<Child> {
     static SPAWNER: OnceLock<Option<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();

@@ -110,8 +110,14 @@ fn directories_of_dead_processes_are_cleaned_up() {
     let stale = base.path().join("2147483632-0-1234");
     let ours = base.path().join(format!("{}-0-1234", std::process::id()));
     std::fs::create_dir_all(stale.join("data")).unwrap();
+    let foreign = base.path().join("2147483632-report");
     std::fs::create_dir_all(&ours).unwrap();
+    std::fs::create_dir_all(&foreign).unwrap();
     testkit::cleanup_stale(base.path());
     assert!(!stale.exists());
     assert!(ours.exists());
+    assert!(
+        foreign.exists(),
+        "only names of our exact shape are touched"
+    );
 }
