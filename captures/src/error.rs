@@ -66,6 +66,10 @@ pub enum Error {
 
     #[error("writer was closed after an earlier error")]
     Poisoned,
+
+    /// A line of fingerprint input that is not what the mode expects.
+    #[error("input line {line}: {message}")]
+    Input { line: u64, message: String },
 }
 
 impl Error {

@@ -23,6 +23,7 @@
 
 mod container;
 mod error;
+pub mod fingerprint;
 pub mod record;
 pub mod results;
 
