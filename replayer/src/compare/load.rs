@@ -1,0 +1,175 @@
+//! Streaming a results file into per-class statistics.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use captures::{ResultRecord, ResultsReader, RunMeta};
+use hdrhistogram::Histogram;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::run::histogram;
+
+/// Latencies kept per class for the bootstrap (reservoir sampling). Enough for stable
+/// p99 intervals, fixed memory (16 KiB per class and run).
+pub const RESERVOIR: usize = 2000;
+
+/// Per-second buckets kept for the latency-over-time chart (one hour).
+pub const MAX_BUCKETS: usize = 3600;
+
+/// How vtgate routes a class (from a `<results>.routes.json` sidecar).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Routing {
+    /// Route opcode, e.g. `EqualUnique`, `Scatter`, `Unsharded`.
+    pub opcode: String,
+    pub keyspace: Option<String>,
+    /// Shards touched, if known (`"all"` for scatter).
+    pub shards: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ClassRun {
+    pub count: u64,
+    pub total_ns: u64,
+    pub errors: u64,
+    pub mismatches: u64,
+    /// Latency in µs.
+    pub hist: Histogram<u64>,
+    /// Up to [`RESERVOIR`] latencies (µs), uniformly sampled.
+    pub sample: Vec<u64>,
+}
+
+#[derive(Debug)]
+pub struct RunData {
+    pub path: PathBuf,
+    pub meta: RunMeta,
+    pub classes: HashMap<u64, ClassRun>,
+    pub fingerprints: HashMap<u64, (String, Option<String>)>,
+    pub routes: HashMap<u64, Routing>,
+    pub commands: u64,
+    pub errors: u64,
+    pub mismatches: u64,
+    pub total_ns: u64,
+    pub wall_ns: u64,
+    pub latency: Histogram<u64>,
+    pub lag: Histogram<u64>,
+    /// Per second of the run: (commands, summed latency ns).
+    pub timeline: Vec<(u64, u64)>,
+}
+
+impl RunData {
+    pub fn summary_json(&self) -> super::RunSummaryJson {
+        let ms = |v: u64| v as f64 / 1000.0;
+        let wall_s = self.wall_ns as f64 / 1e9;
+        super::RunSummaryJson {
+            file: self.path.display().to_string(),
+            label: self.meta.label.clone(),
+            run_id: self.meta.run_id.clone(),
+            target: self.meta.target.clone(),
+            server_version: self.meta.server_version.clone(),
+            speed: self.meta.speed,
+            commands: self.commands,
+            errors: self.errors,
+            mismatches: self.mismatches,
+            wall_s,
+            throughput: self.commands as f64 / wall_s.max(1e-9),
+            total_time_s: self.total_ns as f64 / 1e9,
+            latency_p50_ms: ms(self.latency.value_at_quantile(0.5)),
+            latency_p99_ms: ms(self.latency.value_at_quantile(0.99)),
+            lag_p99_ms: ms(self.lag.value_at_quantile(0.99)),
+        }
+    }
+}
+
+/// Reads one results file (and its routes sidecar, if any).
+pub fn load_run(path: &Path) -> anyhow::Result<RunData> {
+    let reader = ResultsReader::open(path)?;
+    let meta = reader.header().clone();
+    let mut rng = SmallRng::seed_from_u64(0x5eed);
+    let mut run = RunData {
+        path: path.to_path_buf(),
+        meta,
+        classes: HashMap::new(),
+        fingerprints: HashMap::new(),
+        routes: HashMap::new(),
+        commands: 0,
+        errors: 0,
+        mismatches: 0,
+        total_ns: 0,
+        wall_ns: 0,
+        latency: histogram(),
+        lag: histogram(),
+        timeline: Vec::new(),
+    };
+    for item in reader {
+        match item {
+            Ok(ResultRecord::Class {
+                class,
+                fingerprint,
+                example,
+            }) => {
+                run.fingerprints.insert(class, (fingerprint, example));
+            }
+            Ok(ResultRecord::Exec(e)) => {
+                let lat_ns = e.latency_ns();
+                let lat_us = (lat_ns / 1000).max(1);
+                run.commands += 1;
+                run.total_ns += lat_ns;
+                run.wall_ns = run.wall_ns.max(e.finished_ns);
+                let _ = run.latency.record(lat_us);
+                let _ = run.lag.record((e.lag_ns() / 1000).max(1));
+                run.errors += u64::from(e.error.is_some());
+                run.mismatches += u64::from(!e.mismatch.is_empty());
+                let second = usize::try_from(e.sent_ns / 1_000_000_000).unwrap_or(usize::MAX);
+                if second < MAX_BUCKETS {
+                    if run.timeline.len() <= second {
+                        run.timeline.resize(second + 1, (0, 0));
+                    }
+                    run.timeline[second].0 += 1;
+                    run.timeline[second].1 += lat_ns;
+                }
+                let c = run.classes.entry(e.class).or_insert_with(|| ClassRun {
+                    count: 0,
+                    total_ns: 0,
+                    errors: 0,
+                    mismatches: 0,
+                    hist: histogram(),
+                    sample: Vec::new(),
+                });
+                c.count += 1;
+                c.total_ns += lat_ns;
+                c.errors += u64::from(e.error.is_some());
+                c.mismatches += u64::from(!e.mismatch.is_empty());
+                let _ = c.hist.record(lat_us);
+                // Reservoir sampling (Algorithm R): every execution equally likely kept.
+                if c.sample.len() < RESERVOIR {
+                    c.sample.push(lat_us);
+                } else {
+                    let j = rng.random_range(0..c.count);
+                    if let Ok(j) = usize::try_from(j)
+                        && j < RESERVOIR
+                    {
+                        c.sample[j] = lat_us;
+                    }
+                }
+            }
+            Err(e) if e.is_truncation() => {
+                tracing::warn!("{}: {e}; using the records before it", path.display());
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let sidecar = PathBuf::from(format!("{}.routes.json", path.display()));
+    if let Ok(text) = std::fs::read_to_string(&sidecar) {
+        let routes: HashMap<String, Routing> = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", sidecar.display()))?;
+        for (hex, routing) in routes {
+            if let Ok(id) = u64::from_str_radix(&hex, 16) {
+                run.routes.insert(id, routing);
+            }
+        }
+    }
+    Ok(run)
+}

@@ -1,0 +1,296 @@
+//! `replayer compare`: per-class statistics across results files, baseline first.
+//!
+//! Each results file is streamed once into fixed-size per-class HdrHistograms plus a
+//! bounded reservoir of latencies (for the bootstrap), so memory depends on the number
+//! of classes, not on the length of the run.
+
+mod bootstrap;
+mod load;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+pub use load::{ClassRun, Routing, RunData, load_run};
+
+use crate::report;
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Results files; the first is the baseline, the others become columns.
+    #[arg(required = true, num_args = 2..)]
+    pub runs: Vec<PathBuf>,
+    /// Write a self-contained HTML report with SVG charts.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write the comparison as JSON (schema in replayer/README.md).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Exit 1 if a class with enough samples is significantly slower by more than PCT %.
+    #[arg(long, value_name = "PCT")]
+    pub fail_on_regression: Option<f64>,
+    /// A change smaller than this (%) is "no significant change" even if the CI excludes 1.
+    #[arg(long, default_value_t = 10.0)]
+    pub threshold: f64,
+    /// Classes with fewer executions than this in either run get no verdict.
+    #[arg(long, default_value_t = 30)]
+    pub min_samples: u64,
+    /// Which latency quantile the verdict is based on.
+    #[arg(long, value_enum, default_value = "p50")]
+    pub verdict_on: Quantile,
+    /// Classes shown in the text table (JSON and HTML have all).
+    #[arg(long, default_value_t = 25)]
+    pub top: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantile {
+    P50,
+    P99,
+}
+
+/// The whole comparison, as the JSON file holds it.
+#[derive(Debug, Serialize)]
+pub struct Comparison {
+    pub schema_version: u32,
+    pub threshold_pct: f64,
+    pub min_samples: u64,
+    pub verdict_on: Quantile,
+    pub runs: Vec<RunSummaryJson>,
+    pub classes: Vec<ClassJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunSummaryJson {
+    pub file: String,
+    pub label: String,
+    pub run_id: String,
+    pub target: String,
+    pub server_version: String,
+    pub speed: Option<f64>,
+    pub commands: u64,
+    pub errors: u64,
+    pub mismatches: u64,
+    pub wall_s: f64,
+    pub throughput: f64,
+    pub total_time_s: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub lag_p99_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClassJson {
+    pub id: String,
+    pub fingerprint: String,
+    pub example: Option<String>,
+    /// One entry per run, in run order; `null` where the class did not occur.
+    pub runs: Vec<Option<ClassRunJson>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClassRunJson {
+    pub count: u64,
+    /// Share of the run's total execution time spent in this class.
+    pub time_share: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub errors: u64,
+    pub mismatches: u64,
+    pub routing: Option<Routing>,
+    /// Against the baseline (absent for the baseline itself).
+    pub vs_base: Option<Delta>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Delta {
+    pub p50_ratio: f64,
+    pub p50_ci: [f64; 2],
+    pub p99_ratio: f64,
+    pub p99_ci: [f64; 2],
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Faster,
+    Slower,
+    NoSignificantChange,
+    Insufficient,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Faster => "faster",
+            Verdict::Slower => "SLOWER",
+            Verdict::NoSignificantChange => "same",
+            Verdict::Insufficient => "few samples",
+        }
+    }
+}
+
+/// Builds the comparison from loaded runs.
+pub fn compare(runs: &[RunData], args: &CompareArgs) -> Comparison {
+    let base = &runs[0];
+    // Every class of any run, ordered by the baseline's total time (then others').
+    let mut ids: Vec<u64> = Vec::new();
+    for run in runs {
+        for id in run.classes.keys() {
+            if !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
+    }
+    let total_of = |id: &u64| -> u64 {
+        runs.iter()
+            .map(|r| r.classes.get(id).map_or(0, |c| c.total_ns))
+            .max()
+            .unwrap_or(0)
+    };
+    ids.sort_by(|a, b| {
+        let ta = base.classes.get(a).map_or(0, |c| c.total_ns);
+        let tb = base.classes.get(b).map_or(0, |c| c.total_ns);
+        tb.cmp(&ta)
+            .then(total_of(b).cmp(&total_of(a)))
+            .then(a.cmp(b))
+    });
+
+    let classes = ids
+        .iter()
+        .map(|id| {
+            let (fingerprint, example) = runs
+                .iter()
+                .find_map(|r| r.fingerprints.get(id))
+                .cloned()
+                .unwrap_or_else(|| (format!("class {id:016x}"), None));
+            let base_class = base.classes.get(id);
+            let per_run = runs
+                .iter()
+                .enumerate()
+                .map(|(i, run)| {
+                    let c = run.classes.get(id)?;
+                    let ms = |v: u64| v as f64 / 1000.0;
+                    let vs_base = match (i, base_class) {
+                        (0, _) | (_, None) => None,
+                        (_, Some(b)) => Some(delta(b, c, args)),
+                    };
+                    Some(ClassRunJson {
+                        count: c.count,
+                        time_share: c.total_ns as f64 / run.total_ns.max(1) as f64,
+                        p50_ms: ms(c.hist.value_at_quantile(0.5)),
+                        p95_ms: ms(c.hist.value_at_quantile(0.95)),
+                        p99_ms: ms(c.hist.value_at_quantile(0.99)),
+                        max_ms: ms(c.hist.max()),
+                        errors: c.errors,
+                        mismatches: c.mismatches,
+                        routing: run.routes.get(id).cloned(),
+                        vs_base,
+                    })
+                })
+                .collect();
+            ClassJson {
+                id: format!("{id:016x}"),
+                fingerprint,
+                example,
+                runs: per_run,
+            }
+        })
+        .collect();
+
+    Comparison {
+        schema_version: 1,
+        threshold_pct: args.threshold,
+        min_samples: args.min_samples,
+        verdict_on: args.verdict_on,
+        runs: runs.iter().map(RunData::summary_json).collect(),
+        classes,
+    }
+}
+
+fn delta(base: &ClassRun, new: &ClassRun, args: &CompareArgs) -> Delta {
+    let seed = base.count ^ new.count.rotate_left(17);
+    let (p50_ratio, p50_ci) = bootstrap::ratio_ci(&base.sample, &new.sample, 0.5, seed);
+    let (p99_ratio, p99_ci) = bootstrap::ratio_ci(&base.sample, &new.sample, 0.99, seed ^ 0x99);
+    let (ratio, ci) = match args.verdict_on {
+        Quantile::P50 => (p50_ratio, p50_ci),
+        Quantile::P99 => (p99_ratio, p99_ci),
+    };
+    let t = args.threshold / 100.0;
+    let verdict = if base.count < args.min_samples || new.count < args.min_samples {
+        Verdict::Insufficient
+    } else if ci[0] > 1.0 && ratio > 1.0 + t {
+        Verdict::Slower
+    } else if ci[1] < 1.0 && ratio < 1.0 / (1.0 + t) {
+        Verdict::Faster
+    } else {
+        Verdict::NoSignificantChange
+    };
+    Delta {
+        p50_ratio,
+        p50_ci,
+        p99_ratio,
+        p99_ci,
+        verdict,
+    }
+}
+
+/// Whether `--fail-on-regression PCT` trips: a significantly slower class, beyond PCT.
+pub fn regressions(c: &Comparison, pct: f64) -> Vec<(String, String, f64)> {
+    let mut out = Vec::new();
+    for class in &c.classes {
+        for (i, run) in class.runs.iter().enumerate() {
+            let Some(d) = run.as_ref().and_then(|r| r.vs_base.as_ref()) else {
+                continue;
+            };
+            let ratio = match c.verdict_on {
+                Quantile::P50 => d.p50_ratio,
+                Quantile::P99 => d.p99_ratio,
+            };
+            if d.verdict == Verdict::Slower && ratio > 1.0 + pct / 100.0 {
+                out.push((class.id.clone(), c.runs[i].label.clone(), ratio));
+            }
+        }
+    }
+    out
+}
+
+/// `replayer compare`.
+pub fn run(args: &CompareArgs) -> Result<ExitCode> {
+    let runs = args
+        .runs
+        .iter()
+        .map(|p| load_run(p).with_context(|| format!("reading {}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let comparison = compare(&runs, args);
+    print!("{}", report::text::render(&comparison, args.top));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&comparison)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.html {
+        let html = report::html::render(&comparison, &runs);
+        std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(pct) = args.fail_on_regression {
+        let found = regressions(&comparison, pct);
+        if !found.is_empty() {
+            eprintln!(
+                "replayer: {} class(es) significantly slower by more than {pct}%:",
+                found.len()
+            );
+            for (id, label, ratio) in found.iter().take(10) {
+                eprintln!("  {id} in {label}: {ratio:.2}× the baseline");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

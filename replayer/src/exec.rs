@@ -1,0 +1,309 @@
+//! Executing one captured command on a target connection, and judging its outcome
+//! against the captured one.
+
+use std::collections::HashMap;
+
+use captures::{Cmd, Mismatch, Outcome, Value};
+use mysql_async::prelude::Queryable;
+use mysql_async::{ChangeUserOpts, Conn, Params, Statement};
+
+use crate::target::Target;
+
+/// What a command did on the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// Rows returned (`rows`) or affected (`affected`), from every result set.
+    Ok {
+        rows: u64,
+        affected: u64,
+        result_set: bool,
+    },
+    /// The server answered with an error.
+    ServerError(u16),
+    /// The command is not replayable with this client (e.g. cursor FETCH, COM_STATISTICS):
+    /// counted, not sent.
+    Skipped,
+}
+
+/// Client-side errors that end a connection get this code in results: CR_SERVER_LOST.
+pub const CONNECTION_LOST: u16 = 2013;
+/// A command that could not be sent because the connection could not be (re)opened:
+/// CR_CONN_HOST_ERROR.
+pub const CANNOT_CONNECT: u16 = 2003;
+
+/// Per-connection replay state: captured statement ids mapped to the target's statements,
+/// long data waiting for its EXECUTE.
+#[derive(Debug, Default)]
+pub struct Session {
+    stmts: HashMap<u32, Statement>,
+    long_data: HashMap<(u32, u16), Vec<u8>>,
+}
+
+impl Session {
+    /// Forget server-side state (after a reconnect, RESET_CONNECTION or CHANGE_USER).
+    pub fn clear(&mut self) {
+        self.stmts.clear();
+        self.long_data.clear();
+    }
+
+    /// Runs `cmd`. `Err` means the connection is unusable (the caller reconnects);
+    /// server errors are `Ok(Done::ServerError)`.
+    pub async fn execute(
+        &mut self,
+        conn: &mut Conn,
+        cmd: &Cmd,
+        target: &Target,
+    ) -> Result<Done, mysql_async::Error> {
+        let result = match cmd {
+            Cmd::Query { sql } => {
+                let result = conn.query_iter(sql.as_slice()).await;
+                match result {
+                    Ok(mut result) => drain(&mut result).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Cmd::Prepare { sql, stmt_id, .. } => match conn.prep(sql.as_slice()).await {
+                Ok(stmt) => {
+                    if let Some(old) = self.stmts.insert(*stmt_id, stmt) {
+                        // The capture reused an id without closing: free ours too.
+                        conn.close(old).await?;
+                    }
+                    Ok(Done::Ok {
+                        rows: 0,
+                        affected: 0,
+                        result_set: false,
+                    })
+                }
+                Err(e) => Err(e),
+            },
+            Cmd::Execute {
+                stmt_id, params, ..
+            } => {
+                let Some(stmt) = self.stmts.get(stmt_id).cloned() else {
+                    // Prepared before the capture started, or its PREPARE failed: the
+                    // server would say "unknown prepared statement handler".
+                    return Ok(Done::ServerError(1243));
+                };
+                let values: Vec<mysql_async::Value> = params
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let long = u16::try_from(i)
+                            .ok()
+                            .and_then(|i| self.long_data.remove(&(*stmt_id, i)));
+                        match long {
+                            Some(bytes) => mysql_async::Value::Bytes(bytes),
+                            None => to_mysql(&p.value),
+                        }
+                    })
+                    .collect();
+                let params = if values.is_empty() {
+                    Params::Empty
+                } else {
+                    Params::Positional(values)
+                };
+                match conn.exec_iter(&stmt, params).await {
+                    Ok(mut result) => drain(&mut result).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Cmd::SendLongData {
+                stmt_id,
+                param,
+                data,
+            } => {
+                // mysql_async sends long values itself at EXECUTE: collect the pieces.
+                self.long_data
+                    .entry((*stmt_id, *param))
+                    .or_default()
+                    .extend_from_slice(data);
+                return Ok(Done::Ok {
+                    rows: 0,
+                    affected: 0,
+                    result_set: false,
+                });
+            }
+            Cmd::StmtClose { stmt_id } => {
+                if let Some(stmt) = self.stmts.remove(stmt_id) {
+                    conn.close(stmt).await?;
+                }
+                self.long_data.retain(|(id, _), _| id != stmt_id);
+                return Ok(Done::Ok {
+                    rows: 0,
+                    affected: 0,
+                    result_set: false,
+                });
+            }
+            Cmd::StmtReset { stmt_id } => {
+                // The driver has no COM_STMT_RESET; the effect that matters (discarding
+                // long data) is ours to undo.
+                self.long_data.retain(|(id, _), _| id != stmt_id);
+                return Ok(Done::Ok {
+                    rows: 0,
+                    affected: 0,
+                    result_set: false,
+                });
+            }
+            Cmd::InitDb { db } => match target.map_db(Some(db)) {
+                Some(db) => conn
+                    .query_drop(format!("USE `{}`", db.replace('`', "``")))
+                    .await
+                    .map(|()| Done::Ok {
+                        rows: 0,
+                        affected: 0,
+                        result_set: false,
+                    }),
+                None => return Ok(Done::Skipped),
+            },
+            Cmd::Ping => conn.ping().await.map(|()| Done::Ok {
+                rows: 0,
+                affected: 0,
+                result_set: false,
+            }),
+            Cmd::ResetConnection => {
+                self.clear();
+                conn.reset().await.map(|_| Done::Ok {
+                    rows: 0,
+                    affected: 0,
+                    result_set: false,
+                })
+            }
+            Cmd::ChangeUser { db, .. } => {
+                // The target's own credentials: the capture never holds passwords.
+                self.clear();
+                let opts = ChangeUserOpts::default().with_db_name(target.map_db(db.as_deref()));
+                conn.change_user(opts).await.map(|()| Done::Ok {
+                    rows: 0,
+                    affected: 0,
+                    result_set: false,
+                })
+            }
+            Cmd::Quit
+            | Cmd::StmtFetch { .. }
+            | Cmd::Statistics
+            | Cmd::FieldList { .. }
+            | Cmd::Other { .. } => return Ok(Done::Skipped),
+        };
+        match result {
+            Ok(done) => Ok(done),
+            Err(mysql_async::Error::Server(e)) => Ok(Done::ServerError(e.code)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Reads every result set of a response, counting rows and summing affected rows.
+async fn drain<P: mysql_async::prelude::Protocol>(
+    result: &mut mysql_async::QueryResult<'_, 'static, P>,
+) -> Result<Done, mysql_async::Error> {
+    let mut rows = 0u64;
+    let mut affected = 0u64;
+    let mut result_set = false;
+    loop {
+        if result.columns().is_some_and(|c| !c.is_empty()) {
+            result_set = true;
+        }
+        while result.next().await?.is_some() {
+            rows += 1;
+        }
+        affected += result.affected_rows();
+        if result.is_empty() {
+            break;
+        }
+    }
+    Ok(Done::Ok {
+        rows,
+        affected,
+        result_set,
+    })
+}
+
+/// Captured parameter values become the driver's values unchanged, types included.
+pub fn to_mysql(value: &Value) -> mysql_async::Value {
+    match value {
+        Value::Null | Value::Redacted => mysql_async::Value::NULL,
+        Value::Bytes(b) => mysql_async::Value::Bytes(b.clone()),
+        Value::Int(i) => mysql_async::Value::Int(*i),
+        Value::UInt(u) => mysql_async::Value::UInt(*u),
+        Value::Float(f) => mysql_async::Value::Float(*f),
+        Value::Double(d) => mysql_async::Value::Double(*d),
+        Value::Date(y, m, d, h, mi, s, us) => {
+            mysql_async::Value::Date(*y, *m, *d, *h, *mi, *s, *us)
+        }
+        Value::Time(neg, d, h, m, s, us) => mysql_async::Value::Time(*neg, *d, *h, *m, *s, *us),
+    }
+}
+
+/// Rows (or affected rows) to store in the results file.
+pub fn rows_of(done: Done) -> u64 {
+    match done {
+        Done::Ok {
+            rows, result_set, ..
+        } if result_set => rows,
+        Done::Ok { affected, .. } => affected,
+        _ => 0,
+    }
+}
+
+/// Whether the target did what the captured server did.
+pub fn judge(captured: &Outcome, done: Done) -> Mismatch {
+    match (captured, done) {
+        (_, Done::Skipped) | (Outcome::Dropped | Outcome::NoResponse, _) => Mismatch::NONE,
+        (Outcome::Err { code, .. }, Done::ServerError(c)) if *code == c => Mismatch::NONE,
+        (Outcome::Err { .. }, _) | (_, Done::ServerError(_)) => Mismatch::ERROR,
+        (Outcome::Rows { count, .. }, Done::Ok { rows, .. }) if *count != rows => Mismatch::ROWS,
+        (
+            Outcome::Ok { affected_rows, .. },
+            Done::Ok {
+                affected,
+                result_set: false,
+                ..
+            },
+        ) if *affected_rows != affected => Mismatch::ROWS,
+        _ => Mismatch::NONE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_judged_by_rows_affected_and_error_code() {
+        let rows = |n| Done::Ok {
+            rows: n,
+            affected: 0,
+            result_set: true,
+        };
+        let ok = |n| Done::Ok {
+            rows: 0,
+            affected: n,
+            result_set: false,
+        };
+        let captured_rows = Outcome::Rows {
+            count: 3,
+            warnings: 0,
+        };
+        assert_eq!(judge(&captured_rows, rows(3)), Mismatch::NONE);
+        assert_eq!(judge(&captured_rows, rows(2)), Mismatch::ROWS);
+        let captured_ok = Outcome::Ok {
+            affected_rows: 1,
+            last_insert_id: 0,
+            warnings: 0,
+        };
+        assert_eq!(judge(&captured_ok, ok(1)), Mismatch::NONE);
+        assert_eq!(judge(&captured_ok, ok(0)), Mismatch::ROWS);
+        assert_eq!(
+            judge(&captured_ok, Done::ServerError(1062)),
+            Mismatch::ERROR
+        );
+        let dup = Outcome::Err {
+            code: 1062,
+            sqlstate: "23000".into(),
+            message: String::new(),
+        };
+        assert_eq!(judge(&dup, Done::ServerError(1062)), Mismatch::NONE);
+        assert_eq!(judge(&dup, ok(1)), Mismatch::ERROR);
+        assert_eq!(judge(&Outcome::Dropped, ok(1)), Mismatch::NONE);
+    }
+}

@@ -1,0 +1,181 @@
+//! `replayer inspect`: what a capture holds, without a target.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use captures::fingerprint::{Fingerprinter, class_id, class_id_hex};
+use captures::{CaptureReader, Cmd, Outcome, Record};
+use serde::Serialize;
+
+use crate::error::Error;
+
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub path: String,
+    pub tool: String,
+    pub upstream: String,
+    pub server_version: String,
+    pub redacted: bool,
+    pub labels: BTreeMap<String, String>,
+    pub connections: u64,
+    pub commands: u64,
+    pub errors: u64,
+    pub duration_s: f64,
+    pub by_kind: BTreeMap<String, u64>,
+    pub classes: u64,
+    pub top_by_count: Vec<ClassLine>,
+    pub top_by_time: Vec<ClassLine>,
+    /// Set when the file ends in a truncated or damaged chunk (everything before it counted).
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassLine {
+    pub id: String,
+    pub fingerprint: String,
+    pub count: u64,
+    pub total_ms: f64,
+    pub errors: u64,
+}
+
+/// Reads the whole capture once, streaming.
+pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
+    let reader = CaptureReader::open(path).map_err(|source| Error::Capture {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let meta = reader.header().clone();
+    let mut connections = HashSet::new();
+    let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+    let mut classes: HashMap<u64, ClassLine> = HashMap::new();
+    let mut stmt_class: HashMap<(u64, u32), u64> = HashMap::new();
+    let mut fp = Fingerprinter::new();
+    let (mut commands, mut errors) = (0u64, 0u64);
+    let (mut first, mut last) = (u64::MAX, 0u64);
+    let mut problem = None;
+    for item in reader {
+        let record = match item {
+            Ok(r) => r,
+            Err(e) => {
+                problem = Some(e.to_string());
+                break;
+            }
+        };
+        first = first.min(record.t());
+        match &record {
+            Record::ConnOpen(o) => {
+                connections.insert(o.conn);
+            }
+            Record::ConnClose(c) => last = last.max(c.t),
+            Record::Command(c) => {
+                commands += 1;
+                last = last.max(c.t_end);
+                *by_kind.entry(c.cmd.kind().to_string()).or_default() += 1;
+                let failed = matches!(c.outcome, Outcome::Err { .. });
+                errors += u64::from(failed);
+                let id = match &c.cmd {
+                    Cmd::Query { sql } | Cmd::Prepare { sql, .. } => {
+                        let text = fp.fingerprint(sql);
+                        let id = class_id(text);
+                        if let Cmd::Prepare { stmt_id, .. } = &c.cmd {
+                            stmt_class.insert((c.conn, *stmt_id), id);
+                        }
+                        classes.entry(id).or_insert_with(|| ClassLine {
+                            id: class_id_hex(id),
+                            fingerprint: text.to_string(),
+                            count: 0,
+                            total_ms: 0.0,
+                            errors: 0,
+                        });
+                        Some(id)
+                    }
+                    Cmd::Execute { stmt_id, .. } => stmt_class.get(&(c.conn, *stmt_id)).copied(),
+                    _ => None,
+                };
+                if let Some(line) = id.and_then(|id| classes.get_mut(&id)) {
+                    // Prepares are bookkeeping; the class's time is its queries and executes.
+                    if !matches!(c.cmd, Cmd::Prepare { .. }) {
+                        line.count += 1;
+                        line.total_ms += c.t_end.saturating_sub(c.t_start) as f64 / 1e6;
+                        line.errors += u64::from(failed);
+                    }
+                }
+            }
+        }
+    }
+    let mut lines: Vec<ClassLine> = classes.into_values().filter(|c| c.count > 0).collect();
+    let n_classes = lines.len() as u64;
+    lines.sort_by(|a, b| b.count.cmp(&a.count).then(a.id.cmp(&b.id)));
+    let top_by_count = lines.iter().take(top).cloned().collect();
+    lines.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms).then(a.id.cmp(&b.id)));
+    let top_by_time = lines.into_iter().take(top).collect();
+    Ok(Inspection {
+        path: path.display().to_string(),
+        tool: meta.tool,
+        upstream: meta.upstream,
+        server_version: meta.server_version,
+        redacted: meta.redacted,
+        labels: meta.labels,
+        connections: connections.len() as u64,
+        commands,
+        errors,
+        duration_s: if first == u64::MAX {
+            0.0
+        } else {
+            last.saturating_sub(first) as f64 / 1e9
+        },
+        by_kind,
+        classes: n_classes,
+        top_by_count,
+        top_by_time,
+        problem,
+    })
+}
+
+pub fn print_text(i: &Inspection) {
+    println!("capture      {}", i.path);
+    println!(
+        "recorded by  {} from {} (server {})",
+        i.tool, i.upstream, i.server_version
+    );
+    if i.redacted {
+        println!("redacted     yes: classes only, cannot be replayed");
+    }
+    for (k, v) in &i.labels {
+        println!("label        {k} = {v}");
+    }
+    println!(
+        "contents     {} connections, {} commands ({} errors) over {:.1}s, {} query classes",
+        i.connections, i.commands, i.errors, i.duration_s, i.classes
+    );
+    let kinds: Vec<String> = i.by_kind.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("by kind      {}", kinds.join(", "));
+    let table = |title: &str, lines: &[ClassLine]| {
+        println!("\n{title}");
+        println!(
+            "  {:>9} {:>11} {:>6}  {:<16}  fingerprint",
+            "count", "total ms", "errors", "class"
+        );
+        for l in lines {
+            let mut fp = l.fingerprint.clone();
+            if fp.len() > 100 {
+                let mut cut = 97;
+                while !fp.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                fp.truncate(cut);
+                fp.push_str("...");
+            }
+            println!(
+                "  {:>9} {:>11.1} {:>6}  {}  {fp}",
+                l.count, l.total_ms, l.errors, l.id
+            );
+        }
+    };
+    table("top classes by count", &i.top_by_count);
+    table("top classes by captured time", &i.top_by_time);
+    if let Some(p) = &i.problem {
+        println!("\nWARNING: the capture ends early: {p}");
+        println!("         (everything before that point is counted above and can be replayed)");
+    }
+}

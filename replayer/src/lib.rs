@@ -1,0 +1,18 @@
+//! Replay a capture against a target, measure every command, compare runs.
+//!
+//! - [`run`]: the timeline replay (`replayer run`), per DESIGN.md "Replay semantics";
+//! - [`inspect`]: what a capture holds;
+//! - [`compare`] and [`report`]: per-class statistics across results files, and the
+//!   text/JSON/HTML reports.
+
+pub mod compare;
+pub mod error;
+pub mod exec;
+pub mod inspect;
+pub mod metrics;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod target;
+
+pub use error::Error;

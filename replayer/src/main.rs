@@ -1,0 +1,337 @@
+//! `replayer`: inspect, run, fingerprint, compare and ramp.
+
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use captures::fingerprint::io::{Input, Output, transform};
+use clap::{Args, Parser, Subcommand};
+use replayer::run::{RunConfig, print_summary};
+use replayer::target::{Speed, Target, redact_url};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Replay captured MySQL traffic at N× speed and compare runs class by class"
+)]
+struct Cli {
+    /// Log filter (tracing syntax), e.g. `info` or `replayer=debug`.
+    #[arg(long, env = "REPLAYER_LOG", default_value = "warn", global = true)]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// What a capture holds: connections, commands by kind, duration, top classes.
+    Inspect {
+        capture: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Classes listed per table.
+        #[arg(long, default_value_t = 15)]
+        top: usize,
+    },
+    /// Replay a capture against a target and write a results file.
+    Run(RunArgs),
+    /// Query classes: JSON lines {"query":..} in, {"fingerprint":..,"id":..} out.
+    Fingerprint {
+        /// Input file (stdin if absent).
+        file: Option<PathBuf>,
+        /// Input is SQL statements ending in `;` at end of line (pt-fingerprint's FILE mode).
+        #[arg(long)]
+        sql: bool,
+        /// Output one fingerprint per line instead of JSON.
+        #[arg(long)]
+        text: bool,
+    },
+    /// Compare results files class by class (the first is the baseline).
+    Compare(replayer::compare::CompareArgs),
+    /// Replay at increasing speeds until the target saturates.
+    Ramp(RampArgs),
+}
+
+#[derive(Debug, Args)]
+struct TargetArgs {
+    /// mysql://USER[:PASS]@HOST:PORT[/DB] (password also from MYSQL_PWD).
+    #[arg(long)]
+    target: String,
+    /// Rename a captured database: OLD=NEW (NEW empty: no default database). Repeatable.
+    #[arg(long = "db-map")]
+    db_map: Vec<String>,
+    /// Replay connections per captured connection.
+    #[arg(long, default_value_t = 1)]
+    scale: u32,
+    /// Replay only these classes (16-hex ids from `inspect`). Repeatable.
+    #[arg(long = "only-class")]
+    only_class: Vec<String>,
+    /// Leave out statements that change data (INSERT, UPDATE, DELETE, DDL, ... FOR UPDATE).
+    #[arg(long)]
+    skip_writes: bool,
+    /// Stop after this many errors.
+    #[arg(long)]
+    max_errors: Option<u64>,
+    /// Replay only the first part of the capture, e.g. 30s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// statsd server (DogStatsD tags), e.g. 127.0.0.1:8125.
+    #[arg(long)]
+    statsd: Option<String>,
+    /// Captured records queued per connection (bounds memory).
+    #[arg(long, default_value_t = replayer::run::DEFAULT_READ_AHEAD, hide = true)]
+    read_ahead: usize,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    capture: PathBuf,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Results file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Factor on the captured timeline (0.1 … 100 …) or `max` (back to back).
+    #[arg(long, default_value = "1")]
+    speed: String,
+    /// Name of this run in reports and metrics.
+    #[arg(long, default_value = "run")]
+    label: String,
+    /// Print what would be replayed and exit without connecting.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct RampArgs {
+    capture: PathBuf,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Speeds to try in order.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    speeds: Vec<String>,
+    /// Directory for one results file per speed, ramp.json and ramp.html.
+    #[arg(long)]
+    out: PathBuf,
+    /// Saturated when p99 latency exceeds this (ms).
+    #[arg(long, default_value_t = 100.0)]
+    max_p99: f64,
+    /// Saturated when the achieved rate is below this share of the scheduled rate.
+    #[arg(long, default_value_t = 0.9)]
+    min_rate_share: f64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("replayer: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Inspect { capture, json, top } => {
+            let i = replayer::inspect::inspect(&capture, top)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&i)?);
+            } else {
+                replayer::inspect::print_text(&i);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fingerprint { file, sql, text } => {
+            let input = if sql { Input::Sql } else { Input::JsonLines };
+            let output = if text { Output::Text } else { Output::Json };
+            let stdout = std::io::stdout().lock();
+            match file {
+                Some(path) => {
+                    let f = std::fs::File::open(&path)
+                        .with_context(|| format!("opening {}", path.display()))?;
+                    transform(
+                        BufReader::with_capacity(256 * 1024, f),
+                        stdout,
+                        input,
+                        output,
+                    )?
+                }
+                None => transform(std::io::stdin().lock(), stdout, input, output)?,
+            };
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare(args) => replayer::compare::run(&args),
+        Command::Run(args) => {
+            let speed: Speed = args.speed.parse()?;
+            if args.dry_run {
+                let i = replayer::inspect::inspect(&args.capture, 10)?;
+                println!(
+                    "would replay {} commands on {} connections (× scale {}) from {}",
+                    i.commands,
+                    i.connections,
+                    args.target.scale,
+                    args.capture.display()
+                );
+                match speed {
+                    Speed::Factor(f) => println!(
+                        "at {speed}: about {:.1}s of wall time for {:.1}s captured",
+                        i.duration_s / f,
+                        i.duration_s
+                    ),
+                    Speed::Max => println!("at max speed: back to back per connection"),
+                }
+                println!("against {}", redact_url(&args.target.target));
+                replayer::inspect::print_text(&i);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let cfg = run_config(
+                &args.capture,
+                &args.target,
+                args.out.clone(),
+                speed,
+                &args.label,
+            )?;
+            let summary = runtime()?.block_on(replayer::run::run(cfg))?;
+            print_summary(&summary, speed, &args.out);
+            if summary
+                .capture_problem
+                .as_deref()
+                .is_some_and(|p| !p.contains("truncated"))
+            {
+                bail!("the capture is damaged; replayed the part before the damage");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ramp(args) => ramp(&args),
+    }
+}
+
+fn run_config(
+    capture: &std::path::Path,
+    t: &TargetArgs,
+    out: PathBuf,
+    speed: Speed,
+    label: &str,
+) -> Result<RunConfig> {
+    let target = Target::parse(&t.target, std::env::var("MYSQL_PWD").ok(), &t.db_map)?;
+    let only_class = t
+        .only_class
+        .iter()
+        .map(|h| {
+            u64::from_str_radix(h, 16)
+                .with_context(|| format!("--only-class {h:?} is not a 16-hex class id"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metrics = match &t.statsd {
+        Some(addr) => Some(replayer::metrics::Metrics::new(
+            addr,
+            target.display(),
+            label,
+        )?),
+        None => None,
+    };
+    Ok(RunConfig {
+        capture: capture.to_path_buf(),
+        target_url_display: redact_url(&t.target),
+        target,
+        out,
+        speed,
+        scale: t.scale.max(1),
+        label: label.to_string(),
+        only_class,
+        skip_writes: t.skip_writes,
+        max_errors: t.max_errors,
+        duration: t.duration,
+        read_ahead: t.read_ahead,
+        progress: !t.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        metrics,
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Replays at each speed in turn until the target saturates; writes one results file
+/// per speed, ramp.json and ramp.html, and prints the knee.
+fn ramp(args: &RampArgs) -> Result<ExitCode> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let rt = runtime()?;
+    let mut steps = Vec::new();
+    for s in &args.speeds {
+        let speed: Speed = s.parse()?;
+        let Speed::Factor(factor) = speed else {
+            bail!("--speeds must be numbers (max has no scheduled rate to saturate)");
+        };
+        let label = format!("ramp-{factor}x");
+        let out = args.out.join(format!("speed-{factor}x.results"));
+        let cfg = run_config(&args.capture, &args.target, out.clone(), speed, &label)?;
+        let summary = rt.block_on(replayer::run::run(cfg))?;
+        print_summary(&summary, speed, &out);
+        let scheduled = summary.scheduled_rate(speed).unwrap_or(0.0);
+        let achieved = summary.achieved_rate();
+        let p99 = summary.latency.value_at_quantile(0.99) as f64 / 1000.0;
+        let saturated = achieved < args.min_rate_share * scheduled || p99 > args.max_p99;
+        steps.push(replayer::report::ramp::RampStep {
+            speed: factor,
+            scheduled_qps: scheduled,
+            achieved_qps: achieved,
+            p50_ms: summary.latency.value_at_quantile(0.5) as f64 / 1000.0,
+            p99_ms: p99,
+            error_rate: summary.errors as f64 / summary.commands.max(1) as f64,
+            saturated,
+        });
+        if saturated {
+            break;
+        }
+    }
+    let knee = steps.iter().position(|s| s.saturated);
+    std::fs::write(
+        args.out.join("ramp.json"),
+        serde_json::to_vec_pretty(&steps)?,
+    )?;
+    replayer::report::ramp::write_ramp_html(&steps, knee, &args.out.join("ramp.html"))?;
+    println!(
+        "\n{:>8} {:>12} {:>12} {:>9} {:>9} {:>7}",
+        "speed", "scheduled/s", "achieved/s", "p50 ms", "p99 ms", "errors"
+    );
+    for s in &steps {
+        println!(
+            "{:>7}x {:>12.0} {:>12.0} {:>9.3} {:>9.3} {:>6.2}%{}",
+            s.speed,
+            s.scheduled_qps,
+            s.achieved_qps,
+            s.p50_ms,
+            s.p99_ms,
+            s.error_rate * 100.0,
+            if s.saturated { "  ← saturated" } else { "" }
+        );
+    }
+    match knee {
+        Some(0) => println!("the target is saturated already at {}x", steps[0].speed),
+        Some(k) => println!(
+            "knee: the target keeps up to {}x and saturates at {}x",
+            steps[k - 1].speed,
+            steps[k].speed
+        ),
+        None => println!(
+            "no saturation up to {}x",
+            steps.last().map_or(0.0, |s| s.speed)
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,105 @@
+//! The terminal table.
+
+use std::fmt::Write as _;
+
+use crate::compare::{Comparison, Verdict};
+
+use super::shorten;
+
+pub fn render(c: &Comparison, top: usize) -> String {
+    let mut s = String::new();
+    let base = &c.runs[0];
+    let _ = writeln!(s, "runs (baseline first):");
+    for r in &c.runs {
+        let speed = r.speed.map_or("max".to_string(), |f| format!("{f}×"));
+        let _ = writeln!(
+            s,
+            "  {:<22} {:>9} cmds {:>7} err {:>6} mism  {:>8.1}/s  wall {:>7.1}s  total {:>8.1}s  p50 {:>7.3} p99 {:>8.3} ms  lag p99 {:>7.3} ms  {} @ {}",
+            r.label,
+            r.commands,
+            r.errors,
+            r.mismatches,
+            r.throughput,
+            r.wall_s,
+            r.total_time_s,
+            r.latency_p50_ms,
+            r.latency_p99_ms,
+            r.lag_p99_ms,
+            speed,
+            r.target
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nper class (top {top} by baseline time; ratio = run / {} at {:?}, 95% CI; threshold {}%):",
+        base.label, c.verdict_on, c.threshold_pct
+    );
+    let mut header = format!(
+        "  {:<16} {:<48} {:>8} {:>9}",
+        "class", "fingerprint", "count", "p50 ms"
+    );
+    for r in &c.runs[1..] {
+        let _ = write!(header, " | {:<22}", shorten(&r.label, 22));
+    }
+    let _ = writeln!(s, "{header}");
+    for class in c.classes.iter().take(top) {
+        let b = class.runs[0].as_ref();
+        let mut line = format!(
+            "  {:<16} {:<48} {:>8} {:>9}",
+            class.id,
+            shorten(&class.fingerprint, 48),
+            b.map_or("-".into(), |b| b.count.to_string()),
+            b.map_or("-".into(), |b| format!("{:.3}", b.p50_ms)),
+        );
+        for run in &class.runs[1..] {
+            let cell = match run {
+                None => "-".to_string(),
+                Some(r) => {
+                    let mut cell = match &r.vs_base {
+                        Some(d) => format!("{:.2}× {}", d.p50_ratio, d.verdict.as_str()),
+                        None => format!("{:.3} ms", r.p50_ms),
+                    };
+                    if let Some(route) = &r.routing {
+                        let _ = write!(cell, " {}", route.opcode);
+                    }
+                    if r.errors > 0 {
+                        let _ = write!(cell, " {}err", r.errors);
+                    }
+                    cell
+                }
+            };
+            let _ = write!(line, " | {:<22}", cell);
+        }
+        let _ = writeln!(s, "{line}");
+    }
+    let mut slower: Vec<(f64, String)> = Vec::new();
+    for class in &c.classes {
+        for (i, run) in class.runs.iter().enumerate() {
+            if let Some(d) = run.as_ref().and_then(|r| r.vs_base.as_ref())
+                && d.verdict == Verdict::Slower
+            {
+                slower.push((
+                    d.p50_ratio,
+                    format!(
+                        "{} in {}: {:.2}× p50, {:.2}× p99  {}",
+                        class.id,
+                        c.runs[i].label,
+                        d.p50_ratio,
+                        d.p99_ratio,
+                        shorten(&class.fingerprint, 70)
+                    ),
+                ));
+            }
+        }
+    }
+    slower.sort_by(|a, b| b.0.total_cmp(&a.0));
+    if slower.is_empty() {
+        let _ = writeln!(s, "\nno class is significantly slower than the baseline");
+    } else {
+        let _ = writeln!(s, "\nworst regressions:");
+        for (_, line) in slower.iter().take(10) {
+            let _ = writeln!(s, "  {line}");
+        }
+    }
+    s
+}

@@ -1,0 +1,706 @@
+//! `replayer run`: the capture's connections re-enacted against a target, on the
+//! captured timeline scaled by the speed, every command measured.
+//!
+//! Shape: one reader thread streams the capture and hands each record to its
+//! connection's bounded queue; one task per replay connection waits for each command's
+//! scheduled time, runs it, and sends an [`Executed`] to the results thread, which writes
+//! the results file, keeps the histograms and drives the progress bar. Memory is bounded
+//! by the queues, whatever the target does.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use captures::fingerprint::Fingerprinter;
+use captures::{
+    CaptureReader, Cmd, Executed, Record, ResultRecord, ResultsWriter, RunMeta, WriterOptions,
+};
+use hdrhistogram::Histogram;
+use mysql_async::Conn;
+use tokio::sync::mpsc;
+
+use crate::error::Error;
+use crate::exec::{self, CANNOT_CONNECT, CONNECTION_LOST, Done, Session};
+use crate::metrics::Metrics;
+use crate::target::{Speed, Target};
+
+/// How many captured records may wait per replay connection. Bounds memory (×
+/// connections × scale) while letting a connection run ahead of the reader a little; when a
+/// connection's target is slower than its schedule its queue fills and the reader waits.
+pub const DEFAULT_READ_AHEAD: usize = 256;
+
+/// Executed commands in flight to the results thread; if the disk is slow, replay
+/// connections wait here rather than buffering without limit.
+const RESULTS_QUEUE: usize = 16 * 1024;
+
+/// The longest a reconnect waits between attempts (backoff doubles from 50 ms).
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Everything `replayer run` needs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub capture: PathBuf,
+    pub target: Target,
+    pub target_url_display: String,
+    pub out: PathBuf,
+    pub speed: Speed,
+    pub scale: u32,
+    pub label: String,
+    pub only_class: Vec<u64>,
+    pub skip_writes: bool,
+    pub max_errors: Option<u64>,
+    pub duration: Option<Duration>,
+    pub read_ahead: usize,
+    pub progress: bool,
+    pub metrics: Option<Metrics>,
+}
+
+/// What a run did, for the summary table and for `ramp`.
+#[derive(Debug)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub commands: u64,
+    pub errors: u64,
+    pub mismatches: u64,
+    pub skipped: u64,
+    pub connections: u64,
+    pub connect_failures: u64,
+    pub wall: Duration,
+    /// Span of the replayed part of the capture (first to last command start).
+    pub captured_span: Duration,
+    pub latency: Histogram<u64>,
+    pub lag: Histogram<u64>,
+    pub corrected: Histogram<u64>,
+    /// Why the capture ended early (truncated tail, corruption), if it did.
+    pub capture_problem: Option<String>,
+    pub stopped_by_max_errors: bool,
+    /// Error codes and how often each happened.
+    pub error_codes: Vec<(u16, u64)>,
+}
+
+impl RunSummary {
+    /// Commands per second the capture asked for at this speed.
+    pub fn scheduled_rate(&self, speed: Speed) -> Option<f64> {
+        let span = self.captured_span.as_secs_f64();
+        match speed {
+            Speed::Factor(f) if span > 0.0 => Some(self.commands as f64 / (span / f)),
+            _ => None,
+        }
+    }
+
+    pub fn achieved_rate(&self) -> f64 {
+        self.commands as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Shared by all replay connections of one run.
+#[derive(Debug)]
+struct Ctx {
+    target: Target,
+    speed: Speed,
+    origin: Instant,
+    /// Capture time (ns) of the first replayed record: the replay's time zero.
+    t0: AtomicU64,
+    t0_set: AtomicBool,
+    only_class: HashSet<u64>,
+    skip_writes: bool,
+    max_errors: Option<u64>,
+    errors: AtomicU64,
+    stop: AtomicBool,
+    connect_failures: AtomicU64,
+    results: mpsc::Sender<Msg>,
+    metrics: Option<Metrics>,
+}
+
+impl Ctx {
+    /// When a record captured at `t` (ns) is due: from the absolute origin, never by
+    /// adding up sleeps, so long replays do not drift.
+    fn due(&self, t: u64) -> Instant {
+        match self.speed {
+            Speed::Max => Instant::now(),
+            Speed::Factor(f) => {
+                let offset = t.saturating_sub(self.t0.load(Ordering::Relaxed));
+                self.origin + Duration::from_nanos((offset as f64 / f) as u64)
+            }
+        }
+    }
+
+    fn since_origin(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+enum Msg {
+    Class {
+        class: u64,
+        fingerprint: String,
+        example: Option<String>,
+    },
+    Exec(Executed),
+    Skipped,
+}
+
+/// Checks the capture and the target, then replays. Errors before anything runs
+/// (unreadable or redacted capture, unreachable target) come back as `Err`.
+pub async fn run(cfg: RunConfig) -> Result<RunSummary, Error> {
+    let reader = CaptureReader::open(&cfg.capture).map_err(|source| Error::Capture {
+        path: cfg.capture.clone(),
+        source,
+    })?;
+    if reader.header().redacted {
+        return Err(Error::Redacted {
+            path: cfg.capture.clone(),
+        });
+    }
+
+    // Fail before anything runs if the target cannot be reached.
+    let probe = Conn::new(cfg.target.opts_for(None))
+        .await
+        .map_err(|source| Error::Unreachable {
+            target: cfg.target.display().to_string(),
+            source,
+        })?;
+    let (major, minor, patch) = probe.server_version();
+    let _ = probe.disconnect().await;
+
+    let started = SystemTime::now();
+    let started_unix_ns = started
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let run_id = format!("{}-{:x}", cfg.label, started_unix_ns / 1_000_000);
+    let meta = RunMeta {
+        tool: format!("replayer {}", env!("CARGO_PKG_VERSION")),
+        run_id: run_id.clone(),
+        label: cfg.label.clone(),
+        target: cfg.target_url_display.clone(),
+        server_version: format!("{major}.{minor}.{patch}"),
+        speed: cfg.speed.factor(),
+        scale: cfg.scale,
+        capture: cfg.capture.display().to_string(),
+        captured_ns: 0,
+        started_unix_ns,
+        labels: Default::default(),
+    };
+    let writer =
+        ResultsWriter::create(&cfg.out, &meta, WriterOptions::default()).map_err(|source| {
+            Error::Capture {
+                path: cfg.out.clone(),
+                source,
+            }
+        })?;
+
+    let (results_tx, results_rx) = mpsc::channel(RESULTS_QUEUE);
+    let ctx = Arc::new(Ctx {
+        target: cfg.target.clone(),
+        speed: cfg.speed,
+        origin: Instant::now(),
+        t0: AtomicU64::new(0),
+        t0_set: AtomicBool::new(false),
+        only_class: cfg.only_class.iter().copied().collect(),
+        skip_writes: cfg.skip_writes,
+        max_errors: cfg.max_errors,
+        errors: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        connect_failures: AtomicU64::new(0),
+        results: results_tx,
+        metrics: cfg.metrics.clone(),
+    });
+
+    // The results thread: file, histograms, progress.
+    let progress = cfg.progress;
+    let speed = cfg.speed;
+    let origin = ctx.origin;
+    let results_thread = std::thread::Builder::new()
+        .name("results".into())
+        .spawn(move || write_results(writer, results_rx, progress, speed, origin))
+        .map_err(|e| Error::Io {
+            what: "starting the results thread".into(),
+            source: e,
+        })?;
+
+    // The reader thread: capture → per-connection queues.
+    let handle = tokio::runtime::Handle::current();
+    let reader_ctx = ctx.clone();
+    let read_ahead = cfg.read_ahead.max(1);
+    let scale = cfg.scale.max(1);
+    let duration = cfg.duration;
+    let reader_thread = std::thread::Builder::new()
+        .name("capture-reader".into())
+        .spawn(move || dispatch(reader, reader_ctx, handle, read_ahead, scale, duration))
+        .map_err(|e| Error::Io {
+            what: "starting the capture reader thread".into(),
+            source: e,
+        })?;
+
+    let dispatched = tokio::task::spawn_blocking(move || reader_thread.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    // Wait for every connection task, then close the results channel.
+    for task in dispatched.tasks {
+        let _ = task.await;
+    }
+    if ctx.metrics.is_some() {
+        tokio::task::spawn_blocking(crate::metrics::flush)
+            .await
+            .ok();
+    }
+    let connect_failures = ctx.connect_failures.load(Ordering::Relaxed);
+    let stopped = ctx.stop.load(Ordering::Relaxed);
+    drop(ctx);
+    let written = tokio::task::spawn_blocking(move || results_thread.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| Error::Io {
+            what: "the results thread failed".into(),
+            source: std::io::Error::other("panicked"),
+        })??;
+
+    Ok(RunSummary {
+        run_id,
+        commands: written.commands,
+        errors: written.errors,
+        mismatches: written.mismatches,
+        skipped: written.skipped,
+        connections: dispatched.connections,
+        connect_failures,
+        wall: written.last_finish,
+        captured_span: Duration::from_nanos(dispatched.span_ns),
+        latency: written.latency,
+        lag: written.lag,
+        corrected: written.corrected,
+        capture_problem: dispatched.problem,
+        stopped_by_max_errors: stopped,
+        error_codes: written.error_codes,
+    })
+}
+
+#[derive(Default)]
+struct Dispatched {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    connections: u64,
+    span_ns: u64,
+    problem: Option<String>,
+}
+
+/// Streams the capture into per-connection queues (× scale), spawning a task per
+/// connection as it opens.
+fn dispatch(
+    reader: CaptureReader<std::fs::File>,
+    ctx: Arc<Ctx>,
+    handle: tokio::runtime::Handle,
+    read_ahead: usize,
+    scale: u32,
+    duration: Option<Duration>,
+) -> Dispatched {
+    let mut out = Dispatched::default();
+    let mut queues: HashMap<u64, Vec<mpsc::Sender<Arc<Record>>>> = HashMap::new();
+    let mut first_t = None;
+    let mut last_t = 0u64;
+    let limit = duration.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    for item in reader {
+        if ctx.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let record = match item {
+            Ok(record) => record,
+            Err(e) => {
+                out.problem = Some(e.to_string());
+                break;
+            }
+        };
+        let t = record.t();
+        let t0 = *first_t.get_or_insert_with(|| {
+            ctx.t0.store(t, Ordering::Relaxed);
+            ctx.t0_set.store(true, Ordering::Relaxed);
+            t
+        });
+        if limit.is_some_and(|l| t.saturating_sub(t0) > l)
+            && !matches!(record, Record::ConnClose(_))
+        {
+            // `--duration`: replay a prefix; connections still close when captured.
+            continue;
+        }
+        if let Record::Command(_) = &record {
+            last_t = last_t.max(t);
+        }
+        let conn = record.conn();
+        let is_close = matches!(record, Record::ConnClose(_));
+        let senders = queues.entry(conn).or_insert_with(|| {
+            out.connections += u64::from(scale);
+            (0..scale)
+                .map(|copy| {
+                    let (tx, rx) = mpsc::channel(read_ahead);
+                    let ctx = ctx.clone();
+                    out.tasks
+                        .push(handle.spawn(replay_connection(ctx, conn, copy, rx)));
+                    tx
+                })
+                .collect()
+        });
+        let record = Arc::new(record);
+        for tx in senders.iter() {
+            // Blocks when this connection is `read_ahead` records behind: bounded memory.
+            if tx.blocking_send(record.clone()).is_err() {
+                // The connection task ended (max errors); nothing to deliver.
+            }
+        }
+        if is_close {
+            queues.remove(&conn);
+        }
+    }
+    out.span_ns = first_t.map_or(0, |t0| last_t.saturating_sub(t0));
+    out
+}
+
+/// One replay connection: opens, runs each command at its time, closes.
+async fn replay_connection(
+    ctx: Arc<Ctx>,
+    conn_id: u64,
+    copy: u32,
+    mut rx: mpsc::Receiver<Arc<Record>>,
+) {
+    let replay_conn_id = conn_id * 1000 + u64::from(copy);
+    let mut conn: Option<Conn> = None;
+    let mut db: Option<String> = ctx.target.map_db(None);
+    let mut session = Session::default();
+    let mut fp = Fingerprinter::new();
+    let mut stmt_class: HashMap<u32, (u64, bool)> = HashMap::new();
+    let mut seen_classes: HashSet<u64> = HashSet::new();
+    let mut backoff = Duration::from_millis(50);
+    let mut next_attempt = Instant::now();
+    let mut seq = 0u64;
+
+    while let Some(record) = rx.recv().await {
+        if ctx.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        match record.as_ref() {
+            Record::ConnOpen(open) => {
+                db = ctx.target.map_db(open.db.as_deref());
+                sleep_until(ctx.due(open.t)).await;
+                match Conn::new(ctx.target.opts_for(db.clone())).await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        ctx.connect_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(conn = replay_conn_id, "connect failed: {e}");
+                    }
+                }
+            }
+            Record::ConnClose(close) => {
+                sleep_until(ctx.due(close.t)).await;
+                if let Some(c) = conn.take() {
+                    let _ = c.disconnect().await;
+                }
+            }
+            Record::Command(command) => {
+                let kind = command.cmd.kind();
+                // Class: the statement's text for queries and prepared statements.
+                let (class, is_write, new_class) = match &command.cmd {
+                    Cmd::Query { sql } | Cmd::Prepare { sql, .. } => {
+                        let text = fp.fingerprint(sql);
+                        let id = captures::fingerprint::class_id(text);
+                        let write = is_write(text);
+                        if let Cmd::Prepare { stmt_id, .. } = &command.cmd {
+                            stmt_class.insert(*stmt_id, (id, write));
+                        }
+                        let new = seen_classes.insert(id).then(|| {
+                            (
+                                text.to_string(),
+                                String::from_utf8_lossy(&sql[..sql.len().min(1024)]).into_owned(),
+                            )
+                        });
+                        (id, write, new)
+                    }
+                    Cmd::Execute { stmt_id, .. }
+                    | Cmd::SendLongData { stmt_id, .. }
+                    | Cmd::StmtClose { stmt_id }
+                    | Cmd::StmtReset { stmt_id }
+                    | Cmd::StmtFetch { stmt_id, .. } => {
+                        let (id, write) = stmt_class.get(stmt_id).copied().unwrap_or((0, false));
+                        (id, write, None)
+                    }
+                    other => {
+                        let text = format!("administrator command: {}", other.kind());
+                        let id = captures::fingerprint::class_id(&text);
+                        let new = seen_classes.insert(id).then(|| (text, String::new()));
+                        (id, false, new)
+                    }
+                };
+                if (!ctx.only_class.is_empty() && !ctx.only_class.contains(&class))
+                    || (ctx.skip_writes && is_write)
+                {
+                    continue;
+                }
+                if let Some((fingerprint, example)) = new_class {
+                    let example = (!example.is_empty()).then_some(example);
+                    let _ = ctx
+                        .results
+                        .send(Msg::Class {
+                            class,
+                            fingerprint,
+                            example,
+                        })
+                        .await;
+                }
+                if matches!(command.cmd, Cmd::Quit) {
+                    if let Some(c) = conn.take() {
+                        let _ = c.disconnect().await;
+                    }
+                    continue;
+                }
+
+                let due = ctx.due(command.t_start);
+                sleep_until(due).await;
+                let scheduled = ctx.since_origin(due);
+
+                // (Re)connect if needed, with backoff so a dead target is not hammered.
+                if conn.is_none() && Instant::now() >= next_attempt {
+                    match Conn::new(ctx.target.opts_for(db.clone())).await {
+                        Ok(c) => {
+                            conn = Some(c);
+                            session.clear();
+                            backoff = Duration::from_millis(50);
+                        }
+                        Err(_) => {
+                            ctx.connect_failures.fetch_add(1, Ordering::Relaxed);
+                            next_attempt = Instant::now() + backoff;
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
+                    }
+                }
+                let sent_at = Instant::now();
+                let done = match conn.as_mut() {
+                    Some(c) => match session.execute(c, &command.cmd, &ctx.target).await {
+                        Ok(done) => done,
+                        Err(e) => {
+                            tracing::debug!(conn = replay_conn_id, "connection lost: {e}");
+                            conn = None;
+                            Done::ServerError(CONNECTION_LOST)
+                        }
+                    },
+                    None => Done::ServerError(CANNOT_CONNECT),
+                };
+                let finished_at = Instant::now();
+                if done == Done::Skipped {
+                    let _ = ctx.results.send(Msg::Skipped).await;
+                    continue;
+                }
+                let error = match done {
+                    Done::ServerError(code) => Some(code),
+                    _ => None,
+                };
+                let mismatch = exec::judge(&command.outcome, done);
+                let executed = Executed {
+                    conn: replay_conn_id,
+                    seq,
+                    class,
+                    kind,
+                    scheduled_ns: scheduled,
+                    sent_ns: ctx.since_origin(sent_at),
+                    finished_ns: ctx.since_origin(finished_at),
+                    rows: exec::rows_of(done),
+                    error,
+                    mismatch,
+                };
+                seq += 1;
+                if let Some(metrics) = &ctx.metrics {
+                    metrics.record(&executed);
+                }
+                if error.is_some() {
+                    let n = ctx.errors.fetch_add(1, Ordering::Relaxed) + 1;
+                    if ctx.max_errors.is_some_and(|max| n >= max) {
+                        ctx.stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                if ctx.results.send(Msg::Exec(executed)).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(c) = conn.take() {
+        let _ = c.disconnect().await;
+    }
+}
+
+/// Whether a statement changes data (for `--skip-writes`).
+fn is_write(fingerprint: &str) -> bool {
+    let first = fingerprint
+        .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
+        .split([' ', '('])
+        .next()
+        .unwrap_or("");
+    matches!(
+        first,
+        "insert"
+            | "update"
+            | "delete"
+            | "replace"
+            | "create"
+            | "drop"
+            | "alter"
+            | "truncate"
+            | "rename"
+            | "load"
+            | "grant"
+            | "revoke"
+            | "call"
+    ) || fingerprint.ends_with(" for update")
+}
+
+/// Sleeps until `due` with sub-millisecond accuracy: the timer wheel has 1 ms ticks,
+/// so sleep to just before and yield for the rest.
+async fn sleep_until(due: Instant) {
+    const SPIN: Duration = Duration::from_micros(1500);
+    let now = Instant::now();
+    if due <= now {
+        return;
+    }
+    if due - now > SPIN {
+        tokio::time::sleep_until((due - SPIN).into()).await;
+    }
+    while Instant::now() < due {
+        tokio::task::yield_now().await;
+    }
+}
+
+struct Written {
+    commands: u64,
+    errors: u64,
+    mismatches: u64,
+    skipped: u64,
+    last_finish: Duration,
+    latency: Histogram<u64>,
+    lag: Histogram<u64>,
+    corrected: Histogram<u64>,
+    error_codes: Vec<(u16, u64)>,
+}
+
+/// Latencies in µs, 1 µs .. 1 h at 3 significant digits: fixed size, whatever the run.
+pub fn histogram() -> Histogram<u64> {
+    #[allow(clippy::expect_used)] // constant, valid bounds: cannot fail
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+fn write_results(
+    mut writer: ResultsWriter<std::fs::File>,
+    mut rx: mpsc::Receiver<Msg>,
+    progress: bool,
+    speed: Speed,
+    origin: Instant,
+) -> Result<Written, Error> {
+    let mut w = Written {
+        commands: 0,
+        errors: 0,
+        mismatches: 0,
+        skipped: 0,
+        last_finish: Duration::ZERO,
+        latency: histogram(),
+        lag: histogram(),
+        corrected: histogram(),
+        error_codes: Vec::new(),
+    };
+    let mut classes = HashSet::new();
+    let mut codes: HashMap<u16, u64> = HashMap::new();
+    let bar = crate::progress::Bar::new(progress, speed);
+    let mut window = histogram();
+    while let Some(msg) = rx.blocking_recv() {
+        match msg {
+            Msg::Class {
+                class,
+                fingerprint,
+                example,
+            } => {
+                if classes.insert(class) {
+                    writer.append(&ResultRecord::Class {
+                        class,
+                        fingerprint,
+                        example,
+                    })?;
+                }
+            }
+            Msg::Skipped => w.skipped += 1,
+            Msg::Exec(e) => {
+                w.commands += 1;
+                let _ = w.latency.record((e.latency_ns() / 1000).max(1));
+                let _ = w.lag.record((e.lag_ns() / 1000).max(1));
+                let _ = w.corrected.record((e.corrected_ns() / 1000).max(1));
+                let _ = window.record((e.latency_ns() / 1000).max(1));
+                if let Some(code) = e.error {
+                    w.errors += 1;
+                    *codes.entry(code).or_default() += 1;
+                }
+                if !e.mismatch.is_empty() {
+                    w.mismatches += 1;
+                }
+                w.last_finish = w.last_finish.max(Duration::from_nanos(e.finished_ns));
+                bar.update(&e, w.commands, w.errors, &mut window, &w.lag, origin);
+                writer.append(&ResultRecord::Exec(e))?;
+            }
+        }
+        writer.flush_if_due()?;
+    }
+    bar.finish();
+    writer.close()?;
+    let mut codes: Vec<(u16, u64)> = codes.into_iter().collect();
+    codes.sort_by_key(|c| std::cmp::Reverse(c.1));
+    w.error_codes = codes;
+    Ok(w)
+}
+
+/// Prints the end-of-run table.
+pub fn print_summary(s: &RunSummary, speed: Speed, out: &Path) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    println!("replay {} → {}", s.run_id, out.display());
+    println!(
+        "  commands {:>10}   errors {:>8}   mismatches {:>8}   skipped {:>6}   connections {}",
+        s.commands, s.errors, s.mismatches, s.skipped, s.connections
+    );
+    let scheduled = s
+        .scheduled_rate(speed)
+        .map_or("back to back".to_string(), |r| format!("{r:.0}/s"));
+    println!(
+        "  wall {:.2}s for {:.2}s captured at {speed}   rate {:.0}/s achieved vs {scheduled} scheduled",
+        s.wall.as_secs_f64(),
+        s.captured_span.as_secs_f64(),
+        s.achieved_rate()
+    );
+    println!(
+        "  latency ms  p50 {:.3}  p95 {:.3}  p99 {:.3}  max {:.3}",
+        ms(s.latency.value_at_quantile(0.50)),
+        ms(s.latency.value_at_quantile(0.95)),
+        ms(s.latency.value_at_quantile(0.99)),
+        ms(s.latency.max())
+    );
+    println!(
+        "  lag ms      p50 {:.3}  p99 {:.3}  max {:.3}   (corrected latency p99 {:.3})",
+        ms(s.lag.value_at_quantile(0.50)),
+        ms(s.lag.value_at_quantile(0.99)),
+        ms(s.lag.max()),
+        ms(s.corrected.value_at_quantile(0.99))
+    );
+    if !s.error_codes.is_empty() {
+        let codes: Vec<String> = s
+            .error_codes
+            .iter()
+            .take(5)
+            .map(|(c, n)| format!("{c}×{n}"))
+            .collect();
+        println!("  error codes {}", codes.join(", "));
+    }
+    if s.connect_failures > 0 {
+        println!("  connection attempts failed: {}", s.connect_failures);
+    }
+    if s.stopped_by_max_errors {
+        println!("  stopped early: --max-errors reached");
+    }
+    if let Some(problem) = &s.capture_problem {
+        println!("  capture ended early: {problem}");
+    }
+}

@@ -1,0 +1,142 @@
+//! Building captures by hand and replaying them against a private MariaDB.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use captures::{
+    CaptureWriter, CloseReason, Cmd, Command, ConnClose, ConnOpen, Meta, Outcome, Param, Record,
+    ResultRecord, ResultsReader, Value, WriterOptions,
+};
+use replayer::run::{RunConfig, RunSummary};
+use replayer::target::{Speed, Target};
+
+pub const MS: u64 = 1_000_000;
+
+pub fn meta(redacted: bool) -> Meta {
+    Meta {
+        tool: "test".into(),
+        started_unix_ns: 0,
+        upstream: "test".into(),
+        server_version: "10.11".into(),
+        redacted,
+        labels: Default::default(),
+    }
+}
+
+/// A capture under construction: connections and commands with explicit times (ns).
+#[derive(Default)]
+pub struct Script {
+    pub records: Vec<Record>,
+}
+
+impl Script {
+    pub fn open(&mut self, conn: u64, t: u64, db: &str) -> &mut Self {
+        self.records.push(Record::ConnOpen(ConnOpen {
+            conn,
+            t,
+            client_addr: "127.0.0.1:1".into(),
+            user: "app".into(),
+            db: Some(db.into()),
+            capabilities: 0,
+            charset: 45,
+            auth_plugin: "mysql_native_password".into(),
+            server_conn_id: 1,
+        }));
+        self
+    }
+    pub fn cmd(&mut self, conn: u64, t: u64, cmd: Cmd, outcome: Outcome) -> &mut Self {
+        self.records.push(Record::Command(Command {
+            conn,
+            t_start: t,
+            t_end: t + 100_000,
+            cmd,
+            outcome,
+        }));
+        self
+    }
+    pub fn query(&mut self, conn: u64, t: u64, sql: &str, outcome: Outcome) -> &mut Self {
+        self.cmd(
+            conn,
+            t,
+            Cmd::Query {
+                sql: sql.as_bytes().to_vec(),
+            },
+            outcome,
+        )
+    }
+    pub fn close(&mut self, conn: u64, t: u64) -> &mut Self {
+        self.records.push(Record::ConnClose(ConnClose {
+            conn,
+            t,
+            reason: CloseReason::Quit,
+        }));
+        self
+    }
+    pub fn write(&self, path: &Path, redacted: bool) {
+        let mut w = CaptureWriter::create(path, &meta(redacted), WriterOptions::default()).unwrap();
+        for r in &self.records {
+            w.append(r).unwrap();
+        }
+        w.close().unwrap();
+    }
+}
+
+pub fn ok(affected: u64) -> Outcome {
+    Outcome::Ok {
+        affected_rows: affected,
+        last_insert_id: 0,
+        warnings: 0,
+    }
+}
+
+pub fn rows(count: u64) -> Outcome {
+    Outcome::Rows { count, warnings: 0 }
+}
+
+pub fn int(v: i64) -> Param {
+    Param {
+        column_type: 8,
+        unsigned: false,
+        value: Value::Int(v),
+    }
+}
+
+pub fn config(capture: &Path, url: &str, out: &Path, speed: Speed) -> RunConfig {
+    RunConfig {
+        capture: capture.to_path_buf(),
+        target: Target::parse(url, None, &[]).unwrap(),
+        target_url_display: url.into(),
+        out: out.to_path_buf(),
+        speed,
+        scale: 1,
+        label: "test".into(),
+        only_class: vec![],
+        skip_writes: false,
+        max_errors: None,
+        duration: None,
+        read_ahead: 64,
+        progress: false,
+        metrics: None,
+    }
+}
+
+pub async fn replay(cfg: RunConfig) -> RunSummary {
+    replayer::run::run(cfg).await.expect("replay runs")
+}
+
+/// Every Exec record of a results file, in file order.
+pub fn executed(path: &Path) -> (Vec<captures::Executed>, Vec<String>) {
+    let mut execs = Vec::new();
+    let mut classes = Vec::new();
+    for r in ResultsReader::open(path).unwrap() {
+        match r.unwrap() {
+            ResultRecord::Exec(e) => execs.push(e),
+            ResultRecord::Class { fingerprint, .. } => classes.push(fingerprint),
+        }
+    }
+    (execs, classes)
+}
+
+pub fn tmp(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}

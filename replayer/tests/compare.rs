@@ -1,0 +1,245 @@
+//! `replayer compare`: verdicts, exit codes and reports, on real replays and on
+//! synthetic results files.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use captures::{CmdKind, Executed, Mismatch, ResultRecord, ResultsWriter, RunMeta, WriterOptions};
+use common::*;
+use replayer::compare::{CompareArgs, Quantile, Verdict, compare, load_run};
+use replayer::target::Speed;
+use testkit::MariaDb;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn args(runs: Vec<PathBuf>) -> CompareArgs {
+    CompareArgs {
+        runs,
+        html: None,
+        json: None,
+        fail_on_regression: None,
+        threshold: 10.0,
+        min_samples: 30,
+        verdict_on: Quantile::P50,
+        top: 25,
+    }
+}
+
+/// A results file whose class `c` has latencies `f(i)` µs for i in 0..n.
+fn synthetic(path: &Path, label: &str, classes: &[(u64, &dyn Fn(u64) -> u64)], n: u64) {
+    let meta = RunMeta {
+        tool: "t".into(),
+        run_id: label.into(),
+        label: label.into(),
+        target: "t".into(),
+        server_version: "x".into(),
+        speed: Some(1.0),
+        scale: 1,
+        capture: "c".into(),
+        captured_ns: 0,
+        started_unix_ns: 0,
+        labels: Default::default(),
+    };
+    let mut w = ResultsWriter::create(path, &meta, WriterOptions::default()).unwrap();
+    for (c, _) in classes {
+        w.append(&ResultRecord::Class {
+            class: *c,
+            fingerprint: format!("select {c}"),
+            example: None,
+        })
+        .unwrap();
+    }
+    for i in 0..n {
+        for (c, f) in classes {
+            let lat = f(i) * 1000;
+            w.append(&ResultRecord::Exec(Executed {
+                conn: 1,
+                seq: i,
+                class: *c,
+                kind: CmdKind::Query,
+                scheduled_ns: i * 1_000_000,
+                sent_ns: i * 1_000_000,
+                finished_ns: i * 1_000_000 + lat,
+                rows: 1,
+                error: None,
+                mismatch: Mismatch::NONE,
+            }))
+            .unwrap();
+        }
+    }
+    w.close().unwrap();
+}
+
+fn verdicts(paths: &[PathBuf]) -> Vec<Verdict> {
+    let runs: Vec<_> = paths.iter().map(|p| load_run(p).unwrap()).collect();
+    let c = compare(&runs, &args(paths.to_vec()));
+    c.classes
+        .iter()
+        .map(|k| {
+            k.runs[1]
+                .as_ref()
+                .unwrap()
+                .vs_base
+                .as_ref()
+                .unwrap()
+                .verdict
+        })
+        .collect()
+}
+
+#[test]
+fn synthetic_runs_get_the_verdicts_they_deserve() {
+    let dir = tempfile::tempdir().unwrap();
+    let noise = |i: u64| 100 + (i * 7919) % 50;
+    let base = tmp(&dir, "base.sqlres");
+    let same = tmp(&dir, "same.sqlres");
+    let slow = tmp(&dir, "slow.sqlres");
+    synthetic(&base, "base", &[(1, &noise), (2, &noise)], 500);
+    synthetic(&same, "same", &[(1, &|i| noise(i + 3)), (2, &noise)], 500);
+    synthetic(
+        &slow,
+        "slow",
+        &[(1, &|i| noise(i) * 2), (2, &|i| noise(i) / 2 + 1)],
+        500,
+    );
+    assert_eq!(
+        verdicts(&[base.clone(), same.clone()]),
+        vec![Verdict::NoSignificantChange; 2]
+    );
+    assert_eq!(
+        verdicts(&[base.clone(), slow.clone()]),
+        vec![Verdict::Slower, Verdict::Faster]
+    );
+
+    let few = tmp(&dir, "few.sqlres");
+    synthetic(&few, "few", &[(1, &noise)], 10);
+    assert_eq!(verdicts(&[few.clone(), few])[0], Verdict::Insufficient);
+
+    // Exit codes with --fail-on-regression, and the JSON/HTML files.
+    let mut a = args(vec![base.clone(), slow.clone()]);
+    a.fail_on_regression = Some(50.0);
+    a.json = Some(tmp(&dir, "r.json"));
+    a.html = Some(tmp(&dir, "r.html"));
+    assert_eq!(replayer::compare::run(&a).unwrap(), ExitCode::from(1));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp(&dir, "r.json")).unwrap()).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(
+        json["classes"][0]["runs"][1]["vs_base"]["verdict"],
+        "slower"
+    );
+    let html = std::fs::read_to_string(tmp(&dir, "r.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("SLOWER"));
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "self-contained"
+    );
+    a.fail_on_regression = Some(150.0);
+    assert_eq!(
+        replayer::compare::run(&a).unwrap(),
+        ExitCode::SUCCESS,
+        "2× is not > 2.5×"
+    );
+    let mut b = args(vec![slow, base]);
+    b.fail_on_regression = Some(10.0);
+    // Class 2 got slower in this direction (0.5× → 1×... ) but class 1 faster: fails on class 2.
+    assert_eq!(replayer::compare::run(&b).unwrap(), ExitCode::from(1));
+    let mut c = args(vec![same.clone(), same]);
+    c.fail_on_regression = Some(10.0);
+    assert_eq!(replayer::compare::run(&c).unwrap(), ExitCode::SUCCESS);
+}
+
+/// Forwards TCP to `upstream`, holding every client→server chunk for `delay`.
+async fn delay_proxy(upstream: std::net::SocketAddr, delay: Duration) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = cr.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(delay).await;
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let down = async move {
+                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_slower_target_is_reported_slower_and_fails_the_gate() {
+    let server = MariaDb::shared().unwrap();
+    let db = server.fresh_database("cmp").unwrap();
+    server
+        .sql(&format!(
+            "CREATE TABLE `{db}`.t (id INT PRIMARY KEY); INSERT INTO `{db}`.t VALUES (1),(2),(3)"
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = tmp(&dir, "c.sqlcap");
+    let mut s = Script::default();
+    s.open(1, 0, &db);
+    for i in 0..120u64 {
+        s.query(
+            1,
+            (1 + i) * MS,
+            &format!("SELECT * FROM t WHERE id = {}", i % 3 + 1),
+            rows(1),
+        );
+    }
+    s.close(1, 200 * MS);
+    s.write(&cap, false);
+
+    let fast1 = tmp(&dir, "fast1.sqlres");
+    let fast2 = tmp(&dir, "fast2.sqlres");
+    let slow = tmp(&dir, "slow.sqlres");
+    replay(config(&cap, &server.url(), &fast1, Speed::Max)).await;
+    replay(config(&cap, &server.url(), &fast2, Speed::Max)).await;
+    let proxy = delay_proxy(server.addr(), Duration::from_millis(3)).await;
+    replay(config(
+        &cap,
+        &format!("mysql://root@{proxy}"),
+        &slow,
+        Speed::Max,
+    ))
+    .await;
+
+    assert_eq!(
+        verdicts(&[fast1.clone(), slow.clone()]),
+        vec![Verdict::Slower]
+    );
+    assert_eq!(
+        verdicts(&[slow.clone(), fast1.clone()]),
+        vec![Verdict::Faster]
+    );
+    let mut gate = args(vec![fast1.clone(), slow.clone()]);
+    gate.fail_on_regression = Some(20.0);
+    assert_eq!(replayer::compare::run(&gate).unwrap(), ExitCode::from(1));
+    let mut reverse = args(vec![slow, fast1.clone()]);
+    reverse.fail_on_regression = Some(20.0);
+    assert_eq!(replayer::compare::run(&reverse).unwrap(), ExitCode::SUCCESS);
+    // Two replays against the same server: no verdict but "same" (p50 within 10 %…
+    // or an interval that includes 1).
+    let v = verdicts(&[fast1, fast2]);
+    assert!(v.iter().all(|v| *v != Verdict::Slower), "{v:?}");
+}
