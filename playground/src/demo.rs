@@ -1,0 +1,466 @@
+//! `playground demo`: the whole story, one stage at a time.
+//!
+//! seed → serve the shop through the recorder → drive it → replay the capture at each
+//! speed against MariaDB, Vitess unsharded and Vitess sharded (each seeded identically
+//! before every replay, so the captured writes land on the same rows) → compare.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+
+use crate::procs::{Proc, run_logged};
+use crate::stage::Stages;
+use crate::tools::{self, Binaries};
+use crate::vitess::{Cluster, Layout};
+
+/// The database the shop uses on MariaDB (and the one its capture names).
+pub const SHOP_DB: &str = "shop";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    Mariadb,
+    VitessUnsharded,
+    VitessSharded,
+}
+
+impl Target {
+    fn label(self) -> &'static str {
+        match self {
+            Target::Mariadb => "mariadb",
+            Target::VitessUnsharded => "vitess-unsharded",
+            Target::VitessSharded => "vitess-sharded",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the capture, results, report and every server's log go
+    /// (default: ./sqlreplay-demo-<date>-<time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// How long the shop is driven (and so how long the capture is).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Virtual users driving the shop.
+    #[arg(long, default_value_t = 16)]
+    pub users: u32,
+    /// Open-loop request rate for the driver (requests/s); closed loop if absent.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Replay speeds, each against every target (1 = as recorded).
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    pub speeds: Vec<f64>,
+    /// Replay targets, in report column order (the first run is the baseline).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "mariadb,vitess-unsharded,vitess-sharded"
+    )]
+    pub targets: Vec<Target>,
+    /// Customers seeded.
+    #[arg(long, default_value_t = 2000)]
+    pub customers: u64,
+    /// Products seeded.
+    #[arg(long, default_value_t = 500)]
+    pub products: u64,
+    /// Seed of the deterministic dataset.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Skip Telegraf and InfluxDB.
+    #[arg(long)]
+    pub no_metrics: bool,
+    /// Do not run the install scripts (everything is already installed).
+    #[arg(long)]
+    pub skip_install: bool,
+    /// Repository checkout holding the scripts and configs.
+    #[arg(long)]
+    pub repo: Option<PathBuf>,
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    if args.speeds.is_empty() || args.speeds.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+        bail!("--speeds must be positive numbers, e.g. 1,4");
+    }
+    if args.targets.is_empty() {
+        bail!("--targets needs at least one of mariadb, vitess-unsharded, vitess-sharded");
+    }
+    let repo = tools::repo_root(args.repo.as_deref());
+    let out = match &args.out {
+        Some(dir) => dir.clone(),
+        None => default_out_dir(),
+    };
+    let logs = out.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let out = out.canonicalize().unwrap_or(out);
+    let bins = Binaries::locate()?;
+    println!("sqlreplay demo → {}", out.display());
+
+    let vitess_layouts: Vec<Layout> = args
+        .targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::Mariadb => None,
+            Target::VitessUnsharded => Some(Layout::Unsharded),
+            Target::VitessSharded => Some(Layout::Sharded),
+        })
+        .collect();
+    let replays = args.targets.len() * args.speeds.len();
+    let total = 9 + usize::from(!args.no_metrics) + replays + vitess_layouts.len();
+    let mut stages = Stages::new(total);
+
+    stages.run("install what is missing", || {
+        if args.skip_install {
+            return Ok(());
+        }
+        let log = logs.join("install.log");
+        tools::install(&repo, "scripts/install-deps.sh", &log)?;
+        if !vitess_layouts.is_empty() {
+            tools::install(&repo, "vitess/install.sh", &log)?;
+        }
+        Ok(())
+    })?;
+
+    let metrics = if args.no_metrics {
+        None
+    } else {
+        Some(stages.run("start Telegraf → InfluxDB", || {
+            Ok(testkit::MetricsStack::start_in(&out.join("metrics"), true)?)
+        })?)
+    };
+    let statsd = metrics.as_ref().map(|m| m.statsd_addr().to_string());
+
+    let mariadb = stages.run("start MariaDB", || {
+        Ok(testkit::MariaDb::start_with(testkit::MariaDbOptions {
+            parent_dir: Some(out.join("servers")),
+            keep_dir: true,
+            ..Default::default()
+        })?)
+    })?;
+    let seed = SeedSpec {
+        customers: args.customers,
+        products: args.products,
+        seed: args.seed,
+    };
+    stages.run(
+        &format!(
+            "seed MariaDB ({} customers, {} products, seed {})",
+            seed.customers, seed.products, seed.seed
+        ),
+        || reseed_mariadb(&bins, &mariadb, &seed, &logs.join("seed.log")),
+    )?;
+
+    // Record: shop → recorder → MariaDB.
+    let capture = out.join("shop.sqlcap");
+    let recorder_addr = free_addr()?;
+    let recorder = stages.run(&format!("start the recorder on {recorder_addr}"), || {
+        let mut cmd = Command::new(&bins.recorder);
+        cmd.arg("--listen")
+            .arg(recorder_addr.to_string())
+            .arg("--upstream")
+            .arg(mariadb.addr().to_string())
+            .arg("--out")
+            .arg(&capture);
+        if let Some(statsd) = &statsd {
+            cmd.arg("--statsd").arg(statsd);
+        }
+        let mut proc = Proc::spawn("recorder", cmd, &logs.join("recorder.log"))?;
+        proc.wait_listening(recorder_addr, Duration::from_secs(10))?;
+        Ok(proc)
+    })?;
+    let shop_addr = free_addr()?;
+    let shop = stages.run(&format!("start the shop on http://{shop_addr}"), || {
+        let mut cmd = Command::new(&bins.shop);
+        cmd.arg("serve")
+            .arg("--db")
+            .arg(format!("mysql://root@{recorder_addr}/{SHOP_DB}"))
+            .arg("--listen")
+            .arg(shop_addr.to_string());
+        if let Some(statsd) = &statsd {
+            cmd.arg("--statsd").arg(statsd);
+        }
+        let mut proc = Proc::spawn("shop serve", cmd, &logs.join("shop.log"))?;
+        proc.wait_listening(shop_addr, Duration::from_secs(10))?;
+        Ok(proc)
+    })?;
+    let drive_log = logs.join("drive.log");
+    stages.run(
+        &format!(
+            "drive the shop: {} users for {}",
+            args.users,
+            humantime::format_duration(args.duration)
+        ),
+        || {
+            let mut cmd = Command::new(&bins.shop);
+            cmd.arg("drive")
+                .arg("--url")
+                .arg(format!("http://{shop_addr}"))
+                .arg("--users")
+                .arg(args.users.to_string())
+                .arg("--duration")
+                .arg(format!("{}s", args.duration.as_secs_f64()));
+            if let Some(rate) = args.rate {
+                cmd.arg("--rate").arg(rate.to_string());
+            }
+            if let Some(statsd) = &statsd {
+                cmd.arg("--statsd").arg(statsd);
+            }
+            run_logged("shop drive", cmd, &drive_log)
+        },
+    )?;
+    stages.run("stop recording", || {
+        shop.kill();
+        let status = recorder.stop(Duration::from_secs(30))?;
+        if !status.success() {
+            bail!("the recorder exited with {status}; see logs/recorder.log");
+        }
+        Ok(())
+    })?;
+
+    stages.run("inspect the capture", || {
+        let mut cmd = Command::new(&bins.replayer);
+        cmd.arg("inspect").arg(&capture);
+        run_logged("replayer inspect", cmd, &out.join("inspect.txt"))
+    })?;
+
+    let mut results = Vec::new();
+    for target in &args.targets {
+        match target {
+            Target::Mariadb => {
+                for &speed in &args.speeds {
+                    let label = run_label(*target, speed);
+                    let path = out.join(format!("{label}.results"));
+                    stages.run(
+                        &format!("reseed and replay at {speed}× against MariaDB"),
+                        || {
+                            reseed_mariadb(&bins, &mariadb, &seed, &logs.join("seed.log"))?;
+                            replay(
+                                &bins,
+                                &capture,
+                                &mariadb.url_for(SHOP_DB),
+                                None,
+                                speed,
+                                &label,
+                                &path,
+                                statsd.as_deref(),
+                                &logs,
+                            )
+                        },
+                    )?;
+                    results.push(path);
+                }
+            }
+            Target::VitessUnsharded | Target::VitessSharded => {
+                let layout = if *target == Target::VitessSharded {
+                    Layout::Sharded
+                } else {
+                    Layout::Unsharded
+                };
+                let port = free_addr()?.port();
+                let dir = out.join(format!("vitess-{}", layout.as_str()));
+                let cluster = stages.run(
+                    &format!(
+                        "start Vitess {} (vtgate on 127.0.0.1:{port})",
+                        layout.as_str()
+                    ),
+                    || Cluster::up(&repo, layout, &dir, port),
+                )?;
+                let vt = VitessTarget::new(&cluster);
+                for &speed in &args.speeds {
+                    let label = run_label(*target, speed);
+                    let path = out.join(format!("{label}.results"));
+                    stages.run(
+                        &format!(
+                            "reseed and replay at {speed}× against Vitess {}",
+                            layout.as_str()
+                        ),
+                        || {
+                            reseed_vitess(&bins, &vt, &seed, &logs.join("seed.log"))?;
+                            replay(
+                                &bins,
+                                &capture,
+                                &vt.url,
+                                vt.db_map.as_deref(),
+                                speed,
+                                &label,
+                                &path,
+                                statsd.as_deref(),
+                                &logs,
+                            )
+                        },
+                    )?;
+                    results.push(path);
+                }
+                drop(cluster);
+            }
+        }
+    }
+
+    let report_txt = out.join("report.txt");
+    stages.run("compare the runs", || {
+        let mut cmd = Command::new(&bins.replayer);
+        cmd.arg("compare")
+            .args(&results)
+            .arg("--html")
+            .arg(out.join("report.html"))
+            .arg("--json")
+            .arg(out.join("report.json"));
+        run_logged("replayer compare", cmd, &report_txt)
+    })?;
+
+    println!();
+    print!(
+        "{}",
+        std::fs::read_to_string(&report_txt).unwrap_or_default()
+    );
+    println!();
+    println!(
+        "done in {:.0}s. Report: {}  (JSON: report.json, logs: logs/)",
+        stages.elapsed_secs(),
+        out.join("report.html").display()
+    );
+    if let Some(metrics) = &metrics {
+        println!(
+            "metrics are in InfluxDB at {} (database {}), stopped now; data kept in {}",
+            metrics.influx_url(),
+            testkit::MetricsStack::DATABASE,
+            metrics.dir().display()
+        );
+    }
+    Ok(())
+}
+
+/// The dataset every target is seeded with, identically, before every replay.
+#[derive(Debug, Clone)]
+pub struct SeedSpec {
+    pub customers: u64,
+    pub products: u64,
+    pub seed: u64,
+}
+
+impl SeedSpec {
+    fn apply(&self, cmd: &mut Command) {
+        cmd.arg("--customers")
+            .arg(self.customers.to_string())
+            .arg("--products")
+            .arg(self.products.to_string())
+            .arg("--seed")
+            .arg(self.seed.to_string());
+    }
+}
+
+/// Drops and re-creates the shop database, then seeds it: the state the capture began in.
+pub fn reseed_mariadb(
+    bins: &Binaries,
+    db: &testkit::MariaDb,
+    seed: &SeedSpec,
+    log: &Path,
+) -> Result<()> {
+    db.sql(&format!(
+        "DROP DATABASE IF EXISTS `{SHOP_DB}`; CREATE DATABASE `{SHOP_DB}`"
+    ))?;
+    let mut cmd = Command::new(&bins.shop);
+    cmd.arg("seed").arg("--db").arg(db.url_for(SHOP_DB));
+    seed.apply(&mut cmd);
+    run_logged("shop seed", cmd, log)
+}
+
+/// How the shop's capture maps onto a Vitess cluster.
+#[derive(Debug)]
+pub struct VitessTarget {
+    /// For `shop seed` (a keyspace-qualified database, or none).
+    pub url: String,
+    /// The capture's `shop` database renamed for vtgate (`--db-map`).
+    pub db_map: Option<String>,
+}
+
+impl VitessTarget {
+    pub fn new(cluster: &Cluster) -> Self {
+        match cluster.layout {
+            // One keyspace named like the shop's database: Vitess as a pure proxy.
+            Layout::Unsharded => VitessTarget {
+                url: format!("mysql://root@127.0.0.1:{}/{SHOP_DB}", cluster.vtgate_port),
+                db_map: None,
+            },
+            // Two keyspaces (commerce, customer): no default database, vtgate routes
+            // each table by its unique name.
+            Layout::Sharded => VitessTarget {
+                url: format!("mysql://root@127.0.0.1:{}", cluster.vtgate_port),
+                db_map: Some(format!("{SHOP_DB}=")),
+            },
+        }
+    }
+}
+
+/// Empties the shop's tables through vtgate and seeds them again.
+pub fn reseed_vitess(
+    bins: &Binaries,
+    vt: &VitessTarget,
+    seed: &SeedSpec,
+    log: &Path,
+) -> Result<()> {
+    let mut cmd = Command::new(&bins.shop);
+    cmd.arg("seed").arg("--db").arg(&vt.url).arg("--reset");
+    seed.apply(&mut cmd);
+    run_logged("shop seed (vtgate)", cmd, log)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn replay(
+    bins: &Binaries,
+    capture: &Path,
+    target: &str,
+    db_map: Option<&str>,
+    speed: f64,
+    label: &str,
+    out: &Path,
+    statsd: Option<&str>,
+    logs: &Path,
+) -> Result<()> {
+    let mut cmd = Command::new(&bins.replayer);
+    cmd.arg("run")
+        .arg(capture)
+        .arg("--target")
+        .arg(target)
+        .arg("--out")
+        .arg(out)
+        .arg("--speed")
+        .arg(speed.to_string())
+        .arg("--label")
+        .arg(label);
+    if let Some(map) = db_map {
+        cmd.arg("--db-map").arg(map);
+    }
+    if let Some(statsd) = statsd {
+        cmd.arg("--statsd").arg(statsd);
+    }
+    run_logged(
+        &format!("replayer run {label}"),
+        cmd,
+        &logs.join(format!("replay-{label}.log")),
+    )
+}
+
+fn run_label(target: Target, speed: f64) -> String {
+    format!("{}-{speed}x", target.label())
+}
+
+fn free_addr() -> Result<SocketAddr> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
+    Ok(listener.local_addr()?)
+}
+
+/// `./sqlreplay-demo-20261124-225359`, from the wall clock in UTC.
+fn default_out_dir() -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let compact: String = stamp
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect::<String>()
+        .replace('T', "-");
+    PathBuf::from(format!("sqlreplay-demo-{compact}"))
+}

@@ -1,0 +1,210 @@
+//! `playground up|down|status`: the stack for people who want to experiment by hand.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::demo::{self, SHOP_DB, SeedSpec, VitessTarget};
+use crate::procs::{self, Cleanup, Proc};
+use crate::tools::{self, Binaries};
+use crate::vitess::{Cluster, Layout};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StackLayout {
+    Mariadb,
+    Unsharded,
+    Sharded,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The database behind the recorder.
+    #[arg(long, value_enum, default_value = "mariadb")]
+    pub layout: StackLayout,
+    /// Where servers keep data and logs (default ./sqlreplay-stack).
+    #[arg(long, default_value = "sqlreplay-stack")]
+    pub dir: PathBuf,
+    /// Recorder listen port (the shop and your own clients connect here).
+    #[arg(long, default_value_t = 6033)]
+    pub recorder_port: u16,
+    /// Shop HTTP port.
+    #[arg(long, default_value_t = 8080)]
+    pub shop_port: u16,
+    /// vtgate MySQL port (Vitess layouts).
+    #[arg(long, default_value_t = 15306)]
+    pub vtgate_port: u16,
+    #[arg(long, default_value_t = 2000)]
+    pub customers: u64,
+    #[arg(long, default_value_t = 500)]
+    pub products: u64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long)]
+    pub repo: Option<PathBuf>,
+}
+
+/// Starts everything in the foreground and waits for Ctrl-C (which stops it all).
+pub fn up(args: UpArgs) -> Result<()> {
+    let repo = tools::repo_root(args.repo.as_deref());
+    let bins = Binaries::locate()?;
+    let logs = args.dir.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let dir = args.dir.canonicalize().unwrap_or(args.dir.clone());
+    let seed = SeedSpec {
+        customers: args.customers,
+        products: args.products,
+        seed: args.seed,
+    };
+
+    let metrics = testkit::MetricsStack::start_in(&dir.join("metrics"), true)?;
+    let statsd = metrics.statsd_addr().to_string();
+
+    let mut _mariadb = None;
+    let mut _cluster = None;
+    let (upstream, shop_db_url) = match args.layout {
+        StackLayout::Mariadb => {
+            let db = testkit::MariaDb::start_with(testkit::MariaDbOptions {
+                parent_dir: Some(dir.join("servers")),
+                keep_dir: true,
+                ..Default::default()
+            })?;
+            demo::reseed_mariadb(&bins, &db, &seed, &logs.join("seed.log"))?;
+            let upstream = db.addr().to_string();
+            _mariadb = Some(db);
+            (upstream, SHOP_DB.to_string())
+        }
+        StackLayout::Unsharded | StackLayout::Sharded => {
+            let layout = if args.layout == StackLayout::Sharded {
+                Layout::Sharded
+            } else {
+                Layout::Unsharded
+            };
+            let cluster = Cluster::up(
+                &repo,
+                layout,
+                &dir.join(format!("vitess-{}", layout.as_str())),
+                args.vtgate_port,
+            )?;
+            let vt = VitessTarget::new(&cluster);
+            demo::reseed_vitess(&bins, &vt, &seed, &logs.join("seed.log"))?;
+            let db = if layout == Layout::Sharded {
+                ""
+            } else {
+                SHOP_DB
+            };
+            _cluster = Some(cluster);
+            (format!("127.0.0.1:{}", args.vtgate_port), db.to_string())
+        }
+    };
+
+    let recorder_addr = format!("127.0.0.1:{}", args.recorder_port);
+    let mut cmd = std::process::Command::new(&bins.recorder);
+    cmd.args([
+        "--listen",
+        &recorder_addr,
+        "--upstream",
+        &upstream,
+        "--statsd",
+        &statsd,
+    ]);
+    let mut recorder = Proc::spawn("recorder", cmd, &logs.join("recorder.log"))?;
+    recorder.wait_listening(recorder_addr.parse()?, Duration::from_secs(10))?;
+
+    let shop_addr = format!("127.0.0.1:{}", args.shop_port);
+    let mut cmd = std::process::Command::new(&bins.shop);
+    cmd.arg("serve")
+        .arg("--db")
+        .arg(format!("mysql://root@{recorder_addr}/{shop_db_url}"))
+        .args(["--listen", &shop_addr, "--statsd", &statsd]);
+    let mut shop = Proc::spawn("shop serve", cmd, &logs.join("shop.log"))?;
+    shop.wait_listening(shop_addr.parse()?, Duration::from_secs(10))?;
+
+    println!("stack is up ({:?}); Ctrl-C stops everything", args.layout);
+    println!(
+        "  shop      http://{shop_addr}   (try: shop drive --url http://{shop_addr} --users 8 --duration 30s)"
+    );
+    println!(
+        "  recorder  mysql://root@{recorder_addr}  → {upstream}  (plain proxy; restart with --out to capture)"
+    );
+    println!(
+        "  statsd    {statsd} → Telegraf → InfluxDB {} (database {})",
+        metrics.influx_url(),
+        testkit::MetricsStack::DATABASE
+    );
+    println!("  logs      {}", logs.display());
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Stops what a crashed or interrupted playground left behind.
+pub fn down(repo: Option<PathBuf>) -> Result<()> {
+    let repo = tools::repo_root(repo.as_deref());
+    let Some(state) = procs::load_state() else {
+        println!(
+            "nothing to stop (no state at {})",
+            procs::state_file().display()
+        );
+        return Ok(());
+    };
+    if state.owner_pid != std::process::id() && procs::pid_alive(state.owner_pid) {
+        println!(
+            "note: playground {} is still running; stopping what it started",
+            state.owner_pid
+        );
+    }
+    for item in &state.items {
+        match item {
+            Cleanup::Pid(pid) if procs::pid_alive(*pid) => {
+                println!("killing process {pid}");
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            Cleanup::Pid(_) => {}
+            Cleanup::Cluster(dir) => {
+                println!("stopping the Vitess cluster in {}", dir.display());
+                crate::vitess::down(
+                    &repo.join("vitess/cluster.sh"),
+                    dir,
+                    &dir.with_extension("down.log"),
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_file(procs::state_file());
+    Ok(())
+}
+
+/// Shows what the last playground started and whether it still runs.
+pub fn status() -> Result<()> {
+    let Some(state) = procs::load_state() else {
+        println!("no playground state at {}", procs::state_file().display());
+        return Ok(());
+    };
+    let owner = if procs::pid_alive(state.owner_pid) {
+        "running"
+    } else {
+        "gone"
+    };
+    println!("playground pid {} ({owner})", state.owner_pid);
+    for item in &state.items {
+        match item {
+            Cleanup::Pid(pid) => {
+                let alive = if procs::pid_alive(*pid) {
+                    "running"
+                } else {
+                    "gone"
+                };
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+                    .unwrap_or_default();
+                println!("  pid {pid:<7} {alive:<8} {}", cmdline.trim());
+            }
+            Cleanup::Cluster(dir) => println!("  vitess cluster in {}", dir.display()),
+        }
+    }
+    Ok(())
+}
