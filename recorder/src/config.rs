@@ -1,0 +1,61 @@
+//! Command-line configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    version,
+    about = "Transparent MySQL proxy that records every command to a capture file"
+)]
+pub struct Config {
+    /// Address clients connect to.
+    #[arg(long, env = "RECORDER_LISTEN", default_value = "127.0.0.1:6033")]
+    pub listen: SocketAddr,
+    /// The real server (MySQL, MariaDB or vtgate), HOST:PORT.
+    #[arg(long, env = "RECORDER_UPSTREAM")]
+    pub upstream: String,
+    /// Capture file to write; without it the recorder is a plain proxy.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write query classes instead of literal values (inspectable, not replayable).
+    #[arg(long)]
+    pub redact: bool,
+    /// statsd server for recorder.commands / recorder.capture.dropped, HOST:PORT.
+    #[arg(long)]
+    pub statsd: Option<String>,
+    /// Refuse connections beyond this many at once.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Stop capturing (keep relaying) after this many bytes of capture file.
+    #[arg(long)]
+    pub max_capture_bytes: Option<u64>,
+    /// Stop capturing (keep relaying) after this long, e.g. 10m.
+    #[arg(long, value_parser = humantime_duration)]
+    pub max_capture_time: Option<std::time::Duration>,
+    /// Capture records queued for the writer before new ones are dropped.
+    #[arg(long, default_value_t = crate::sink::DEFAULT_QUEUE)]
+    pub capture_queue: usize,
+    /// Free-form labels stored in the capture header, KEY=VALUE (repeatable).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Log filter (tracing syntax).
+    #[arg(long, env = "RECORDER_LOG", default_value = "info")]
+    pub log: String,
+    /// Tokio worker threads (0: one per CPU).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    Ok(std::time::Duration::from_secs(match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("bad duration {s:?}: use s, m or h")),
+    }))
+}

@@ -1,0 +1,44 @@
+/// Why one relayed connection ended abnormally (the proxy itself goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// The client or server sent something that is not the MySQL protocol as we know it.
+    #[error("malformed packet from the {from}: {reason}")]
+    Malformed { from: Side, reason: String },
+
+    #[error("cannot reach upstream {upstream}: {source}")]
+    Upstream {
+        upstream: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("the capture file: {0}")]
+    Capture(#[from] captures::Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        })
+    }
+}
+
+impl Error {
+    pub fn malformed(from: Side, reason: impl Into<String>) -> Self {
+        Error::Malformed {
+            from,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! A transparent MySQL-protocol proxy that records every command.
+//!
+//! - [`listener`]: accepts clients, shuts down cleanly on SIGINT/SIGTERM;
+//! - [`relay`]: one task per client connection, relaying bytes as they arrive;
+//! - [`protocol`]: the state machine that knows where each response ends;
+//! - [`sink`]: the bounded capture queue and its writer thread.
+
+pub mod config;
+pub mod error;
+pub mod listener;
+pub mod protocol;
+pub mod relay;
+pub mod sink;
+
+pub use error::Error;

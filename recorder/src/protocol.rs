@@ -1,0 +1,760 @@
+//! The part of the MySQL protocol a relay has to understand: where each response ends,
+//! and what a command and its outcome were. Packet contents are parsed with
+//! mysql_common; this module only owns the state machine.
+
+use captures::{Cmd, Outcome, Param, Value};
+use mysql_common::constants::{CapabilityFlags, ColumnFlags, ColumnType, StatusFlags};
+use mysql_common::io::ParseBuf;
+use mysql_common::packets::{
+    CommonOkPacket, ErrPacket, HandshakePacket, HandshakeResponse, OkPacketDeserializer,
+    OldEofPacket, ResultSetTerminator,
+};
+use mysql_common::value::{BinValue, ValueDeserializer};
+
+/// Largest payload of one physical packet; a payload of exactly this size continues in
+/// the next packet.
+pub const MAX_PAYLOAD: usize = 0xFF_FFFF;
+
+/// Capability bits stripped from the relayed greeting: the relay reads plaintext and
+/// uncompressed packets unless it terminates TLS itself.
+pub const CLIENT_SSL: u32 = 0x0000_0800;
+pub const CLIENT_COMPRESS: u32 = 0x0000_0020;
+pub const CLIENT_ZSTD: u32 = 0x0400_0000;
+
+/// MariaDB's extended capabilities (the 4 bytes in the greeting's filler, used when the
+/// server clears CLIENT_MYSQL). Bulk execution (COM_STMT_BULK_EXECUTE) is stripped: the
+/// relay cannot decode it and would have to pass the connection through uncaptured.
+/// Metadata caching is kept and followed (see `Response::skip_metadata_possible`).
+pub const MARIADB_CLIENT_STMT_BULK_OPERATIONS: u32 = 0x0000_0004;
+pub const MARIADB_CLIENT_CACHE_METADATA: u32 = 0x0000_0010;
+pub const MARIADB_CLIENT_BULK_UNIT_RESULTS: u32 = 0x0000_0020;
+const CLIENT_MYSQL: u32 = 0x0000_0001;
+
+/// MariaDB sends progress reports as ERR packets with this code (before the real answer).
+const PROGRESS_REPORT: u16 = 0xFFFF;
+
+// Command bytes.
+pub const COM_QUIT: u8 = 0x01;
+pub const COM_INIT_DB: u8 = 0x02;
+pub const COM_QUERY: u8 = 0x03;
+pub const COM_FIELD_LIST: u8 = 0x04;
+pub const COM_STATISTICS: u8 = 0x09;
+pub const COM_PING: u8 = 0x0e;
+pub const COM_CHANGE_USER: u8 = 0x11;
+pub const COM_STMT_PREPARE: u8 = 0x16;
+pub const COM_STMT_EXECUTE: u8 = 0x17;
+pub const COM_STMT_SEND_LONG_DATA: u8 = 0x18;
+pub const COM_STMT_CLOSE: u8 = 0x19;
+pub const COM_STMT_RESET: u8 = 0x1a;
+pub const COM_SET_OPTION: u8 = 0x1b;
+pub const COM_STMT_FETCH: u8 = 0x1c;
+pub const COM_RESET_CONNECTION: u8 = 0x1f;
+
+/// What the greeting told us, after patching its capabilities in place.
+#[derive(Debug, Clone)]
+pub struct Greeting {
+    pub server_version: String,
+    pub connection_id: u32,
+    pub capabilities: u32,
+    /// MariaDB extended capabilities as relayed (0 for MySQL).
+    pub mariadb_capabilities: u32,
+}
+
+/// Parses the server greeting and clears SSL/compression capabilities in `payload`
+/// (in place, so every other byte is relayed as the server sent it).
+pub fn patch_greeting(payload: &mut [u8], strip: u32) -> Option<Greeting> {
+    let (server_version, connection_id, capabilities, mariadb_capabilities) = {
+        let hs: HandshakePacket<'_> = ParseBuf(payload).parse(()).ok()?;
+        (
+            String::from_utf8_lossy(hs.server_version_ref()).into_owned(),
+            hs.connection_id(),
+            hs.capabilities().bits(),
+            hs.mariadb_ext_capabilities().bits(),
+        )
+    };
+    // protocol(1) version\0 conn_id(4) auth1(8) filler(1) caps_lo(2) charset(1)
+    // status(2) caps_hi(2) auth_len(1) reserved(6) mariadb_caps(4)
+    let nul = payload.iter().skip(1).position(|b| *b == 0)? + 1;
+    let lo = nul + 1 + 4 + 8 + 1;
+    let hi = lo + 2 + 1 + 2;
+    if payload.len() >= hi + 2 {
+        let caps_lo = u16::from_le_bytes([payload[lo], payload[lo + 1]]) & !(strip as u16);
+        payload[lo..lo + 2].copy_from_slice(&caps_lo.to_le_bytes());
+        let caps_hi = u16::from_le_bytes([payload[hi], payload[hi + 1]]) & !((strip >> 16) as u16);
+        payload[hi..hi + 2].copy_from_slice(&caps_hi.to_le_bytes());
+    } else if payload.len() >= lo + 2 {
+        let caps_lo = u16::from_le_bytes([payload[lo], payload[lo + 1]]) & !(strip as u16);
+        payload[lo..lo + 2].copy_from_slice(&caps_lo.to_le_bytes());
+    }
+    let mut mariadb_capabilities = mariadb_capabilities;
+    let ext = hi + 2 + 1 + 6;
+    if capabilities & CLIENT_MYSQL == 0 && payload.len() >= ext + 4 {
+        mariadb_capabilities &=
+            !(MARIADB_CLIENT_STMT_BULK_OPERATIONS | MARIADB_CLIENT_BULK_UNIT_RESULTS);
+        payload[ext..ext + 4].copy_from_slice(&mariadb_capabilities.to_le_bytes());
+    } else {
+        mariadb_capabilities = 0;
+    }
+    Some(Greeting {
+        server_version,
+        connection_id,
+        capabilities: capabilities & !strip,
+        mariadb_capabilities,
+    })
+}
+
+/// The client's login: who, which database, what it can do. Never the password.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub user: String,
+    pub db: Option<String>,
+    pub capabilities: u32,
+    /// MariaDB extended capabilities the client asked for (0 when it speaks plain MySQL).
+    pub mariadb_capabilities: u32,
+    pub charset: u8,
+    pub auth_plugin: String,
+}
+
+/// Whether a handshake response is really an SSLRequest (32 bytes, CLIENT_SSL set).
+pub fn is_ssl_request(payload: &[u8]) -> bool {
+    payload.len() == 32
+        && u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]) & CLIENT_SSL != 0
+}
+
+pub fn parse_login(payload: &[u8]) -> Option<Login> {
+    let r: HandshakeResponse<'_> = ParseBuf(payload).parse(()).ok()?;
+    Some(Login {
+        user: String::from_utf8_lossy(r.user()).into_owned(),
+        db: r
+            .db_name()
+            .filter(|d| !d.is_empty())
+            .map(|d| String::from_utf8_lossy(d).into_owned()),
+        capabilities: r.capabilities().bits(),
+        mariadb_capabilities: if r.capabilities().bits() & CLIENT_MYSQL == 0 {
+            r.mariadb_ext_capabilities().bits()
+        } else {
+            0
+        },
+        charset: r.collation(),
+        auth_plugin: r
+            .auth_plugin()
+            .map(|p| String::from_utf8_lossy(p.as_bytes()).into_owned())
+            .unwrap_or_default(),
+    })
+}
+
+/// How the response to a command is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No response at all (QUIT, STMT_CLOSE, SEND_LONG_DATA).
+    Nothing,
+    /// OK or ERR (PING, INIT_DB, RESET_CONNECTION, STMT_RESET, SET_OPTION...).
+    OkOrErr,
+    /// OK, ERR, LOCAL INFILE request or result sets, possibly several (QUERY, EXECUTE).
+    Results,
+    /// PREPARE_OK with parameter and column definitions, or ERR.
+    Prepare,
+    /// Rows of an open cursor, or ERR.
+    Fetch,
+    /// Column definitions until EOF, or ERR (the deprecated COM_FIELD_LIST).
+    FieldList,
+    /// One human-readable string packet (COM_STATISTICS).
+    Statistics,
+    /// An authentication exchange (COM_CHANGE_USER): relay both ways until OK/ERR.
+    Auth,
+    /// Unknown command: from here on, relay bytes blindly.
+    Unknown,
+}
+
+pub fn expect_for(command: u8) -> Expect {
+    match command {
+        COM_QUIT | COM_STMT_CLOSE | COM_STMT_SEND_LONG_DATA => Expect::Nothing,
+        COM_QUERY | COM_STMT_EXECUTE => Expect::Results,
+        COM_STMT_PREPARE => Expect::Prepare,
+        COM_STMT_FETCH => Expect::Fetch,
+        COM_FIELD_LIST => Expect::FieldList,
+        COM_STATISTICS => Expect::Statistics,
+        COM_CHANGE_USER => Expect::Auth,
+        COM_INIT_DB | COM_PING | COM_RESET_CONNECTION | COM_STMT_RESET | COM_SET_OPTION => {
+            Expect::OkOrErr
+        }
+        // COM_SLEEP, COM_PROCESS_INFO, COM_DEBUG, COM_TIME... all answer OK/ERR;
+        // replication and anything newer: passthrough.
+        0x00 | 0x0a | 0x0d | 0x0c | 0x0f | 0x05 | 0x06 | 0x07 | 0x08 => Expect::OkOrErr,
+        _ => Expect::Unknown,
+    }
+}
+
+/// The response state machine: feed it each server packet's payload in order; it says
+/// when the response is complete and what it amounted to.
+#[derive(Debug)]
+pub struct Response {
+    caps: CapabilityFlags,
+    state: State,
+    rows: u64,
+    affected: u64,
+    last_insert_id: u64,
+    warnings: u16,
+    result_set: bool,
+    /// A binary result set whose column definitions MariaDB may leave out because the
+    /// client cached them (MARIADB_CLIENT_CACHE_METADATA, COM_STMT_EXECUTE only).
+    skip_metadata_possible: bool,
+    /// Set by PREPARE_OK: (statement id, params, columns).
+    pub prepared: Option<(u32, u16, u16)>,
+    error: Option<(u16, String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// The first packet of a response (or of the next result of a multi-result one).
+    First,
+    OkOrErr,
+    Columns(u64),
+    ColumnsEof,
+    Rows,
+    PrepareParams(u16, u16),
+    PrepareParamsEof(u16),
+    PrepareColumns(u16),
+    PrepareColumnsEof,
+    FieldList,
+    Statistics,
+    Done,
+}
+
+/// What one packet did to the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    More,
+    /// The server asks for a local file: relay client packets up to an empty one, then
+    /// keep feeding server packets.
+    LocalInfile,
+    Done,
+}
+
+impl Response {
+    pub fn new(expect: Expect, deprecate_eof: bool, capabilities: u32) -> Self {
+        let mut caps = CapabilityFlags::from_bits_truncate(capabilities);
+        caps.set(CapabilityFlags::CLIENT_DEPRECATE_EOF, deprecate_eof);
+        let state = match expect {
+            Expect::Results | Expect::Prepare => State::First,
+            Expect::Fetch => State::Rows,
+            Expect::FieldList => State::FieldList,
+            Expect::Statistics => State::Statistics,
+            _ => State::OkOrErr,
+        };
+        Response {
+            caps,
+            state,
+            rows: 0,
+            affected: 0,
+            last_insert_id: 0,
+            warnings: 0,
+            result_set: false,
+            skip_metadata_possible: false,
+            prepared: None,
+            error: None,
+        }
+    }
+
+    /// For COM_STMT_EXECUTE on a session that negotiated MariaDB metadata caching: the
+    /// column count then carries a "metadata follows" byte, and 0 there means no column
+    /// definitions (the EOF after them still follows the CLIENT_DEPRECATE_EOF rule).
+    pub fn skip_metadata_possible(mut self, possible: bool) -> Self {
+        self.skip_metadata_possible = possible;
+        self
+    }
+
+    fn deprecate_eof(&self) -> bool {
+        self.caps.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
+    }
+
+    /// Feeds one logical packet (continuations joined, or at least its first bytes and
+    /// true length for rows). `Err` means the server sent something impossible here.
+    pub fn feed(&mut self, payload: &[u8], expect: Expect) -> Result<Step, String> {
+        let first = *payload.first().ok_or("empty packet")?;
+        // An ERR packet can end any response (a progress report ends nothing).
+        // (0xff never starts a row, column definition or PREPARE_OK; COM_STATISTICS
+        // answers free text.)
+        if first == 0xff && self.state != State::Statistics {
+            let err: ErrPacket<'_> = ParseBuf(payload)
+                .parse(self.caps)
+                .map_err(|e| format!("bad ERR packet: {e}"))?;
+            return match err {
+                ErrPacket::Progress(_) => Ok(Step::More),
+                ErrPacket::Error(e) if e.error_code() == PROGRESS_REPORT => Ok(Step::More),
+                ErrPacket::Error(e) => {
+                    self.error = Some((
+                        e.error_code(),
+                        e.sql_state_ref()
+                            .map(|s| s.as_str().into_owned())
+                            .unwrap_or_default(),
+                        String::from_utf8_lossy(e.message_ref()).into_owned(),
+                    ));
+                    self.state = State::Done;
+                    Ok(Step::Done)
+                }
+            };
+        }
+        match self.state {
+            State::First => match first {
+                0x00 if expect == Expect::Prepare => {
+                    if payload.len() < 12 {
+                        return Err("short PREPARE_OK".into());
+                    }
+                    let id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
+                    let columns = u16::from_le_bytes([payload[5], payload[6]]);
+                    let params = u16::from_le_bytes([payload[7], payload[8]]);
+                    self.warnings = u16::from_le_bytes([payload[10], payload[11]]);
+                    self.prepared = Some((id, params, columns));
+                    self.state = if params > 0 {
+                        State::PrepareParams(params, columns)
+                    } else if columns > 0 {
+                        State::PrepareColumns(columns)
+                    } else {
+                        State::Done
+                    };
+                    Ok(self.step())
+                }
+                0x00 => {
+                    let ok = ParseBuf(payload)
+                        .parse::<OkPacketDeserializer<'_, CommonOkPacket>>(self.caps)
+                        .map_err(|e| format!("bad OK packet: {e}"))?
+                        .into_inner();
+                    self.affected += ok.affected_rows();
+                    self.last_insert_id = ok.last_insert_id().unwrap_or(self.last_insert_id);
+                    self.warnings = self.warnings.saturating_add(ok.warnings());
+                    self.after_result(ok.status_flags());
+                    Ok(self.step())
+                }
+                0xfb if expect == Expect::Results => Ok(Step::LocalInfile),
+                _ => {
+                    let mut buf = ParseBuf(payload);
+                    let columns = buf.checked_eat_lenenc_int().ok_or("bad column count")?;
+                    if columns == 0 {
+                        return Err("result set with zero columns".into());
+                    }
+                    self.result_set = true;
+                    let metadata_follows =
+                        !self.skip_metadata_possible || buf.0.first() != Some(&0);
+                    self.state = match (metadata_follows, self.deprecate_eof()) {
+                        (true, _) => State::Columns(columns),
+                        (false, true) => State::Rows,
+                        (false, false) => State::ColumnsEof,
+                    };
+                    Ok(Step::More)
+                }
+            },
+            State::OkOrErr => match first {
+                0x00 | 0xfe => {
+                    if let Ok(ok) = ParseBuf(payload)
+                        .parse::<OkPacketDeserializer<'_, CommonOkPacket>>(self.caps)
+                    {
+                        let ok = ok.into_inner();
+                        self.affected = ok.affected_rows();
+                        self.warnings = ok.warnings();
+                    }
+                    self.state = State::Done;
+                    Ok(Step::Done)
+                }
+                _ => Err(format!("expected OK or ERR, got 0x{first:02x}")),
+            },
+            State::Columns(n) => {
+                self.state = match (n - 1, self.deprecate_eof()) {
+                    (0, true) => State::Rows,
+                    (0, false) => State::ColumnsEof,
+                    (left, _) => State::Columns(left),
+                };
+                Ok(Step::More)
+            }
+            State::ColumnsEof => {
+                let status = self.terminator_status(payload, false)?;
+                // An open cursor: rows come later through COM_STMT_FETCH.
+                if status.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS) {
+                    self.after_result(status);
+                } else {
+                    self.state = State::Rows;
+                }
+                Ok(self.step())
+            }
+            State::Rows => {
+                if self.is_terminator(payload) {
+                    let status = self.terminator_status(payload, self.deprecate_eof())?;
+                    self.after_result(status);
+                    Ok(self.step())
+                } else {
+                    self.rows += 1;
+                    Ok(Step::More)
+                }
+            }
+            State::PrepareParams(n, columns) => {
+                self.state = match (n - 1, self.deprecate_eof()) {
+                    (0, true) if columns > 0 => State::PrepareColumns(columns),
+                    (0, true) => State::Done,
+                    (0, false) => State::PrepareParamsEof(columns),
+                    (left, _) => State::PrepareParams(left, columns),
+                };
+                Ok(self.step())
+            }
+            State::PrepareParamsEof(columns) => {
+                self.state = if columns > 0 {
+                    State::PrepareColumns(columns)
+                } else {
+                    State::Done
+                };
+                Ok(self.step())
+            }
+            State::PrepareColumns(n) => {
+                self.state = match (n - 1, self.deprecate_eof()) {
+                    (0, true) => State::Done,
+                    (0, false) => State::PrepareColumnsEof,
+                    (left, _) => State::PrepareColumns(left),
+                };
+                Ok(self.step())
+            }
+            State::PrepareColumnsEof => {
+                self.state = State::Done;
+                Ok(Step::Done)
+            }
+            State::FieldList => {
+                if self.is_terminator(payload) {
+                    self.state = State::Done;
+                    Ok(Step::Done)
+                } else {
+                    self.rows += 1;
+                    Ok(Step::More)
+                }
+            }
+            State::Statistics => {
+                self.state = State::Done;
+                Ok(Step::Done)
+            }
+            State::Done => Err("a packet after the response was complete".into()),
+        }
+    }
+
+    fn step(&self) -> Step {
+        if self.state == State::Done {
+            Step::Done
+        } else {
+            Step::More
+        }
+    }
+
+    /// After an OK or a result set's end: another result follows, or we are done.
+    fn after_result(&mut self, status: StatusFlags) {
+        self.state = if status.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS) {
+            State::First
+        } else {
+            State::Done
+        };
+    }
+
+    /// EOF (old, < 9 bytes) or OK-with-0xFE (CLIENT_DEPRECATE_EOF) ending rows.
+    fn is_terminator(&self, payload: &[u8]) -> bool {
+        payload[0] == 0xfe
+            && if self.deprecate_eof() {
+                payload.len() < MAX_PAYLOAD
+            } else {
+                payload.len() < 9
+            }
+    }
+
+    fn terminator_status(&mut self, payload: &[u8], as_ok: bool) -> Result<StatusFlags, String> {
+        let ok = if as_ok {
+            ParseBuf(payload)
+                .parse::<OkPacketDeserializer<'_, ResultSetTerminator>>(self.caps)
+                .map_err(|e| format!("bad result set terminator: {e}"))?
+                .into_inner()
+        } else {
+            ParseBuf(payload)
+                .parse::<OkPacketDeserializer<'_, OldEofPacket>>(self.caps)
+                .map_err(|e| format!("bad EOF packet: {e}"))?
+                .into_inner()
+        };
+        self.warnings = self.warnings.saturating_add(ok.warnings());
+        Ok(ok.status_flags())
+    }
+
+    /// What the whole response amounted to.
+    pub fn outcome(&self) -> Outcome {
+        if let Some((code, sqlstate, message)) = &self.error {
+            return Outcome::Err {
+                code: *code,
+                sqlstate: sqlstate.clone(),
+                message: message.clone(),
+            };
+        }
+        if self.result_set {
+            Outcome::Rows {
+                count: self.rows,
+                warnings: self.warnings,
+            }
+        } else {
+            Outcome::Ok {
+                affected_rows: self.affected,
+                last_insert_id: self.last_insert_id,
+                warnings: self.warnings,
+            }
+        }
+    }
+}
+
+/// Per-statement state needed to decode EXECUTE parameters.
+#[derive(Debug, Clone, Default)]
+pub struct StmtInfo {
+    pub params: u16,
+    /// Types bound by the last EXECUTE with new-params-bound = 1: (type, unsigned).
+    pub types: Vec<(u8, bool)>,
+    /// Parameters that received SEND_LONG_DATA since the last EXECUTE/RESET.
+    pub long_data: Vec<u16>,
+}
+
+/// Decodes a COM_STMT_EXECUTE payload into the captured command.
+pub fn parse_execute(payload: &[u8], stmt: Option<&mut StmtInfo>) -> Option<Cmd> {
+    if payload.len() < 10 {
+        return None;
+    }
+    let stmt_id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
+    let flags = payload[5];
+    let Some(stmt) = stmt else {
+        // Prepared before we saw it (or by a failed PREPARE): keep the id.
+        return Some(Cmd::Execute {
+            stmt_id,
+            flags,
+            params: vec![],
+        });
+    };
+    let n = usize::from(stmt.params);
+    let mut params = Vec::with_capacity(n);
+    if n > 0 {
+        let bitmap_len = n.div_ceil(8);
+        let mut pos = 10;
+        let bitmap = payload.get(pos..pos + bitmap_len)?;
+        pos += bitmap_len;
+        let bound = *payload.get(pos)?;
+        pos += 1;
+        if bound == 1 {
+            let types = payload.get(pos..pos + 2 * n)?;
+            stmt.types = types
+                .chunks_exact(2)
+                .map(|t| (t[0], t[1] & 0x80 != 0))
+                .collect();
+            pos += 2 * n;
+        }
+        let mut buf = ParseBuf(payload.get(pos..)?);
+        for i in 0..n {
+            let (ty, unsigned) = stmt.types.get(i).copied().unwrap_or((0xfd, false));
+            let is_null = bitmap[i / 8] & (1 << (i % 8)) != 0;
+            let long = u16::try_from(i).is_ok_and(|i| stmt.long_data.contains(&i));
+            let value = if is_null {
+                Value::Null
+            } else if long {
+                // Sent by SEND_LONG_DATA; not repeated in the EXECUTE packet.
+                Value::Bytes(Vec::new())
+            } else {
+                let col_type = ColumnType::try_from(ty).ok()?;
+                let col_flags = if unsigned {
+                    ColumnFlags::UNSIGNED_FLAG
+                } else {
+                    ColumnFlags::empty()
+                };
+                let v: ValueDeserializer<BinValue> = buf.parse((col_type, col_flags)).ok()?;
+                from_mysql(v.0)
+            };
+            params.push(Param {
+                column_type: ty,
+                unsigned,
+                value,
+            });
+        }
+    }
+    stmt.long_data.clear();
+    Some(Cmd::Execute {
+        stmt_id,
+        flags,
+        params,
+    })
+}
+
+fn from_mysql(v: mysql_common::value::Value) -> Value {
+    use mysql_common::value::Value as V;
+    match v {
+        V::NULL => Value::Null,
+        V::Bytes(b) => Value::Bytes(b),
+        V::Int(i) => Value::Int(i),
+        V::UInt(u) => Value::UInt(u),
+        V::Float(f) => Value::Float(f),
+        V::Double(d) => Value::Double(d),
+        V::Date(y, m, d, h, mi, s, us) => Value::Date(y, m, d, h, mi, s, us),
+        V::Time(neg, d, h, m, s, us) => Value::Time(neg, d, h, m, s, us),
+    }
+}
+
+/// Decodes a client command payload (other than EXECUTE) into the captured command.
+pub fn parse_command(payload: &[u8]) -> Cmd {
+    let code = payload.first().copied().unwrap_or(0);
+    let body = payload.get(1..).unwrap_or(&[]);
+    let u32_at = |i: usize| {
+        body.get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .unwrap_or(0)
+    };
+    match code {
+        COM_QUERY => Cmd::Query { sql: body.to_vec() },
+        COM_STMT_PREPARE => Cmd::Prepare {
+            sql: body.to_vec(),
+            stmt_id: 0,
+            params: 0,
+            columns: 0,
+        },
+        COM_STMT_SEND_LONG_DATA => Cmd::SendLongData {
+            stmt_id: u32_at(0),
+            param: body
+                .get(4..6)
+                .map_or(0, |b| u16::from_le_bytes([b[0], b[1]])),
+            data: body.get(6..).unwrap_or(&[]).to_vec(),
+        },
+        COM_STMT_CLOSE => Cmd::StmtClose { stmt_id: u32_at(0) },
+        COM_STMT_RESET => Cmd::StmtReset { stmt_id: u32_at(0) },
+        COM_STMT_FETCH => Cmd::StmtFetch {
+            stmt_id: u32_at(0),
+            rows: u32_at(4),
+        },
+        COM_INIT_DB => Cmd::InitDb {
+            db: String::from_utf8_lossy(body).into_owned(),
+        },
+        COM_PING => Cmd::Ping,
+        COM_RESET_CONNECTION => Cmd::ResetConnection,
+        COM_QUIT => Cmd::Quit,
+        COM_STATISTICS => Cmd::Statistics,
+        COM_FIELD_LIST => {
+            let nul = body.iter().position(|b| *b == 0).unwrap_or(body.len());
+            Cmd::FieldList {
+                table: String::from_utf8_lossy(&body[..nul]).into_owned(),
+                wildcard: String::from_utf8_lossy(body.get(nul + 1..).unwrap_or(&[])).into_owned(),
+            }
+        }
+        COM_CHANGE_USER => {
+            // user\0, auth (length-prefixed with CLIENT_SECURE_CONNECTION), db\0, ...:
+            // the auth response is skipped, never stored.
+            let nul = body.iter().position(|b| *b == 0).unwrap_or(body.len());
+            let user = String::from_utf8_lossy(&body[..nul]).into_owned();
+            let rest = body.get(nul + 1..).unwrap_or(&[]);
+            let auth_len = usize::from(rest.first().copied().unwrap_or(0));
+            let after = rest.get(1 + auth_len..).unwrap_or(&[]);
+            let dnul = after.iter().position(|b| *b == 0).unwrap_or(after.len());
+            let db = (!after[..dnul].is_empty())
+                .then(|| String::from_utf8_lossy(&after[..dnul]).into_owned());
+            let tail = after.get(dnul + 1..).unwrap_or(&[]);
+            let charset = tail
+                .get(..2)
+                .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+            let plugin = tail.get(2..).unwrap_or(&[]);
+            let pnul = plugin.iter().position(|b| *b == 0).unwrap_or(plugin.len());
+            Cmd::ChangeUser {
+                user,
+                db,
+                charset,
+                auth_plugin: String::from_utf8_lossy(&plugin[..pnul]).into_owned(),
+            }
+        }
+        _ => Cmd::Other {
+            code,
+            payload: body.to_vec(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eof_rules_follow_deprecate_eof() {
+        let r = Response::new(Expect::Results, false, 0);
+        assert!(r.is_terminator(&[0xfe, 0, 0, 2, 0]));
+        assert!(!r.is_terminator(&[0xfe, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
+        let r = Response::new(Expect::Results, true, 0);
+        assert!(r.is_terminator(&[0xfe, 0, 0, 2, 0, 0, 0]));
+    }
+
+    #[test]
+    fn a_text_result_set_ends_at_its_eof() {
+        let mut r = Response::new(Expect::Results, false, 0);
+        assert_eq!(r.feed(&[1], Expect::Results), Ok(Step::More)); // 1 column
+        assert_eq!(r.feed(b"\x03defcoldef", Expect::Results), Ok(Step::More));
+        assert_eq!(r.feed(&[0xfe, 0, 0, 2, 0], Expect::Results), Ok(Step::More));
+        assert_eq!(r.feed(b"\x01a", Expect::Results), Ok(Step::More));
+        assert_eq!(r.feed(b"\x01b", Expect::Results), Ok(Step::More));
+        assert_eq!(r.feed(&[0xfe, 0, 0, 2, 0], Expect::Results), Ok(Step::Done));
+        assert_eq!(
+            r.outcome(),
+            Outcome::Rows {
+                count: 2,
+                warnings: 0
+            }
+        );
+    }
+
+    #[test]
+    fn more_results_keep_the_response_open() {
+        let mut r = Response::new(Expect::Results, true, 0);
+        // OK with SERVER_MORE_RESULTS_EXISTS (0x0008), then a final OK.
+        assert_eq!(
+            r.feed(&[0, 1, 0, 8, 0, 0, 0], Expect::Results),
+            Ok(Step::More)
+        );
+        assert_eq!(
+            r.feed(&[0, 2, 0, 2, 0, 0, 0], Expect::Results),
+            Ok(Step::Done)
+        );
+        assert!(matches!(
+            r.outcome(),
+            Outcome::Ok {
+                affected_rows: 3,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn cached_metadata_skips_the_column_definitions() {
+        // MariaDB, MARIADB_CLIENT_CACHE_METADATA: column count 2, "metadata follows" = 0,
+        // so the rows come at once (this hung the relay before it knew).
+        let mut r = Response::new(Expect::Results, true, 0).skip_metadata_possible(true);
+        assert_eq!(r.feed(&[2, 0], Expect::Results), Ok(Step::More));
+        assert_eq!(
+            r.feed(&[0, 0, 1, b'a', 1, b'b'], Expect::Results),
+            Ok(Step::More)
+        );
+        assert_eq!(
+            r.feed(&[0xfe, 0, 0, 2, 0, 0, 0], Expect::Results),
+            Ok(Step::Done)
+        );
+        assert_eq!(
+            r.outcome(),
+            Outcome::Rows {
+                count: 1,
+                warnings: 0
+            }
+        );
+        // "metadata follows" = 1: definitions as usual.
+        let mut r = Response::new(Expect::Results, true, 0).skip_metadata_possible(true);
+        assert_eq!(r.feed(&[1, 1], Expect::Results), Ok(Step::More));
+        assert_eq!(r.feed(b"\x03defcoldef", Expect::Results), Ok(Step::More));
+        assert_eq!(r.feed(&[0, 0, 1, b'a'], Expect::Results), Ok(Step::More));
+        assert_eq!(
+            r.feed(&[0xfe, 0, 0, 2, 0, 0, 0], Expect::Results),
+            Ok(Step::Done)
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let mut r = Response::new(Expect::OkOrErr, true, 0);
+        assert!(r.feed(&[0x42], Expect::OkOrErr).is_err());
+        assert!(parse_execute(&[0x17, 1], None).is_none());
+        let _ = parse_command(&[]);
+        let _ = parse_command(&[COM_CHANGE_USER, 0xff]);
+    }
+}

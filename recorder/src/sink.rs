@@ -1,0 +1,142 @@
+//! The capture sink: a bounded queue drained by a writer thread. The relay never waits
+//! for it: when the queue is full (slow disk), records are dropped and counted.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use captures::{CaptureWriter, Meta, Record, WriterOptions, WriterStats};
+
+/// Records waiting for the writer. ~65k records is a few seconds of a busy server and at
+/// most tens of MiB (queries are kept whole); beyond it we drop rather than slow clients.
+pub const DEFAULT_QUEUE: usize = 65_536;
+
+/// How often the writer wakes to flush a due chunk when traffic is idle.
+const TICK: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    /// Set once the file failed; capture stops, relaying goes on.
+    pub failed: AtomicBool,
+}
+
+/// Where relays send records. Cloning is cheap; dropping the last clone ends the writer.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    tx: Option<SyncSender<Record>>,
+    stats: Arc<SinkStats>,
+}
+
+impl Sink {
+    /// Capture off: every record is discarded at once.
+    pub fn disabled() -> Self {
+        Sink {
+            tx: None,
+            stats: Arc::new(SinkStats::default()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some() && !self.stats.failed.load(Ordering::Relaxed)
+    }
+
+    /// Never blocks: a full queue or a failed file drops the record (counted).
+    pub fn send(&self, record: Record) {
+        let Some(tx) = &self.tx else { return };
+        if self.stats.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        match tx.try_send(record) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("recorder.capture.dropped").increment(1);
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    pub fn stats(&self) -> &SinkStats {
+        &self.stats
+    }
+}
+
+/// The writer thread's handle: join it to close the file.
+#[derive(Debug)]
+pub struct SinkWriter {
+    thread: JoinHandle<Option<WriterStats>>,
+    path: PathBuf,
+}
+
+impl SinkWriter {
+    /// Waits for the writer to drain the queue (all senders must be dropped), flush and
+    /// fsync the file.
+    pub fn finish(self) -> Option<WriterStats> {
+        let path = self.path;
+        self.thread.join().ok().flatten().inspect(|_| {
+            tracing::debug!("capture {} closed", path.display());
+        })
+    }
+}
+
+/// Creates the capture file (0600) and starts its writer thread.
+pub fn open(
+    path: &Path,
+    meta: &Meta,
+    queue: usize,
+    options: WriterOptions,
+) -> Result<(Sink, SinkWriter), captures::Error> {
+    let mut writer = CaptureWriter::create(path, meta, options)?;
+    let (tx, rx) = mpsc::sync_channel::<Record>(queue.max(1));
+    let stats = Arc::new(SinkStats::default());
+    let thread_stats = stats.clone();
+    let shown = path.display().to_string();
+    let thread = std::thread::Builder::new()
+        .name("capture-writer".into())
+        .spawn(move || {
+            let fail = |e: captures::Error| {
+                tracing::error!("capture to {shown} stopped: {e}; relaying continues uncaptured");
+                thread_stats.failed.store(true, Ordering::Relaxed);
+            };
+            loop {
+                match rx.recv_timeout(TICK) {
+                    Ok(record) => {
+                        if let Err(e) = writer.append(&record) {
+                            fail(e);
+                            return None;
+                        }
+                        thread_stats.written.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                if let Err(e) = writer.flush_if_due() {
+                    fail(e);
+                    return None;
+                }
+            }
+            match writer.close() {
+                Ok(stats) => Some(stats),
+                Err(e) => {
+                    fail(e);
+                    None
+                }
+            }
+        })
+        .map_err(captures::Error::Io)?;
+    Ok((
+        Sink {
+            tx: Some(tx),
+            stats,
+        },
+        SinkWriter {
+            thread,
+            path: path.to_path_buf(),
+        },
+    ))
+}

@@ -1,0 +1,436 @@
+//! The recorder between real clients and a real MariaDB: transparent, and captured.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use captures::{CaptureReader, Cmd, CmdKind, Outcome, Record, Value};
+use clap::Parser;
+use mysql_async::prelude::*;
+use mysql_async::{Opts, OptsBuilder};
+use testkit::MariaDb;
+use tokio::sync::oneshot;
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<String>>,
+}
+
+impl Running {
+    async fn stop(mut self) -> String {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().unwrap()
+    }
+}
+
+async fn start(upstream: &str, out: Option<&Path>, extra: &[&str]) -> Running {
+    let mut args = vec![
+        "recorder",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        upstream,
+    ];
+    let out_s;
+    if let Some(out) = out {
+        out_s = out.display().to_string();
+        args.extend(["--out", &out_s]);
+    }
+    args.extend(extra);
+    let config = recorder::config::Config::parse_from(args);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(recorder::listener::serve(config, listener, async {
+        let _ = rx.await;
+    }));
+    Running {
+        addr,
+        stop: Some(tx),
+        task,
+    }
+}
+
+fn read_capture(path: &Path) -> Vec<Record> {
+    CaptureReader::open(path)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+fn commands(records: &[Record]) -> Vec<(Cmd, Outcome)> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Command(c) => Some((c.cmd.clone(), c.outcome.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn url(addr: SocketAddr, db: &str) -> String {
+    // prefer_socket=false: otherwise mysql_async finds the server's Unix socket through
+    // @@socket and reconnects there, around the recorder.
+    format!("mysql://root@{addr}/{db}?prefer_socket=false")
+}
+
+#[tokio::test]
+async fn mysql_async_traffic_passes_unchanged_and_is_captured() {
+    let server = MariaDb::shared().unwrap();
+    let db = server.fresh_database("relay").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("c.sqlcap");
+    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+
+    let infile = dir.path().join("rows.csv");
+    std::fs::write(&infile, "1,a\n2,b\n3,c\n").unwrap();
+    let opts = OptsBuilder::from_opts(Opts::from_url(&url(rec.addr, &db)).unwrap())
+        .local_infile_handler(Some(mysql_async::WhiteListFsHandler::new(
+            std::slice::from_ref(&infile),
+        )));
+    let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY, v LONGBLOB, s VARCHAR(20))")
+        .await
+        .unwrap();
+    // Text protocol, multi-statement, stored procedure with several results.
+    conn.query_drop("INSERT INTO t (id, s) VALUES (1, 'x'); INSERT INTO t (id, s) VALUES (2, 'y')")
+        .await
+        .unwrap();
+    conn.query_drop("CREATE PROCEDURE p() BEGIN SELECT id FROM t; SELECT COUNT(*) FROM t; END")
+        .await
+        .unwrap();
+    let mut result = conn.query_iter("CALL p()").await.unwrap();
+    let first: Vec<i32> = result.collect().await.unwrap();
+    let second: Vec<i64> = result.collect().await.unwrap();
+    drop(result);
+    assert_eq!((first, second), (vec![1, 2], vec![2]));
+    // Prepared statements with typed values, NULL, unicode, and a 20 MiB blob.
+    let big: Vec<u8> = (0..20 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let stmt = conn
+        .prep("INSERT INTO t (id, v, s) VALUES (?, ?, ?)")
+        .await
+        .unwrap();
+    conn.exec_drop(&stmt, (3, big.clone(), "ünï ✓"))
+        .await
+        .unwrap();
+    conn.exec_drop(&stmt, (4, None::<Vec<u8>>, None::<String>))
+        .await
+        .unwrap();
+    let back: Option<(Vec<u8>, String)> = conn
+        .exec_first("SELECT v, s FROM t WHERE id = ?", (3,))
+        .await
+        .unwrap();
+    let (v, s) = back.unwrap();
+    assert!(v == big, "20 MiB value survives the relay");
+    assert_eq!(s, "ünï ✓");
+    conn.close(stmt).await.unwrap();
+    // Errors come back as errors.
+    let err = conn.query_drop("SELECT * FROM missing").await.unwrap_err();
+    assert!(err.to_string().contains("1146"), "{err}");
+    // LOAD DATA LOCAL INFILE.
+    conn.query_drop(
+        format!(
+            "LOAD DATA LOCAL INFILE '{}' INTO TABLE t FIELDS TERMINATED BY ',' (id, s)",
+            infile.display()
+        )
+        .replace("(id, s)", "(@id, s) SET id = @id + 100"),
+    )
+    .await
+    .unwrap();
+    let n: Option<i64> = conn.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    assert_eq!(n, Some(7));
+    // Session commands.
+    conn.ping().await.unwrap();
+    conn.reset().await.unwrap();
+    conn.change_user(mysql_async::ChangeUserOpts::default().with_db_name(Some(db.clone())))
+        .await
+        .unwrap();
+    conn.query_drop(format!("USE `{db}`")).await.unwrap();
+    conn.disconnect().await.unwrap();
+
+    let summary = rec.stop().await;
+    assert!(summary.contains("0 dropped"), "{summary}");
+    let records = read_capture(&cap);
+    let Record::ConnOpen(open) = &records[0] else {
+        panic!("{:?}", records[0])
+    };
+    assert_eq!(open.user, "root");
+    assert_eq!(open.db.as_deref(), Some(db.as_str()));
+    assert!(matches!(records.last(), Some(Record::ConnClose(_))));
+    let cmds = commands(&records);
+    let kinds: Vec<CmdKind> = cmds.iter().map(|(c, _)| c.kind()).collect();
+    for k in [
+        CmdKind::Query,
+        CmdKind::Prepare,
+        CmdKind::Execute,
+        CmdKind::StmtClose,
+        CmdKind::Ping,
+        CmdKind::ResetConnection,
+        CmdKind::ChangeUser,
+        CmdKind::Quit,
+    ] {
+        assert!(kinds.contains(&k), "{k:?} missing from {kinds:?}");
+    }
+    // Multi-statement: one command, affected rows summed.
+    let multi = cmds
+        .iter()
+        .find(|(c, _)| {
+            c.sql()
+                .is_some_and(|s| s.starts_with(b"INSERT INTO t (id, s) VALUES (1"))
+        })
+        .unwrap();
+    assert!(
+        matches!(
+            multi.1,
+            Outcome::Ok {
+                affected_rows: 2,
+                ..
+            }
+        ),
+        "{:?}",
+        multi.1
+    );
+    let call = cmds
+        .iter()
+        .find(|(c, _)| c.sql() == Some(b"CALL p()"))
+        .unwrap();
+    assert!(
+        matches!(call.1, Outcome::Rows { count: 3, .. }),
+        "{:?}",
+        call.1
+    );
+    let missing = cmds
+        .iter()
+        .find(|(c, _)| c.sql() == Some(b"SELECT * FROM missing"))
+        .unwrap();
+    assert!(matches!(&missing.1, Outcome::Err { code: 1146, sqlstate, .. } if sqlstate == "42S02"));
+    let load = cmds
+        .iter()
+        .find(|(c, _)| c.sql().is_some_and(|s| s.starts_with(b"LOAD DATA")))
+        .unwrap();
+    assert!(
+        matches!(
+            load.1,
+            Outcome::Ok {
+                affected_rows: 3,
+                ..
+            }
+        ),
+        "{:?}",
+        load.1
+    );
+    // The prepared INSERT: its id mapped, its values typed.
+    let prepare = cmds
+        .iter()
+        .find_map(|(c, _)| match c {
+            Cmd::Prepare {
+                sql,
+                stmt_id,
+                params,
+                ..
+            } if sql.starts_with(b"INSERT") => Some((*stmt_id, *params)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(prepare.1, 3);
+    let execs: Vec<&Vec<captures::Param>> = cmds
+        .iter()
+        .filter_map(|(c, _)| match c {
+            Cmd::Execute {
+                stmt_id, params, ..
+            } if *stmt_id == prepare.0 => Some(params),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(execs.len(), 2);
+    assert_eq!(execs[0][0].value, Value::Int(3));
+    // mysql_async streams the blob with SEND_LONG_DATA before the EXECUTE: the capture
+    // keeps those pieces (the replayer reassembles them), not a copy in the EXECUTE.
+    // (It decides per statement, so the short string may travel that way too.)
+    let long = |param: u16| -> Vec<u8> {
+        cmds.iter()
+            .filter_map(|(c, _)| match c {
+                Cmd::SendLongData {
+                    stmt_id,
+                    param: p,
+                    data,
+                } if *stmt_id == prepare.0 && *p == param => Some(data.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    assert!(long(1) == big, "the blob's pieces add up to it");
+    let text = match &execs[0][2].value {
+        Value::Bytes(b) if !b.is_empty() => b.clone(),
+        _ => long(2),
+    };
+    assert_eq!(text, "ünï ✓".as_bytes());
+    assert_eq!(execs[1][1].value, Value::Null);
+    let select = cmds
+        .iter()
+        .find(|(c, _)| matches!(c, Cmd::Execute { params, .. } if params.len() == 1))
+        .unwrap();
+    assert!(matches!(select.1, Outcome::Rows { count: 1, .. }));
+}
+
+#[tokio::test]
+async fn the_mariadb_command_line_client_works_through_it() {
+    let server = MariaDb::shared().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("c.sqlcap");
+    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let port = rec.addr.port().to_string();
+    let out = tokio::process::Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "-h127.0.0.1",
+            "-P",
+            &port,
+            "-uroot",
+            "--batch",
+            "-e",
+        ])
+        .arg("SELECT 1 AS one; SELECT 'two'; SHOW DATABASES LIKE 'mysql'")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("one\n1\n") && stdout.contains("two") && stdout.contains("mysql"),
+        "{stdout}"
+    );
+    rec.stop().await;
+    let cmds = commands(&read_capture(&cap));
+    assert!(
+        cmds.iter().any(|(c, o)| c.sql() == Some(b"SELECT 1 AS one")
+            && matches!(o, Outcome::Rows { count: 1, .. })),
+        "{cmds:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_gets_a_mysql_error_not_a_reset() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let upstream = format!("127.0.0.1:{port}");
+    let rec = start(&upstream, None, &[]).await;
+    let err =
+        mysql_async::Conn::new(Opts::from_url(&format!("mysql://root@{}", rec.addr)).unwrap())
+            .await
+            .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("cannot reach upstream {upstream}")),
+        "{err}"
+    );
+    rec.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_capture_queue_drops_records_but_never_traffic() {
+    let server = MariaDb::shared().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("c.sqlcap");
+    let rec = start(
+        &server.addr().to_string(),
+        Some(&cap),
+        &["--capture-queue", "1"],
+    )
+    .await;
+    let pool = mysql_async::Pool::new(url(rec.addr, "mysql").as_str());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = pool.get_conn().await.unwrap();
+            for i in 0..300 {
+                let v: Option<i64> = c.query_first(format!("SELECT {i}")).await.unwrap();
+                assert_eq!(v, Some(i));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    pool.disconnect().await.unwrap();
+    let summary = rec.stop().await;
+    let dropped: u64 = summary
+        .rsplit(", ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let captured = commands(&read_capture(&cap)).len() as u64;
+    assert!(dropped > 0, "{summary}");
+    assert!(
+        captured + dropped >= 2400,
+        "{captured} + {dropped}: {summary}"
+    );
+}
+
+#[test]
+fn kill_9_leaves_a_readable_capture() {
+    let server = MariaDb::shared().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap: PathBuf = dir.path().join("c.sqlcap");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recorder"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--upstream",
+            &server.addr().to_string(),
+            "--out",
+        ])
+        .arg(&cap)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = std::process::Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "-h127.0.0.1",
+            "-P",
+            &port.to_string(),
+            "-uroot",
+            "-e",
+        ])
+        .arg("SELECT 1; SELECT 2; SELECT 3")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Past the writer's flush interval, then no goodbye at all.
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let reader = CaptureReader::open(&cap).unwrap();
+    let records: Vec<Record> = reader.filter_map(Result::ok).collect();
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r, Record::Command(c) if c.cmd.sql() == Some(b"SELECT 3"))),
+        "{records:?}"
+    );
+}
