@@ -25,6 +25,7 @@ unit:
 ## bench: every benchmark script, each printing its ratio against its anchor
 bench: deps
 	bench/captures.sh
+	bench/recorder.sh
 
 ## fuzz: ten minutes per capture fuzz target (needs the nightly toolchain + cargo-fuzz)
 fuzz:
