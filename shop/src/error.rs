@@ -1,0 +1,60 @@
+//! Errors of the shop's library code.
+
+use std::fmt;
+
+/// Everything the store (and so the API) can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is well formed but asks for something invalid (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The thing asked for does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state: short stock, empty cart, a taken
+    /// email (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database refused a statement (a bug in the shop, or a schema mismatch).
+    #[error("database error: {0}")]
+    Db(#[from] mysql_async::Error),
+    /// The database cannot be reached at all (503).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub fn invalid(what: impl fmt::Display) -> Self {
+        Error::Invalid(what.to_string())
+    }
+
+    pub fn not_found(what: impl fmt::Display) -> Self {
+        Error::NotFound(what.to_string())
+    }
+
+    /// Whether the database (not the statement) is the problem: connection refused or
+    /// lost, pool closed, server gone. Those map to 503 so a client retries later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Unavailable(_) => true,
+            Error::Db(e) => {
+                matches!(e, mysql_async::Error::Io(_) | mysql_async::Error::Driver(_))
+                    || matches!(e, mysql_async::Error::Server(s) if is_unavailable_code(s.code))
+            }
+            _ => false,
+        }
+    }
+
+    /// A deadlock or lock wait timeout: the transaction is safe to run again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Db(mysql_async::Error::Server(s)) if s.code == 1213 || s.code == 1205)
+    }
+}
+
+/// Server errors that mean "try again later" rather than "your statement is wrong":
+/// too many connections, server shutting down, Vitess with no healthy tablet.
+fn is_unavailable_code(code: u16) -> bool {
+    matches!(code, 1040 | 1053 | 1317 | 2002 | 2003 | 2006 | 2013)
+}

@@ -1,0 +1,248 @@
+//! `shop seed | serve | drive`: see the crate docs and the README.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use shop::api::{self, App};
+use shop::drive::{self, DriveConfig, Mix};
+use shop::seed::{self, SeedConfig};
+use shop::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shop",
+    version,
+    about = "A small headless web shop, its seeder and its load driver"
+)]
+struct Cli {
+    /// Log filter (RUST_LOG syntax).
+    #[arg(long, global = true, env = "SHOP_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the schema if missing and fill it deterministically from a seed.
+    Seed {
+        /// mysql://user:pass@host:port/db (vtgate: no db, tables route by name).
+        #[arg(long, env = "SHOP_DB")]
+        db: String,
+        #[arg(long, default_value_t = 1000)]
+        customers: u64,
+        #[arg(long, default_value_t = 500)]
+        products: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Empty the shop's tables first.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Serve the JSON API.
+    Serve {
+        #[arg(long, env = "SHOP_DB")]
+        db: String,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Database connections at most (the shop's pool).
+        #[arg(long, default_value_t = 32)]
+        pool_size: usize,
+        /// Send metrics to a StatsD server (e.g. Telegraf) at HOST:PORT.
+        #[arg(long, env = "SHOP_STATSD")]
+        statsd: Option<String>,
+    },
+    /// Run shopping scenarios as parallel virtual users.
+    Drive {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value_t = 16)]
+        users: usize,
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Scenarios per second across all users (open loop); closed loop without it.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Scenario weights.
+        #[arg(
+            long,
+            default_value = "browse=50,search=20,signup=5,cart=15,checkout=10"
+        )]
+        mix: Mix,
+        /// Seed of the users' random choices (the same seed makes the same choices).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, env = "SHOP_STATSD")]
+        statsd: Option<String>,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Double the users each step (of --duration) until throughput stops rising.
+        #[arg(long)]
+        ramp: bool,
+        /// Upper bound on users for --ramp.
+        #[arg(long, default_value_t = 512)]
+        max_users: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("shop: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shop: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Seed {
+            db,
+            customers,
+            products,
+            seed,
+            reset,
+        } => {
+            let cfg = SeedConfig {
+                customers,
+                products,
+                seed,
+                reset,
+                progress: true,
+            };
+            let r = seed::seed(&db, &cfg).await.context("seeding")?;
+            println!(
+                "seeded {} products, {} customers, {} addresses, {} orders ({} items) with seed {seed} in {:.1} s ({:.0} rows/s)",
+                r.products,
+                r.customers,
+                r.addresses,
+                r.orders,
+                r.order_items,
+                r.seconds,
+                r.rows() as f64 / r.seconds.max(1e-9)
+            );
+            Ok(())
+        }
+        Command::Serve {
+            db,
+            listen,
+            pool_size,
+            statsd,
+        } => {
+            if let Some(addr) = &statsd {
+                shop::metrics::install(addr, "shop")?;
+            }
+            let store = Store::new(&db, pool_size)?;
+            let counts = store
+                .counts()
+                .await
+                .context("reading the catalogue (is the database seeded?)")?;
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            tracing::info!(
+                "shop on http://{} ({} products, {} customers)",
+                listener.local_addr()?,
+                counts.products,
+                counts.customers
+            );
+            let app = Arc::new(App {
+                store: store.clone(),
+                counts,
+            });
+            api::serve(app, listener, shutdown_signal()).await?;
+            store.close().await;
+            Ok(())
+        }
+        Command::Drive {
+            url,
+            users,
+            duration,
+            rate,
+            mix,
+            seed,
+            statsd,
+            json,
+            ramp,
+            max_users,
+        } => {
+            if let Some(addr) = &statsd {
+                shop::metrics::install(addr, "driver")?;
+            }
+            let cfg = DriveConfig {
+                url,
+                users,
+                duration,
+                rate,
+                mix,
+                seed,
+                progress: !ramp,
+            };
+            if ramp {
+                let (steps, knee) = drive::ramp(&cfg, max_users).await?;
+                println!("throughput stopped rising beyond {knee} users");
+                if let Some(path) = json {
+                    std::fs::write(
+                        &path,
+                        serde_json::to_vec_pretty(
+                            &serde_json::json!({"steps": steps, "knee_users": knee}),
+                        )?,
+                    )
+                    .with_context(|| format!("writing {}", path.display()))?;
+                }
+                return Ok(());
+            }
+            let report = drive::drive(&cfg).await?;
+            print!("{}", drive::render(&report));
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            // Let the StatsD queue drain before the process ends.
+            if statsd.is_some() {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
