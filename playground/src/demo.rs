@@ -261,7 +261,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
                     Layout::Unsharded
                 };
                 let port = free_addr()?.port();
-                let dir = out.join(format!("vitess-{}", layout.as_str()));
+                // Not under --out: Vitess runs as the unprivileged `vitess` user, which
+                // cannot enter a root-owned home directory. The cluster script keeps its
+                // logs there until the cluster is stopped.
+                let dir = std::env::temp_dir().join(format!(
+                    "sqlreplay-vitess-{}-{}",
+                    layout.as_str(),
+                    std::process::id()
+                ));
                 let cluster = stages.run(
                     &format!(
                         "start Vitess {} (vtgate on 127.0.0.1:{port})",

@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod progress;
 pub mod report;
+pub mod routes;
 pub mod run;
 pub mod target;
 

@@ -202,8 +202,35 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 speed,
                 &args.label,
             )?;
-            let summary = runtime()?.block_on(replayer::run::run(cfg))?;
+            let rt = runtime()?;
+            let summary = rt.block_on(replayer::run::run(cfg))?;
             print_summary(&summary, speed, &args.out);
+            // Against Vitess: how vtgate routes each class, for `compare`.
+            let target = Target::parse(
+                &args.target.target,
+                std::env::var("MYSQL_PWD").ok(),
+                &args.target.db_map,
+            )?;
+            if rt
+                .block_on(replayer::routes::is_vtgate(&target))
+                .unwrap_or(false)
+            {
+                match rt.block_on(replayer::routes::explain(&args.capture, &target)) {
+                    Ok(routes) => {
+                        replayer::routes::write_sidecar(&args.out, &routes)?;
+                        let scatter = routes
+                            .values()
+                            .filter(|r| r.shards.as_deref() == Some("all"))
+                            .count();
+                        println!(
+                            "vtgate routing: {} classes explained, {scatter} scatter ({}.routes.json)",
+                            routes.len(),
+                            args.out.display()
+                        );
+                    }
+                    Err(e) => eprintln!("replayer: could not explain routes on vtgate: {e}"),
+                }
+            }
             if summary
                 .capture_problem
                 .as_deref()
