@@ -81,7 +81,10 @@ fn unreachable(e: mysql_async::Error) -> Error {
 
 /// The capture's first default database, and per class the first statement seen, with
 /// a prepared statement's placeholders filled from its first execution.
-fn representatives(capture: &Path) -> Result<(Option<String>, Vec<(u64, String)>), Error> {
+/// The capture's default database and, per class, one statement to explain.
+type Representatives = (Option<String>, Vec<(u64, String)>);
+
+fn representatives(capture: &Path) -> Result<Representatives, Error> {
     let reader = CaptureReader::open(capture)?;
     let mut fp = Fingerprinter::new();
     let mut db = None;
