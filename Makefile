@@ -3,14 +3,14 @@
 
 CARGO ?= cargo
 
-.PHONY: demo test deps lint unit bench fuzz clean-testkit
+.PHONY: demo test deps lint unit e2e bench fuzz clean-testkit
 
-## demo: the main job, end to end (see README "Status" for what it covers today)
-demo: deps
+## demo: the main job, end to end: seed, record, replay on MariaDB and Vitess, compare
+demo:
 	scripts/demo.sh
 
-## test: formatting, lints and every test, against real private servers
-test: deps lint unit
+## test: formatting, lints and every test, against real private servers and real Vitess
+test: deps lint unit e2e
 
 deps:
 	scripts/install-deps.sh
@@ -21,6 +21,10 @@ lint:
 
 unit:
 	$(CARGO) test --workspace --locked
+
+## e2e: Vitess clusters (unsharded, sharded, resharded) and the whole story, small
+e2e:
+	vitess/test.sh
 
 ## bench: every benchmark script, each printing its ratio against its anchor
 bench: deps

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# The main job. Today only the capture format and the test harness exist, so this runs
-# those and says so; it grows into record → replay → compare as those parts land.
+# The whole story in one command: installs what is missing, builds, then runs
+# `playground demo` (seed → record the shop → replay at 1× and 4× against MariaDB,
+# Vitess unsharded and Vitess sharded → compare). Extra arguments go to the demo,
+# e.g. scripts/demo.sh --duration 2m --users 32.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-echo "sqlreplay demo: recorder, replayer, shop and Vitess are not built yet."
-echo "Running what exists: the capture format benchmark and a private MariaDB round trip."
-echo
-bench/captures.sh 500000
-echo
-cargo test -q -p testkit --test mariadb -- a_private_server_answers_over_tcp_and_vanishes_on_drop
+scripts/install-deps.sh
+vitess/install.sh >/dev/null
+cargo build --release --locked -p shop -p recorder -p replayer -p playground
+exec target/release/playground demo --skip-install "$@"
