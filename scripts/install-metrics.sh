@@ -11,19 +11,8 @@ CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/sqlreplay/telegraf-$TELEGRAF_VERSION
 TELEGRAF=$CACHE/bin/telegraf
 
 if [[ ! -x /usr/bin/influxd ]]; then
-  sudo=()
-  if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
   echo "install-metrics: installing influxdb (1.x, Debian)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  # Keep dpkg from starting the system influxdb service: the playground runs its own.
-  policy=/usr/sbin/policy-rc.d
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-    "${sudo[@]}" chmod +x "$policy"
-    trap '"${sudo[@]}" rm -f "$policy"' EXIT
-  fi
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends influxdb influxdb-client >/dev/null
+  "$(dirname "$0")/apt-install.sh" influxdb influxdb-client
 fi
 
 if [[ ! -x $TELEGRAF ]]; then

@@ -19,21 +19,10 @@ fi
 BIN=$CACHE/bin
 TOOLS=(vtgate vttablet vtctld vtctldclient mysqlctl)
 
-sudo=()
-if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
 
 if [[ ! -x /usr/bin/etcd ]]; then
   echo "vitess/install: installing etcd (Debian)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  # Keep dpkg from starting the system etcd service: clusters run their own.
-  policy=/usr/sbin/policy-rc.d
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-    "${sudo[@]}" chmod +x "$policy"
-    trap '"${sudo[@]}" rm -f "$policy"' EXIT
-  fi
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends etcd-server etcd-client >/dev/null
+  "$(dirname "$0")/../scripts/apt-install.sh" etcd-server etcd-client
 fi
 
 missing=()
