@@ -30,6 +30,7 @@ e2e:
 bench: deps
 	bench/captures.sh
 	bench/recorder.sh
+	bench/shop.sh
 
 ## fuzz: ten minutes per capture fuzz target (needs the nightly toolchain + cargo-fuzz)
 fuzz:

@@ -15,17 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 threads=${2:-8}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-for tool in mariadbd mariadb-install-db sysbench socat; do
-  command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+for tool in sysbench socat; do
   command -v "$tool" >/dev/null || { echo "bench/recorder: $tool missing (scripts/install-deps.sh)" >&2; exit 1; }
 done
 cargo build -q --release -p recorder
@@ -36,28 +28,7 @@ if [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then
   pin_db=(taskset -c 0) pin_proxy=(taskset -c 1)
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "bench/recorder: nothing listens on $1" >&2
-  exit 1
-}
-
-# A private MariaDB, sized like the tests' servers.
-db_port=$(free_port)
-user_opt=()
-[[ $(id -u) -eq 0 ]] && user_opt=(--user=root)
-mariadb-install-db --no-defaults --datadir="$work/data" --auth-root-authentication-method=normal \
-  --skip-test-db "${user_opt[@]}" >"$work/install.log" 2>&1
-"${pin_db[@]}" mariadbd --no-defaults --datadir="$work/data" --port="$db_port" --bind-address=127.0.0.1 \
-  --socket="$work/mysqld.sock" --pid-file="$work/mysqld.pid" --skip-name-resolve \
-  --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 --max-connections=500 \
-  "${user_opt[@]}" --log-error="$work/error.log" 2>/dev/null &
-pids+=($!)
-wait_port "$db_port"
+start_mariadb "${pin_db[@]}"
 mariadb --no-defaults -h127.0.0.1 -P"$db_port" -uroot -e "CREATE DATABASE sbtest"
 
 sb=(sysbench --db-driver=mysql --mysql-host=127.0.0.1 --mysql-user=root --mysql-db=sbtest

@@ -40,7 +40,7 @@ up() {
 shop_suite() {
   local url=$1
   # One database shared by every test: run them one at a time.
-  SHOP_TEST_DB_URL=$url cargo test -q --release -p shop --test api -- --test-threads=1
+  SHOP_TEST_DB_URL=$url cargo test -q -p shop --test api -- --test-threads=1
 }
 
 step "unsharded: shop suite through vtgate"
