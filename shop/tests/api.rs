@@ -557,21 +557,49 @@ async fn the_same_seed_gives_the_same_data() {
     let fresh = |name: &str| server.url_for(&server.fresh_database(name).unwrap());
     let (a, b, c) = (fresh("seed_a"), fresh("seed_b"), fresh("seed_c"));
     let report = seed(&a, &cfg).await.unwrap();
-    assert_eq!((report.products, report.customers, report.addresses), (300, 700, 700));
-    assert!(report.orders > 500 && report.order_items > report.orders, "{report:?}");
+    assert_eq!(
+        (report.products, report.customers, report.addresses),
+        (300, 700, 700)
+    );
+    assert!(
+        report.orders > 500 && report.order_items > report.orders,
+        "{report:?}"
+    );
     seed(&b, &cfg).await.unwrap();
-    seed(&c, &SeedConfig { seed: 43, ..cfg.clone() }).await.unwrap();
-    let (ca, cb, cc) = (checksums(&a).await, checksums(&b).await, checksums(&c).await);
+    seed(
+        &c,
+        &SeedConfig {
+            seed: 43,
+            ..cfg.clone()
+        },
+    )
+    .await
+    .unwrap();
+    let (ca, cb, cc) = (
+        checksums(&a).await,
+        checksums(&b).await,
+        checksums(&c).await,
+    );
     assert_eq!(ca, cb);
     assert_ne!(ca, cc);
     // Seeding a seeded database is refused unless asked to reset.
     let err = seed(&a, &cfg).await.unwrap_err();
     assert!(err.to_string().contains("--reset"), "{err}");
-    seed(&a, &SeedConfig { reset: true, ..cfg.clone() }).await.unwrap();
+    seed(
+        &a,
+        &SeedConfig {
+            reset: true,
+            ..cfg.clone()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(checksums(&a).await, cb);
     // Through another server (a vtgate, sharded or not): the very same rows.
     if let Ok(external) = std::env::var("SHOP_TEST_DB_URL") {
-        seed(&external, &SeedConfig { reset: true, ..cfg }).await.unwrap();
+        seed(&external, &SeedConfig { reset: true, ..cfg })
+            .await
+            .unwrap();
         assert_eq!(checksums(&external).await, cb, "seeded through {external}");
     }
 }
