@@ -14,7 +14,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -88,7 +87,7 @@ pub async fn serve(
             let _permit = permit;
             let service = service_fn(move |req| {
                 let app = app.clone();
-                async move { Ok::<_, Infallible>(handle(&app, req, peer).await) }
+                async move { Ok::<_, Infallible>(handle(&app, req).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -109,7 +108,7 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handle(app: &App, req: Request<Incoming>, _peer: SocketAddr) -> Reply {
+async fn handle(app: &App, req: Request<Incoming>) -> Reply {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

@@ -363,11 +363,7 @@ impl User {
                         &[200],
                     )
                     .await?;
-                if let Some(id) = found
-                    .get(0)
-                    .and_then(|p| p.get("product_id"))
-                    .and_then(Value::as_u64)
-                {
+                if let Some(id) = first_id(&found, "product_id") {
                     self.call(
                         Method::GET,
                         "GET /products/:id",
@@ -518,11 +514,7 @@ impl User {
                         &[200],
                     )
                     .await?;
-                if let Some(o) = orders
-                    .get(0)
-                    .and_then(|o| o.get("order_id"))
-                    .and_then(Value::as_u64)
-                {
+                if let Some(o) = first_id(&orders, "order_id") {
                     self.call(
                         Method::GET,
                         "GET /customers/:id/orders/:id",
@@ -536,6 +528,11 @@ impl User {
         }
         Ok(())
     }
+}
+
+/// The `field` of the first element of a JSON list reply.
+fn first_id(list: &Value, field: &str) -> Option<u64> {
+    list.get(0)?.get(field)?.as_u64()
 }
 
 /// Runs the scenarios for `cfg.duration` and returns the report.
