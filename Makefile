@@ -31,6 +31,7 @@ bench: deps
 	bench/captures.sh
 	bench/recorder.sh
 	bench/shop.sh
+	bench/replayer.sh
 
 ## fuzz: ten minutes per capture fuzz target (needs the nightly toolchain + cargo-fuzz)
 fuzz:

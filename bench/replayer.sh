@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The replayer against its anchor, in one run on one private MariaDB:
+#   1. sysbench oltp_point_select (8 threads, prepared statements) is recorded through the
+#      recorder; then sysbench runs directly, and `replayer run --speed max` replays the
+#      capture: the replay's commands/s against sysbench's queries/s (target >= 0.95x).
+#   2. timeline fidelity: the same capture at --speed 1 and --speed 2: lag p99 (target
+#      < 1 ms) and wall time against captured duration / speed (target within 1 %).
+# Everything is pinned to one CPU (taskset -c 0) so runs are comparable.
+# Usage: bench/replayer.sh [SECONDS, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+command -v sysbench >/dev/null || { echo "bench/replayer: sysbench missing (scripts/install-deps.sh)" >&2; exit 1; }
+cargo build -q --release -p recorder -p replayer
+bin=target/release
+pin=()
+command -v taskset >/dev/null && pin=(taskset -c 0)
+
+start_mariadb "${pin[@]}"
+mariadb --no-defaults -h127.0.0.1 -P"$db_port" -uroot -e "CREATE DATABASE sbtest"
+sb=(sysbench --db-driver=mysql --mysql-host=127.0.0.1 --mysql-user=root --mysql-db=sbtest
+    --tables=4 --table-size=10000 --threads=8 --time="$secs" --report-interval=0 --rand-type=uniform)
+"${sb[@]}" --mysql-port="$db_port" oltp_point_select prepare >/dev/null
+qps() { awk '/queries:/ {gsub(/[()]/,"",$3); print $3; exit}'; }
+
+# 1. Record.
+rec_port=$(free_port)
+"${pin[@]}" "$bin/recorder" --listen "127.0.0.1:$rec_port" --upstream "127.0.0.1:$db_port" \
+  --out "$work/sb.sqlcap" --log warn &
+rec_pid=$!
+wait_port "$rec_port"
+recorded=$("${pin[@]}" "${sb[@]}" --mysql-port="$rec_port" oltp_point_select run | qps)
+kill -INT "$rec_pid"; wait "$rec_pid" 2>/dev/null || true
+
+direct=$("${pin[@]}" "${sb[@]}" --mysql-port="$db_port" oltp_point_select run | qps)
+
+# One replay; prints "rate lag_p99_ms wall_s captured_s".
+replay() {
+  "${pin[@]}" "$bin/replayer" run "$work/sb.sqlcap" --target "mysql://root@127.0.0.1:$db_port/sbtest" \
+    --speed "$1" --out "$work/r-$1.sqlres" --quiet |
+    awk '/wall/ {w=$2; c=$4; sub(/s$/,"",w); sub(/s$/,"",c); for (i=1;i<=NF;i++) if ($i=="rate") r=$(i+1); sub(/\/s$/,"",r)}
+         /lag ms/ {l=$6}
+         END {print r, l, w, c}'
+}
+read -r max_rate _ _ _ < <(replay max)
+read -r r1 lag1 wall1 cap1 < <(replay 1)
+read -r r2 lag2 wall2 cap2 < <(replay 2)
+
+python3 - "$direct" "$recorded" "$max_rate" "$lag1" "$wall1" "$cap1" "$lag2" "$wall2" "$cap2" <<'PY'
+import sys
+direct, recorded, max_rate, lag1, wall1, cap1, lag2, wall2, cap2 = map(float, sys.argv[1:])
+print("sysbench oltp_point_select, 8 threads, all on one CPU")
+print(f"  sysbench direct          {direct:10.0f} queries/s")
+print(f"  sysbench via recorder    {recorded:10.0f} queries/s (this is the capture)")
+print(f"  replayer --speed max     {max_rate:10.0f} commands/s   {max_rate / direct:.2f}x sysbench (target >= 0.95x)")
+for speed, lag, wall, cap in ((1, lag1, wall1, cap1), (2, lag2, wall2, cap2)):
+    want = cap / speed
+    print(f"  --speed {speed}: lag p99 {lag:.3f} ms (target < 1 ms), wall {wall:.2f} s for {want:.2f} s "
+          f"({(wall / want - 1) * 100:+.1f} %, target within 1 %)")
+PY
