@@ -152,6 +152,54 @@ fn synthetic_runs_get_the_verdicts_they_deserve() {
     assert_eq!(replayer::compare::run(&c).unwrap(), ExitCode::SUCCESS);
 }
 
+#[test]
+fn a_routes_sidecar_puts_scatter_classes_in_every_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let flat = |_: u64| 100;
+    let base = tmp(&dir, "base.sqlres");
+    let sharded = tmp(&dir, "sharded.sqlres");
+    synthetic(&base, "base", &[(1, &flat), (2, &flat)], 100);
+    synthetic(&sharded, "sharded", &[(1, &flat), (2, &|_| 300)], 100);
+    // What `replayer run` writes after a replay against vtgate.
+    let routes = serde_json::json!({
+        captures::fingerprint::class_id_hex(1): {"opcode": "EqualUnique", "keyspace": "customer", "shards": "1"},
+        captures::fingerprint::class_id_hex(2): {"opcode": "Scatter", "keyspace": "customer", "shards": "all"},
+    });
+    std::fs::write(
+        format!("{}.routes.json", sharded.display()),
+        routes.to_string(),
+    )
+    .unwrap();
+    let runs: Vec<_> = [&base, &sharded]
+        .iter()
+        .map(|p| load_run(p).unwrap())
+        .collect();
+    let c = compare(&runs, &args(vec![base.clone(), sharded.clone()]));
+    let scatter = c.scatter_classes();
+    assert_eq!(scatter.len(), 1, "{scatter:?}");
+    assert_eq!(
+        (scatter[0].class.fingerprint.as_str(), scatter[0].run),
+        ("select 2", 1)
+    );
+    assert!((scatter[0].p50_ratio.unwrap() - 3.0).abs() < 0.1);
+    let text = replayer::report::text::render(&c, 25);
+    assert!(
+        text.contains("scatter queries") && text.contains("Scatter  select 2"),
+        "{text}"
+    );
+    let mut a = args(vec![base, sharded]);
+    a.html = Some(tmp(&dir, "r.html"));
+    a.json = Some(tmp(&dir, "r.json"));
+    replayer::compare::run(&a).unwrap();
+    let html = std::fs::read_to_string(tmp(&dir, "r.html")).unwrap();
+    assert!(html.contains("<h2>Scatter queries</h2>"));
+    let json = std::fs::read_to_string(tmp(&dir, "r.json")).unwrap();
+    assert!(
+        json.contains("\"opcode\": \"Scatter\"") || json.contains("\"opcode\":\"Scatter\""),
+        "{json}"
+    );
+}
+
 /// Forwards TCP to `upstream`, holding every client→server chunk for `delay`.
 async fn delay_proxy(upstream: std::net::SocketAddr, delay: Duration) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

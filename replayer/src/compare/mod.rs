@@ -108,6 +108,42 @@ pub struct ClassRunJson {
     pub vs_base: Option<Delta>,
 }
 
+/// A class that vtgate routes to every shard in some run.
+#[derive(Debug, Clone)]
+pub struct ScatterClass<'a> {
+    pub class: &'a ClassJson,
+    /// Index into `Comparison::runs`.
+    pub run: usize,
+    pub opcode: &'a str,
+    /// p50 ratio against the baseline, when there is one.
+    pub p50_ratio: Option<f64>,
+}
+
+impl Comparison {
+    /// Every (class, run) whose route touches all shards, busiest classes first: the
+    /// question users ask first after sharding.
+    pub fn scatter_classes(&self) -> Vec<ScatterClass<'_>> {
+        let mut out = Vec::new();
+        for class in &self.classes {
+            for (run, r) in class.runs.iter().enumerate() {
+                if let Some(r) = r
+                    && let Some(routing) = &r.routing
+                    && (routing.shards.as_deref() == Some("all")
+                        || routing.opcode.contains("Scatter"))
+                {
+                    out.push(ScatterClass {
+                        class,
+                        run,
+                        opcode: &routing.opcode,
+                        p50_ratio: r.vs_base.as_ref().map(|d| d.p50_ratio),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Delta {
     pub p50_ratio: f64,

@@ -77,6 +77,28 @@ pub fn render(c: &Comparison, runs: &[RunData]) -> String {
     }
     let _ = write!(h, "</table>");
 
+    // What sharding turned into scatter queries: first, because the wide class table
+    // puts the route columns far to the right.
+    let scatter = c.scatter_classes();
+    if !scatter.is_empty() {
+        let _ = write!(
+            h,
+            "<h2>Scatter queries</h2><p>vtgate sends these to every shard.</p><table><tr><th>class</th><th>fingerprint</th><th>run</th><th>route</th><th>p50 vs baseline</th></tr>"
+        );
+        for sc in &scatter {
+            let ratio = sc.p50_ratio.map_or(String::new(), |r| format!("{r:.2}×"));
+            let _ = write!(
+                h,
+                "<tr><td><code>{}</code></td><td class=fp>{}</td><td style='text-align:left'>{}</td><td style='text-align:left'>{}</td><td>{ratio}</td></tr>",
+                sc.class.id,
+                escape(&sc.class.fingerprint),
+                escape(&c.runs[sc.run].label),
+                escape(sc.opcode)
+            );
+        }
+        let _ = write!(h, "</table>");
+    }
+
     // Classes.
     let _ = write!(
         h,

@@ -101,5 +101,23 @@ pub fn render(c: &Comparison, top: usize) -> String {
             let _ = writeln!(s, "  {line}");
         }
     }
+    let scatter = c.scatter_classes();
+    if !scatter.is_empty() {
+        let _ = writeln!(s, "\nscatter queries (vtgate sends them to every shard):");
+        for sc in &scatter {
+            let ratio = sc
+                .p50_ratio
+                .map_or(String::new(), |r| format!("{r:.2}× p50  "));
+            let _ = writeln!(
+                s,
+                "  {} in {}: {}{}  {}",
+                sc.class.id,
+                c.runs[sc.run].label,
+                ratio,
+                sc.opcode,
+                shorten(&sc.class.fingerprint, 70)
+            );
+        }
+    }
     s
 }
