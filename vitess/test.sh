@@ -29,12 +29,13 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 step() { printf '\n== vitess e2e: %s (%ss)\n' "$*" "$SECONDS"; }
 
+# Starts a cluster with vtgate on $port. Not called as $(up ...): the cluster must be
+# registered for cleanup in this shell, not in a subshell.
 up() {
-  local layout=$1 port
+  local layout=$1
   port=$(free_port)
   clusters+=("$work/$layout")
   "$ROOT/vitess/cluster.sh" up --layout "$layout" --dir "$work/$layout" --vtgate-port "$port" >&2
-  echo "$port"
 }
 
 shop_suite() {
@@ -44,12 +45,12 @@ shop_suite() {
 }
 
 step "unsharded: shop suite through vtgate"
-port=$(up unsharded)
+up unsharded
 shop_suite "mysql://root@127.0.0.1:$port/shop"
 "$ROOT/vitess/cluster.sh" down --dir "$work/unsharded" >/dev/null
 
 step "sharded: shop suite through vtgate"
-port=$(up sharded)
+up sharded
 shop_suite "mysql://root@127.0.0.1:$port"
 "$ROOT/vitess/cluster.sh" down --dir "$work/sharded" >/dev/null
 
@@ -71,7 +72,7 @@ print("report: email lookup is Scatter on the sharded cluster")
 PY
 
 step "reshard: MoveTables + Reshard on a seeded cluster"
-port=$(up unsharded)
+up unsharded
 target/release/shop seed --db "mysql://root@127.0.0.1:$port/shop" --customers 1500 --products 200 --seed 9
 "$ROOT/vitess/reshard.sh" --dir "$work/unsharded"
 shop_suite "mysql://root@127.0.0.1:$port/shop"
