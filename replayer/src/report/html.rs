@@ -172,7 +172,7 @@ pub fn render(c: &Comparison, runs: &[RunData]) -> String {
 
     let _ = write!(
         h,
-        "<h2>p50 ratio per class, with 95&nbsp;% intervals</h2>{}",
+        "<h2>p99 ratio per class, with 95&nbsp;% intervals</h2>{}",
         ratio_chart(c)
     );
     let _ = write!(h, "<h2>Latency distribution of the busiest classes</h2>");
@@ -211,7 +211,7 @@ fn ratio_chart(c: &Comparison) -> String {
                     .iter()
                     .flatten()
                     .filter_map(|r| r.vs_base.as_ref())
-                    .map(|d| d.p50_ci[1])
+                    .map(|d| d.p99_ci[1])
             })
             .filter(|v| v.is_finite())
             .fold(2.0, f64::max)
@@ -241,7 +241,7 @@ fn ratio_chart(c: &Comparison) -> String {
                     String::new()
                 }
             })
-            .x_desc("latency ratio vs baseline (1 = same)")
+            .x_desc("p99 latency ratio vs baseline (1 = same)")
             .draw();
         let _ = chart.draw_series(LineSeries::new(
             [(1.0, 0.0), (1.0, n as f64)],
@@ -253,7 +253,7 @@ fn ratio_chart(c: &Comparison) -> String {
                 let Some(d) = run.as_ref().and_then(|r| r.vs_base.as_ref()) else {
                     continue;
                 };
-                if !d.p50_ratio.is_finite() {
+                if !d.p99_ratio.is_finite() {
                     continue;
                 }
                 let color = COLORS[(j + 1) % COLORS.len()];
@@ -261,11 +261,11 @@ fn ratio_chart(c: &Comparison) -> String {
                 let y0 = n as f64 - i as f64 - 0.9 + j as f64 * slot;
                 let y1 = y0 + slot * 0.8;
                 let _ = chart.draw_series(std::iter::once(Rectangle::new(
-                    [(0.0, y0), (d.p50_ratio.min(max), y1)],
+                    [(0.0, y0), (d.p99_ratio.min(max), y1)],
                     color.mix(0.6).filled(),
                 )));
                 let ym = (y0 + y1) / 2.0;
-                let (lo, hi) = (d.p50_ci[0].min(max), d.p50_ci[1].min(max));
+                let (lo, hi) = (d.p99_ci[0].min(max), d.p99_ci[1].min(max));
                 let _ = chart.draw_series(std::iter::once(PathElement::new(
                     [(lo, ym), (hi, ym)],
                     BLACK.stroke_width(1),
