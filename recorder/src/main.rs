@@ -24,11 +24,18 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Config) -> anyhow::Result<String> {
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if config.threads > 0 {
-        runtime.worker_threads(config.threads);
-    }
-    let runtime = runtime.enable_all().build()?;
+    // One thread: a current-thread runtime, where a wake-up is a function call rather
+    // than a hand-off between the accept thread and a worker (measured in
+    // bench/recorder.sh). More threads: the work-stealing runtime.
+    let runtime = if config.threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        let mut runtime = tokio::runtime::Builder::new_multi_thread();
+        if config.threads > 0 {
+            runtime.worker_threads(config.threads);
+        }
+        runtime.enable_all().build()?
+    };
     runtime.block_on(async {
         if let Some(addr) = &config.statsd {
             install_statsd(addr)?;
