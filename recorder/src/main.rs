@@ -28,7 +28,9 @@ fn run(config: Config) -> anyhow::Result<String> {
     // than a hand-off between the accept thread and a worker (measured in
     // bench/recorder.sh). More threads: the work-stealing runtime.
     let runtime = if config.threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
     } else {
         let mut runtime = tokio::runtime::Builder::new_multi_thread();
         if config.threads > 0 {

@@ -285,6 +285,15 @@ impl User {
         ret
     }
 
+    async fn get(
+        &mut self,
+        route: &'static str,
+        path: &str,
+        ok: &[u16],
+    ) -> Result<(u16, Value), Failed> {
+        self.call(Method::GET, route, path, None, ok).await
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -329,24 +338,16 @@ impl User {
             Scenario::Browse => {
                 let category = CATEGORIES[self.rng.random_range(0..CATEGORIES.len())];
                 let sort = ["price", "-price", "newest", "name"][self.rng.random_range(0..4)];
-                self.call(
-                    Method::GET,
+                self.get(
                     "GET /products",
                     &format!("/products?category={category}&sort={sort}&limit=20"),
-                    None,
                     &[200],
                 )
                 .await?;
                 for _ in 0..3 {
                     let id = self.product();
-                    self.call(
-                        Method::GET,
-                        "GET /products/:id",
-                        &format!("/products/{id}"),
-                        None,
-                        &[200, 404],
-                    )
-                    .await?;
+                    self.get("GET /products/:id", &format!("/products/{id}"), &[200, 404])
+                        .await?;
                 }
             }
             Scenario::Search => {
@@ -355,23 +356,15 @@ impl User {
                 ][self.rng.random_range(0..8)];
                 let max = self.rng.random_range(5..100) * 1000;
                 let (_, found) = self
-                    .call(
-                        Method::GET,
+                    .get(
                         "GET /products",
                         &format!("/products?q={word}&max_price={max}&sort=price&limit=20"),
-                        None,
                         &[200],
                     )
                     .await?;
                 if let Some(id) = first_id(&found, "product_id") {
-                    self.call(
-                        Method::GET,
-                        "GET /products/:id",
-                        &format!("/products/{id}"),
-                        None,
-                        &[200, 404],
-                    )
-                    .await?;
+                    self.get("GET /products/:id", &format!("/products/{id}"), &[200, 404])
+                        .await?;
                 }
             }
             Scenario::Signup => {
@@ -402,14 +395,8 @@ impl User {
                     &[201],
                 )
                 .await?;
-                self.call(
-                    Method::GET,
-                    "GET /customers/:id",
-                    &format!("/customers/{id}"),
-                    None,
-                    &[200],
-                )
-                .await?;
+                self.get("GET /customers/:id", &format!("/customers/{id}"), &[200])
+                    .await?;
             }
             Scenario::Cart => {
                 let Some(c) = self.customer() else {
@@ -433,8 +420,7 @@ impl User {
                     &[200, 404],
                 )
                 .await?;
-                self.call(Method::GET, "GET /customers/:id/cart", &path, None, &[200])
-                    .await?;
+                self.get("GET /customers/:id/cart", &path, &[200]).await?;
                 // Another user may have checked this customer out meanwhile: 404 is fine.
                 self.call(
                     Method::PUT,
@@ -480,22 +466,18 @@ impl User {
                         &[201, 409],
                     )
                     .await?;
-                self.call(
-                    Method::GET,
+                self.get(
                     "GET /customers/:id/orders",
                     &format!("/customers/{c}/orders"),
-                    None,
                     &[200],
                 )
                 .await?;
                 if status == 201
                     && let Some(o) = order.get("order_id").and_then(Value::as_u64)
                 {
-                    self.call(
-                        Method::GET,
+                    self.get(
                         "GET /customers/:id/orders/:id",
                         &format!("/customers/{c}/orders/{o}"),
-                        None,
                         &[200],
                     )
                     .await?;
@@ -506,20 +488,16 @@ impl User {
                     return Ok(());
                 };
                 let (_, orders) = self
-                    .call(
-                        Method::GET,
+                    .get(
                         "GET /customers/:id/orders",
                         &format!("/customers/{c}/orders"),
-                        None,
                         &[200],
                     )
                     .await?;
                 if let Some(o) = first_id(&orders, "order_id") {
-                    self.call(
-                        Method::GET,
+                    self.get(
                         "GET /customers/:id/orders/:id",
                         &format!("/customers/{c}/orders/{o}"),
-                        None,
                         &[200],
                     )
                     .await?;

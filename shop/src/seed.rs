@@ -161,19 +161,18 @@ pub async fn seed(url: &str, cfg: &SeedConfig) -> Result<SeedReport, Error> {
             quote(category),
             quote(&datetime(BASE_SECS + id * 60, 0))
         ));
-        if rows.len() == BATCH {
-            insert(&mut conn, "product (product_id, sku, name, description, category, price_cents, stock, created_at)", &mut rows).await?;
-            bar.inc(BATCH as u64);
+        // A full batch, or the last product.
+        if rows.len() == BATCH || id == cfg.products {
+            let n = rows.len() as u64;
+            insert(
+                &mut conn,
+                "product (product_id, sku, name, description, category, price_cents, stock, created_at)",
+                &mut rows,
+            )
+            .await?;
+            bar.inc(n);
         }
     }
-    let n = rows.len() as u64;
-    insert(
-        &mut conn,
-        "product (product_id, sku, name, description, category, price_cents, stock, created_at)",
-        &mut rows,
-    )
-    .await?;
-    bar.inc(n);
     report.products = cfg.products;
 
     // Customers, one address each, 0-3 past orders of 1-3 items.
@@ -226,9 +225,11 @@ pub async fn seed(url: &str, cfg: &SeedConfig) -> Result<SeedReport, Error> {
                 quote(&datetime(created + 86_400 * (k + 1), 0))
             ));
         }
-        if customers.len() == BATCH {
+        // A full batch, or the last customer.
+        if customers.len() == BATCH || id == cfg.customers {
             report.orders += orders.len() as u64;
             report.order_items += items.len() as u64;
+            let n = customers.len() as u64;
             flush_customers(
                 &mut conn,
                 &mut customers,
@@ -237,21 +238,9 @@ pub async fn seed(url: &str, cfg: &SeedConfig) -> Result<SeedReport, Error> {
                 &mut items,
             )
             .await?;
-            bar.inc(BATCH as u64);
+            bar.inc(n);
         }
     }
-    report.orders += orders.len() as u64;
-    report.order_items += items.len() as u64;
-    let n = customers.len() as u64;
-    flush_customers(
-        &mut conn,
-        &mut customers,
-        &mut addresses,
-        &mut orders,
-        &mut items,
-    )
-    .await?;
-    bar.inc(n);
     bar.finish_and_clear();
     report.customers = cfg.customers;
     report.addresses = cfg.customers;
