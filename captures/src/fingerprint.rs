@@ -35,7 +35,6 @@ use xxhash_rust::xxh3::xxh3_64;
 pub struct Fingerprinter {
     out: Vec<u8>,
     scratch: Vec<u8>,
-    text: String,
 }
 
 impl Fingerprinter {
@@ -45,27 +44,39 @@ impl Fingerprinter {
 
     /// The class text of `sql` (which need not be UTF-8; invalid bytes become U+FFFD).
     pub fn fingerprint(&mut self, sql: &[u8]) -> &str {
+        self.fingerprint_bytes(sql);
+        if std::str::from_utf8(&self.out).is_err() {
+            let lossy = String::from_utf8_lossy(&self.out).into_owned();
+            self.out = lossy.into_bytes();
+        }
+        // Valid by now; the fallback is unreachable but keeps this free of panics.
+        std::str::from_utf8(&self.out).unwrap_or_default()
+    }
+
+    /// The class text as bytes, without UTF-8 validation: the class of valid UTF-8 input
+    /// is valid UTF-8, and bytes of invalid input pass through unchanged.
+    pub fn fingerprint_bytes(&mut self, sql: &[u8]) -> &[u8] {
         self.out.clear();
         if let Some(special) = special_case(sql) {
             self.out.extend_from_slice(special);
         } else {
-            scan(sql, &mut self.out);
-            shorten_multi_row_insert(&mut self.out, &mut self.scratch);
-            collapse_lists(&mut self.out, &mut self.scratch);
-            collapse_limit(&mut self.out, &mut self.scratch);
-            collapse_union(&mut self.out);
-        }
-        match std::str::from_utf8(&self.out) {
-            Ok(text) => {
-                self.text.clear();
-                self.text.push_str(text);
+            // The rewrites below each scan the output again; the single pass notes which
+            // words occur so that most queries (no list, no LIMIT, no UNION) skip them.
+            let seen = scan(sql, &mut self.out);
+            if seen.insert {
+                shorten_multi_row_insert(&mut self.out, &mut self.scratch);
             }
-            Err(_) => {
-                self.text.clear();
-                self.text.push_str(&String::from_utf8_lossy(&self.out));
+            if seen.list {
+                collapse_lists(&mut self.out, &mut self.scratch);
+            }
+            if seen.limit {
+                collapse_limit(&mut self.out, &mut self.scratch);
+            }
+            if seen.union {
+                collapse_union(&mut self.out);
             }
         }
-        &self.text
+        &self.out
     }
 }
 
@@ -103,13 +114,39 @@ fn trim_end(s: &[u8]) -> &[u8] {
     &s[..end]
 }
 
+/// Bytes that continue an identifier or keyword: a table lookup, because the scanner
+/// asks this for nearly every input byte.
+const IDENT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+        b += 1;
+    }
+    t
+};
+
 #[inline]
 fn is_ident(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+    IDENT[b as usize]
+}
+
+/// Words the single pass saw that call for a rewrite of its output.
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    /// First word `insert` or `replace`: multi-row VALUES keep their first row.
+    insert: bool,
+    /// `in`, `value` or `values`: a list may collapse.
+    list: bool,
+    limit: bool,
+    union: bool,
 }
 
 /// The single pass: comments, whitespace, case, literals.
-fn scan(sql: &[u8], out: &mut Vec<u8>) {
+fn scan(sql: &[u8], out: &mut Vec<u8>) -> Seen {
+    let mut seen = Seen::default();
+    out.reserve(sql.len());
     let n = sql.len();
     let mut i = 0;
     // Whether a space is owed before the next emitted token (collapsed whitespace).
@@ -159,7 +196,9 @@ fn scan(sql: &[u8], out: &mut Vec<u8>) {
         // Backtick identifiers are copied (lower-cased), quotes inside them are not strings.
         if b == b'`' {
             let end = find(sql, i + 1, b"`").map_or(n, |e| e + 1);
-            out.extend(sql[i..end].iter().map(u8::to_ascii_lowercase));
+            let start_out = out.len();
+            out.extend_from_slice(&sql[i..end]);
+            out[start_out..].make_ascii_lowercase();
             i = end;
             continue;
         }
@@ -194,10 +233,16 @@ fn scan(sql: &[u8], out: &mut Vec<u8>) {
         // Words: identifiers and keywords.
         if is_ident(b) {
             let end = skip_ident(sql, i);
-            let word = &sql[i..end];
             let start_out = out.len();
-            out.extend(word.iter().map(u8::to_ascii_lowercase));
+            out.extend_from_slice(&sql[i..end]);
+            out[start_out..].make_ascii_lowercase();
             let lw = &out[start_out..];
+            match lw {
+                b"in" | b"value" | b"values" => seen.list = true,
+                b"limit" => seen.limit = true,
+                b"union" => seen.union = true,
+                _ => {}
+            }
             if lw == b"null" {
                 out.truncate(start_out);
                 out.push(b'?');
@@ -219,7 +264,7 @@ fn scan(sql: &[u8], out: &mut Vec<u8>) {
                     let rest = trim_end(rest.strip_suffix(b";").unwrap_or(rest));
                     if !rest.is_empty() && !rest.trim_ascii_start().contains(&b' ') {
                         out.extend_from_slice(b" ?");
-                        return;
+                        return seen;
                     }
                 } else if fw == b"call" {
                     // `CALL p(…)` → `call p`.
@@ -236,7 +281,7 @@ fn scan(sql: &[u8], out: &mut Vec<u8>) {
                                 .iter()
                                 .map(u8::to_ascii_lowercase),
                         );
-                        return;
+                        return seen;
                     }
                 }
             }
@@ -251,6 +296,8 @@ fn scan(sql: &[u8], out: &mut Vec<u8>) {
     while matches!(out.last(), Some(b';' | b' ')) {
         out.pop();
     }
+    seen.insert = out.starts_with(b"insert") || out.starts_with(b"replace");
+    seen
 }
 
 /// Whether the output so far ends with something a binary operator could follow.
@@ -301,20 +348,7 @@ fn ends_with_operand(out: &[u8]) -> bool {
 }
 
 fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let mut i = from;
-    while i + needle.len() <= hay.len() {
-        // Jump to the next candidate first byte (a tight, vectorisable loop).
-        let p = hay[i..hay.len() - rest.len()]
-            .iter()
-            .position(|&b| b == first)?;
-        let at = i + p;
-        if &hay[at + 1..at + needle.len()] == rest {
-            return Some(at);
-        }
-        i = at + 1;
-    }
-    None
+    memchr::memmem::find(hay.get(from..)?, needle).map(|p| from + p)
 }
 
 fn skip_ident(sql: &[u8], mut i: usize) -> usize {
@@ -492,7 +526,7 @@ fn collapse_lists(out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
 /// Whether `in`/`value`/`values` is followed (after spaces) by `(`.
 fn has_list(out: &[u8]) -> bool {
     let mut from = 0;
-    while let Some(p) = out[from..].iter().position(|&b| b == b'(') {
+    while let Some(p) = memchr::memchr(b'(', &out[from..]) {
         let open = from + p;
         let head = out[..open].trim_ascii_end();
         if (head.ends_with(b"in") || head.ends_with(b"value") || head.ends_with(b"values"))
@@ -640,25 +674,43 @@ pub mod io {
 
     /// Fingerprints every query of `input` into `output`, in order. Returns how many.
     pub fn transform<R: BufRead, W: Write>(
-        mut input: R,
+        input: R,
         output: W,
         input_mode: Input,
         output_mode: Output,
     ) -> Result<u64, Error> {
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, output);
-        let mut fp = Fingerprinter::new();
-        let mut line = Vec::with_capacity(4096);
-        let mut statement = Vec::with_capacity(4096);
-        let mut count = 0u64;
-        let mut line_no = 0u64;
-        let emit = |fp: &mut Fingerprinter, sql: &[u8], out: &mut dyn Write| -> Result<(), Error> {
-            let text = fp.fingerprint(sql);
-            match output_mode {
+        let mut emitter = Emitter {
+            fp: Fingerprinter::new(),
+            mode: output_mode,
+            count: 0,
+        };
+        match input_mode {
+            Input::JsonLines => json_lines(input, &mut out, &mut emitter)?,
+            Input::Sql => sql_statements(input, &mut out, &mut emitter)?,
+        }
+        out.flush()?;
+        Ok(emitter.count)
+    }
+
+    struct Emitter {
+        fp: Fingerprinter,
+        mode: Output,
+        count: u64,
+    }
+
+    impl Emitter {
+        fn emit(&mut self, sql: &[u8], out: &mut impl Write) -> Result<(), Error> {
+            self.count += 1;
+            match self.mode {
                 Output::Text => {
-                    out.write_all(text.as_bytes())?;
+                    // Bytes as they are: the text mode, like pt-fingerprint, passes
+                    // non-UTF-8 through rather than paying to validate every class.
+                    out.write_all(self.fp.fingerprint_bytes(sql))?;
                     out.write_all(b"\n")?;
                 }
                 Output::Json => {
+                    let text = self.fp.fingerprint(sql);
                     let id = class_id_hex(class_id(text));
                     serde_json::to_writer(
                         &mut *out,
@@ -668,54 +720,91 @@ pub mod io {
                         },
                     )
                     .map_err(|e| Error::Input {
-                        line: 0,
+                        line: self.count,
                         message: e.to_string(),
                     })?;
                     out.write_all(b"\n")?;
                 }
             }
             Ok(())
-        };
+        }
+    }
+
+    fn json_lines<R: BufRead>(
+        mut input: R,
+        out: &mut impl Write,
+        emitter: &mut Emitter,
+    ) -> Result<(), Error> {
+        let mut line = Vec::with_capacity(4096);
+        let mut line_no = 0u64;
         loop {
             line.clear();
             if input.read_until(b'\n', &mut line)? == 0 {
-                break;
+                return Ok(());
             }
             line_no += 1;
-            match input_mode {
-                Input::JsonLines => {
-                    let trimmed = line.trim_ascii();
-                    if trimmed.is_empty() {
-                        continue;
-                    }
-                    let parsed: InLine<'_> =
-                        serde_json::from_slice(trimmed).map_err(|e| Error::Input {
-                            line: line_no,
-                            message: format!("expected {{\"query\": \"...\"}}: {e}"),
-                        })?;
-                    emit(&mut fp, parsed.query.as_bytes(), &mut out)?;
-                    count += 1;
+            let trimmed = line.trim_ascii();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let parsed: InLine<'_> = serde_json::from_slice(trimmed).map_err(|e| Error::Input {
+                line: line_no,
+                message: format!("expected {{\"query\": \"...\"}}: {e}"),
+            })?;
+            emitter.emit(parsed.query.as_bytes(), out)?;
+        }
+    }
+
+    /// pt-fingerprint's FILE mode: a statement ends with `;` at the end of a line.
+    /// Statements that lie whole inside the reader's buffer are fingerprinted where they
+    /// are; only one that straddles a buffer boundary (or spans lines) is copied.
+    fn sql_statements<R: BufRead>(
+        mut input: R,
+        out: &mut impl Write,
+        emitter: &mut Emitter,
+    ) -> Result<(), Error> {
+        let mut statement = Vec::with_capacity(4096);
+        loop {
+            let chunk = input.fill_buf()?;
+            if chunk.is_empty() {
+                break;
+            }
+            let len = chunk.len();
+            let mut pos = 0;
+            while let Some(p) = memchr::memchr(b'\n', &chunk[pos..]) {
+                let line = &chunk[pos..pos + p + 1];
+                pos += p + 1;
+                if statement.is_empty()
+                    && let Some(sql) = terminated(line)
+                {
+                    emit_nonblank(emitter, sql, out)?;
+                    continue;
                 }
-                Input::Sql => {
-                    statement.extend_from_slice(&line);
-                    let body = trim_newline(&statement);
-                    if body.ends_with(b";") {
-                        let sql = &body[..body.len() - 1];
-                        if !sql.trim_ascii().is_empty() {
-                            emit(&mut fp, sql, &mut out)?;
-                            count += 1;
-                        }
-                        statement.clear();
-                    }
+                statement.extend_from_slice(line);
+                if let Some(sql) = terminated(&statement) {
+                    emit_nonblank(emitter, sql, out)?;
+                    statement.clear();
                 }
             }
+            statement.extend_from_slice(&chunk[pos..]);
+            input.consume(len);
         }
-        if input_mode == Input::Sql && !statement.trim_ascii().is_empty() {
-            emit(&mut fp, trim_newline(&statement), &mut out)?;
-            count += 1;
+        if !statement.trim_ascii().is_empty() {
+            emitter.emit(trim_newline(&statement), out)?;
         }
-        out.flush()?;
-        Ok(count)
+        Ok(())
+    }
+
+    /// The statement in `text` (ending with a newline) if its line ends with `;`.
+    fn terminated(text: &[u8]) -> Option<&[u8]> {
+        trim_newline(text).strip_suffix(b";")
+    }
+
+    fn emit_nonblank(emitter: &mut Emitter, sql: &[u8], out: &mut impl Write) -> Result<(), Error> {
+        if sql.trim_ascii().is_empty() {
+            return Ok(());
+        }
+        emitter.emit(sql, out)
     }
 
     fn trim_newline(s: &[u8]) -> &[u8] {

@@ -131,6 +131,26 @@ fn bad_json_input_names_the_line() {
     assert!(err.to_string().starts_with("input line 2:"), "{err}");
 }
 
+/// The SQL reader fingerprints statements in place inside its buffer and copies only
+/// those that straddle a refill or span lines: whatever the buffer size, the output is
+/// the same as fingerprinting each statement on its own.
+#[test]
+fn sql_input_is_independent_of_read_buffer_boundaries() {
+    let input = "SELECT 1;\nSELECT a\nFROM t WHERE b = 'x\ny';\n\n;\nINSERT INTO t VALUES (1),(2);\r\nselect 2";
+    let expected = "select ?\nselect a from t where b = ?\ninsert into t values(?+)\nselect ?\n";
+    for capacity in 1..=input.len() + 1 {
+        let reader = std::io::BufReader::with_capacity(capacity, input.as_bytes());
+        let mut out = Vec::new();
+        let n = transform(reader, &mut out, Input::Sql, Output::Text).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            expected,
+            "buffer of {capacity} bytes"
+        );
+        assert_eq!(n, 4);
+    }
+}
+
 #[test]
 fn invalid_utf8_is_replaced_not_rejected() {
     let mut fp = Fingerprinter::new();
