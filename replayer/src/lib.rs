@@ -5,6 +5,7 @@
 //! - [`compare`] and [`report`]: per-class statistics across results files, and the
 //!   text/JSON/HTML reports.
 
+pub mod clock;
 pub mod compare;
 pub mod error;
 pub mod exec;
@@ -14,6 +15,7 @@ pub mod progress;
 pub mod report;
 pub mod routes;
 pub mod run;
+pub mod signal;
 pub mod target;
 
 pub use error::Error;

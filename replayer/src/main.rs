@@ -205,6 +205,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             let rt = runtime()?;
             let summary = rt.block_on(replayer::run::run(cfg))?;
             print_summary(&summary, speed, &args.out);
+            if summary.interrupted {
+                // The results hold what ran; the caller asked to stop, so no explaining.
+                return Ok(ExitCode::from(130));
+            }
             // Against Vitess: how vtgate routes each class, for `compare`.
             let target = Target::parse(
                 &args.target.target,
@@ -283,6 +287,7 @@ fn run_config(
         read_ahead: t.read_ahead,
         progress: !t.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         metrics,
+        handle_signals: true,
     })
 }
 
@@ -299,6 +304,7 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
         .with_context(|| format!("creating {}", args.out.display()))?;
     let rt = runtime()?;
     let mut steps = Vec::new();
+    let mut interrupted = false;
     for s in &args.speeds {
         let speed: Speed = s.parse()?;
         let Speed::Factor(factor) = speed else {
@@ -309,6 +315,11 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
         let cfg = run_config(&args.capture, &args.target, out.clone(), speed, &label)?;
         let summary = rt.block_on(replayer::run::run(cfg))?;
         print_summary(&summary, speed, &out);
+        if summary.interrupted {
+            // A cut-short step says nothing about capacity: report the steps before it.
+            interrupted = true;
+            break;
+        }
         let scheduled = summary.scheduled_rate(speed).unwrap_or(0.0);
         let achieved = summary.achieved_rate();
         let p99 = summary.latency.value_at_quantile(0.99) as f64 / 1000.0;
@@ -355,10 +366,15 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
             steps[k - 1].speed,
             steps[k].speed
         ),
+        None if interrupted => println!("interrupted before the target saturated"),
         None => println!(
             "no saturation up to {}x",
             steps.last().map_or(0.0, |s| s.speed)
         ),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

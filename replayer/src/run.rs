@@ -19,8 +19,9 @@ use captures::{
 };
 use hdrhistogram::Histogram;
 use mysql_async::Conn;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::exec::{self, CANNOT_CONNECT, CONNECTION_LOST, Done, Session};
 use crate::metrics::Metrics;
@@ -55,6 +56,9 @@ pub struct RunConfig {
     pub read_ahead: usize,
     pub progress: bool,
     pub metrics: Option<Metrics>,
+    /// Take over SIGINT/SIGTERM to end the run gracefully (the binary does; a library
+    /// caller embedding `run` may not want its signals taken).
+    pub handle_signals: bool,
 }
 
 /// What a run did, for the summary table and for `ramp`.
@@ -76,6 +80,8 @@ pub struct RunSummary {
     /// Why the capture ended early (truncated tail, corruption), if it did.
     pub capture_problem: Option<String>,
     pub stopped_by_max_errors: bool,
+    /// Ctrl-C (SIGINT) or SIGTERM ended the run early; what ran is in the results.
+    pub interrupted: bool,
     /// Error codes and how often each happened.
     pub error_codes: Vec<(u16, u64)>,
 }
@@ -109,9 +115,13 @@ struct Ctx {
     max_errors: Option<u64>,
     errors: AtomicU64,
     stop: AtomicBool,
+    /// Wakes connections that wait for a due time when the run stops.
+    stop_signal: watch::Sender<bool>,
+    interrupted: AtomicBool,
     connect_failures: AtomicU64,
     results: mpsc::Sender<Msg>,
     metrics: Option<Metrics>,
+    clock: Clock,
 }
 
 impl Ctx {
@@ -124,6 +134,20 @@ impl Ctx {
                 let offset = t.saturating_sub(self.t0.load(Ordering::Relaxed));
                 self.origin + Duration::from_nanos((offset as f64 / f) as u64)
             }
+        }
+    }
+
+    /// Ends the run early: no new commands are sent; those in flight finish.
+    fn halt(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.stop_signal.send_replace(true);
+    }
+
+    /// Waits until `due`; false if the run was stopped meanwhile.
+    async fn wait_until(&self, due: Instant, stop: &mut watch::Receiver<bool>) -> bool {
+        tokio::select! {
+            () = self.clock.sleep_until(due) => !self.stop.load(Ordering::Relaxed),
+            _ = stop.wait_for(|stopped| *stopped) => false,
         }
     }
 
@@ -204,9 +228,33 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, Error> {
         max_errors: cfg.max_errors,
         errors: AtomicU64::new(0),
         stop: AtomicBool::new(false),
+        stop_signal: watch::Sender::new(false),
+        interrupted: AtomicBool::new(false),
         connect_failures: AtomicU64::new(0),
         results: results_tx,
         metrics: cfg.metrics.clone(),
+        clock: Clock::start().map_err(|e| Error::Io {
+            what: "starting the replay clock thread".into(),
+            source: e,
+        })?,
+    });
+
+    // Ctrl-C / SIGTERM: stop sending, let what is in flight finish, and still write the
+    // results and the summary (a long replay cut short is worth reading). A second
+    // signal exits at once.
+    let handle_signals = cfg.handle_signals;
+    let interrupt = tokio::spawn({
+        let ctx = ctx.clone();
+        async move {
+            if handle_signals && crate::signal::first().await.is_ok() {
+                tracing::warn!("interrupted: finishing the commands in flight (again to quit)");
+                ctx.interrupted.store(true, Ordering::Relaxed);
+                ctx.halt();
+                if crate::signal::first().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        }
     });
 
     // The results thread: file, histograms, progress.
@@ -249,8 +297,10 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, Error> {
             .await
             .ok();
     }
+    interrupt.abort();
     let connect_failures = ctx.connect_failures.load(Ordering::Relaxed);
-    let stopped = ctx.stop.load(Ordering::Relaxed);
+    let interrupted = ctx.interrupted.load(Ordering::Relaxed);
+    let stopped = ctx.stop.load(Ordering::Relaxed) && !interrupted;
     drop(ctx);
     let written = tokio::task::spawn_blocking(move || results_thread.join())
         .await
@@ -276,6 +326,7 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, Error> {
         corrected: written.corrected,
         capture_problem: dispatched.problem,
         stopped_by_max_errors: stopped,
+        interrupted,
         error_codes: written.error_codes,
     })
 }
@@ -375,6 +426,7 @@ async fn replay_connection(
     let mut backoff = Duration::from_millis(50);
     let mut next_attempt = Instant::now();
     let mut seq = 0u64;
+    let mut stop = ctx.stop_signal.subscribe();
 
     while let Some(record) = rx.recv().await {
         if ctx.stop.load(Ordering::Relaxed) {
@@ -383,7 +435,9 @@ async fn replay_connection(
         match record.as_ref() {
             Record::ConnOpen(open) => {
                 db = ctx.target.map_db(open.db.as_deref());
-                sleep_until(ctx.due(open.t)).await;
+                if !ctx.wait_until(ctx.due(open.t), &mut stop).await {
+                    break;
+                }
                 match Conn::new(ctx.target.opts_for(db.clone())).await {
                     Ok(c) => conn = Some(c),
                     Err(e) => {
@@ -393,7 +447,8 @@ async fn replay_connection(
                 }
             }
             Record::ConnClose(close) => {
-                sleep_until(ctx.due(close.t)).await;
+                // Stopping or not, the connection closes.
+                ctx.wait_until(ctx.due(close.t), &mut stop).await;
                 if let Some(c) = conn.take() {
                     let _ = c.disconnect().await;
                 }
@@ -456,7 +511,9 @@ async fn replay_connection(
                 }
 
                 let due = ctx.due(command.t_start);
-                sleep_until(due).await;
+                if !ctx.wait_until(due, &mut stop).await {
+                    break;
+                }
                 let scheduled = ctx.since_origin(due);
 
                 // (Re)connect if needed, with backoff so a dead target is not hammered.
@@ -515,7 +572,7 @@ async fn replay_connection(
                 if error.is_some() {
                     let n = ctx.errors.fetch_add(1, Ordering::Relaxed) + 1;
                     if ctx.max_errors.is_some_and(|max| n >= max) {
-                        ctx.stop.store(true, Ordering::Relaxed);
+                        ctx.halt();
                     }
                 }
                 if ctx.results.send(Msg::Exec(executed)).await.is_err() {
@@ -552,22 +609,6 @@ fn is_write(fingerprint: &str) -> bool {
             | "revoke"
             | "call"
     ) || fingerprint.ends_with(" for update")
-}
-
-/// Sleeps until `due` with sub-millisecond accuracy: the timer wheel has 1 ms ticks,
-/// so sleep to just before and yield for the rest.
-async fn sleep_until(due: Instant) {
-    const SPIN: Duration = Duration::from_micros(1500);
-    let now = Instant::now();
-    if due <= now {
-        return;
-    }
-    if due - now > SPIN {
-        tokio::time::sleep_until((due - SPIN).into()).await;
-    }
-    while Instant::now() < due {
-        tokio::task::yield_now().await;
-    }
 }
 
 struct Written {
@@ -696,6 +737,9 @@ pub fn print_summary(s: &RunSummary, speed: Speed, out: &Path) {
     }
     if s.connect_failures > 0 {
         println!("  connection attempts failed: {}", s.connect_failures);
+    }
+    if s.interrupted {
+        println!("  stopped early: interrupted");
     }
     if s.stopped_by_max_errors {
         println!("  stopped early: --max-errors reached");

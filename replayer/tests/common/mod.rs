@@ -117,6 +117,7 @@ pub fn config(capture: &Path, url: &str, out: &Path, speed: Speed) -> RunConfig 
         read_ahead: 64,
         progress: false,
         metrics: None,
+        handle_signals: false,
     }
 }
 
