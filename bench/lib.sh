@@ -2,11 +2,12 @@
 # ports, waiting for a listener, and a private MariaDB.
 #   work         scratch directory
 #   pids         background processes to stop on exit
-#   start_mariadb [CPU-PIN...]   sets db_port
+#   start_mariadb [CPU-PIN...]   sets db_port; extra server options from mariadb_opts=()
 # shellcheck shell=bash
 
 work=$(mktemp -d)
 pids=()
+mariadb_opts=()
 bench_cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -40,7 +41,7 @@ start_mariadb() {
   "$@" mariadbd --no-defaults --datadir="$work/data" --port="$db_port" --bind-address=127.0.0.1 \
     --socket="$work/mysqld.sock" --pid-file="$work/mysqld.pid" --skip-name-resolve \
     --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 --max-connections=500 \
-    "${user_opt[@]}" --log-error="$work/error.log" 2>/dev/null &
+    "${user_opt[@]}" --log-error="$work/error.log" "${mariadb_opts[@]}" 2>/dev/null &
   pids+=($!)
   wait_port "$db_port"
 }
