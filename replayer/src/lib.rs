@@ -17,5 +17,6 @@ pub mod routes;
 pub mod run;
 pub mod signal;
 pub mod target;
+pub mod timeline;
 
 pub use error::Error;

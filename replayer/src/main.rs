@@ -50,6 +50,8 @@ enum Command {
     },
     /// Compare results files class by class (the first is the baseline).
     Compare(replayer::compare::CompareArgs),
+    /// One run's latency over time, cut into phases at events (e.g. a reshard's cut-overs).
+    Timeline(replayer::timeline::TimelineArgs),
     /// Replay at increasing speeds until the target saturates.
     Ramp(RampArgs),
 }
@@ -172,6 +174,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Compare(args) => replayer::compare::run(&args),
+        Command::Timeline(args) => {
+            replayer::timeline::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run(args) => {
             let speed: Speed = args.speed.parse()?;
             if args.dry_run {

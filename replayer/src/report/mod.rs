@@ -3,6 +3,7 @@
 pub mod html;
 pub mod ramp;
 pub mod text;
+pub mod timeline;
 
 /// Shortens a fingerprint for a table cell, on a character boundary.
 pub fn shorten(s: &str, max: usize) -> String {

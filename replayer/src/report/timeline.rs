@@ -1,0 +1,101 @@
+//! The timeline page: p50 and p99 per bucket, events as vertical lines, phase table.
+
+use plotters::prelude::*;
+
+use super::html::{CSS, escape};
+use crate::timeline::Timeline;
+
+pub fn render_html(t: &Timeline) -> String {
+    let mut rows = String::new();
+    for p in &t.phases {
+        rows.push_str(&format!(
+            "<tr><td>{:.1}</td><td>{:.1}</td><td class=fp>{}</td><td>{}</td><td{}>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+            p.from_s,
+            p.to_s,
+            escape(p.label.as_deref().unwrap_or("")),
+            p.commands,
+            if p.errors > 0 { " class=bad" } else { "" },
+            p.errors,
+            p.p50_ms,
+            p.p99_ms,
+            p.max_ms
+        ));
+    }
+    format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>sqlreplay timeline: {label}</title><style>{CSS}</style></head><body>\
+         <h1>Latency over time: {label}</h1><p class=muted>run {run}, buckets of {bucket:.1} s; vertical lines mark events</p>{chart}\
+         <h2>By phase</h2><table><tr><th>from s</th><th>to s</th><th>phase (opened by)</th><th>commands</th><th>errors</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th></tr>{rows}</table></body></html>",
+        label = escape(&t.label),
+        run = escape(&t.run_id),
+        bucket = t.bucket_s,
+        chart = chart(t),
+    )
+}
+
+fn chart(t: &Timeline) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1100, 420)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let max_x = t.buckets.last().map_or(1.0, |b| b.to_s).max(1.0);
+        let max_y = t.buckets.iter().map(|b| b.p99_ms).fold(0.01, f64::max) * 1.15;
+        let Ok(mut chart) = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..max_x, 0.0..max_y)
+        else {
+            return String::new();
+        };
+        let _ = chart
+            .configure_mesh()
+            .x_desc("seconds into the run")
+            .y_desc("latency ms")
+            .draw();
+        let points = |q: fn(&crate::timeline::Stretch) -> f64| -> Vec<(f64, f64)> {
+            t.buckets
+                .iter()
+                .filter(|b| b.commands > 0)
+                .map(|b| ((b.from_s + b.to_s) / 2.0, q(b)))
+                .collect()
+        };
+        for (name, color, pts) in [
+            ("p99", RGBColor(214, 39, 40), points(|b| b.p99_ms)),
+            ("p50", RGBColor(31, 119, 180), points(|b| b.p50_ms)),
+        ] {
+            let _ = chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                .map(|s| {
+                    s.label(name)
+                        .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color))
+                });
+        }
+        // Error buckets as red marks along the bottom.
+        let _ = chart.draw_series(
+            t.buckets
+                .iter()
+                .filter(|b| b.errors > 0)
+                .map(|b| Cross::new(((b.from_s + b.to_s) / 2.0, 0.0), 5, RED.stroke_width(2))),
+        );
+        for (i, (at, label)) in t.events.iter().enumerate() {
+            let _ = chart.draw_series(LineSeries::new(
+                [(*at, 0.0), (*at, max_y)],
+                BLACK.mix(0.5).stroke_width(1),
+            ));
+            // Labels stagger down the chart so neighbouring events stay readable.
+            let y = max_y * (0.97 - 0.06 * (i % 6) as f64);
+            let _ = chart.draw_series(std::iter::once(Text::new(
+                format!(" {label}"),
+                (*at, y),
+                ("sans-serif", 12),
+            )));
+        }
+        let _ = chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(BLACK)
+            .draw();
+        let _ = root.present();
+    }
+    svg
+}

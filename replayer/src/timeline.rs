@@ -1,0 +1,259 @@
+//! `replayer timeline`: one run's latency over time, cut at events that happened while
+//! it ran (a reshard's cut-overs, a failover, a deploy): "what did the application see
+//! through the change?".
+//!
+//! The run is bucketed by send time into at most [`MAX_BUCKETS`] equal buckets, each a
+//! small HdrHistogram, and into phases between consecutive events, so memory depends on
+//! neither the run's length nor its rate.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use captures::{ResultRecord, ResultsReader, RunMeta};
+use clap::Args;
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Buckets a chart can show legibly; long runs get wider buckets.
+pub const MAX_BUCKETS: u64 = 600;
+
+#[derive(Debug, Args)]
+pub struct TimelineArgs {
+    /// A results file written by `replayer run`.
+    pub results: PathBuf,
+    /// Events that happened during the run: JSON lines {"unix_ns": N, "label": "..."}.
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+    /// Bucket width in seconds (default: the run's length / 300, at least 1 s).
+    #[arg(long)]
+    pub bucket: Option<f64>,
+    /// Write a self-contained HTML page with the chart and the phase table.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write buckets and phases as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Something that happened at a wall-clock time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub unix_ns: u64,
+    pub label: String,
+}
+
+/// Latency of the commands sent in one stretch of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stretch {
+    /// Seconds since the run started.
+    pub from_s: f64,
+    pub to_s: f64,
+    /// For phases: the event that opened it ("start" for the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub commands: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Timeline {
+    pub label: String,
+    pub run_id: String,
+    pub bucket_s: f64,
+    pub buckets: Vec<Stretch>,
+    pub phases: Vec<Stretch>,
+    /// Events inside the run, as seconds since its start.
+    pub events: Vec<(f64, String)>,
+}
+
+struct Acc {
+    commands: u64,
+    errors: u64,
+    hist: Histogram<u64>,
+}
+
+impl Acc {
+    fn new() -> Result<Self> {
+        // 1 µs .. 1 h at 2 significant digits: a few KiB each.
+        Ok(Self {
+            commands: 0,
+            errors: 0,
+            hist: Histogram::new_with_bounds(1, 3_600_000_000, 2)?,
+        })
+    }
+
+    fn stretch(&self, from_s: f64, to_s: f64, label: Option<String>) -> Stretch {
+        let ms = |q: f64| self.hist.value_at_quantile(q) as f64 / 1000.0;
+        Stretch {
+            from_s,
+            to_s,
+            label,
+            commands: self.commands,
+            errors: self.errors,
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+            max_ms: self.hist.max() as f64 / 1000.0,
+        }
+    }
+}
+
+/// Reads `{"unix_ns": .., "label": ..}` lines; blank lines are skipped.
+pub fn read_events(path: &Path) -> Result<Vec<Event>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut events = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event: Event = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{} line {}: expected {{\"unix_ns\": N, \"label\": \"...\"}}",
+                path.display(),
+                i + 1
+            )
+        })?;
+        events.push(event);
+    }
+    events.sort_by_key(|e| e.unix_ns);
+    Ok(events)
+}
+
+/// Streams the results file once into buckets and phases.
+pub fn build(results: &Path, events: &[Event], bucket: Option<f64>) -> Result<Timeline> {
+    let reader =
+        ResultsReader::open(results).with_context(|| format!("opening {}", results.display()))?;
+    let meta: RunMeta = reader.header().clone();
+    // The run's length is only known at the end; the header's captured span / speed is
+    // the planned one, good enough to size buckets (a longer run widens nothing: late
+    // commands fall in the last bucket).
+    let planned_s = match meta.speed {
+        Some(f) if f > 0.0 => meta.captured_ns as f64 / 1e9 / f,
+        _ => meta.captured_ns as f64 / 1e9,
+    };
+    let bucket_s = bucket
+        .unwrap_or(planned_s / 300.0)
+        .max(1.0)
+        .max(planned_s / MAX_BUCKETS as f64);
+    let bucket_ns = (bucket_s * 1e9) as u64;
+    // Events as offsets into the run; those before it start the first phase.
+    let offsets: Vec<(u64, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.unix_ns.saturating_sub(meta.started_unix_ns),
+                e.label.clone(),
+            )
+        })
+        .collect();
+    let mut buckets: Vec<Acc> = Vec::new();
+    let mut phases: Vec<Acc> = (0..=offsets.len())
+        .map(|_| Acc::new())
+        .collect::<Result<_>>()?;
+    let mut last_ns = 0u64;
+    for item in reader {
+        let ResultRecord::Exec(e) = item? else {
+            continue;
+        };
+        last_ns = last_ns.max(e.sent_ns);
+        let b = usize::try_from((e.sent_ns / bucket_ns.max(1)).min(MAX_BUCKETS * 4))
+            .unwrap_or(usize::MAX);
+        while buckets.len() <= b {
+            buckets.push(Acc::new()?);
+        }
+        let phase = offsets.partition_point(|(at, _)| *at <= e.sent_ns);
+        for acc in [&mut buckets[b], &mut phases[phase]] {
+            acc.commands += 1;
+            acc.errors += u64::from(e.error.is_some());
+            let _ = acc.hist.record((e.latency_ns() / 1000).max(1));
+        }
+    }
+    let end_s = last_ns as f64 / 1e9;
+    let buckets = buckets
+        .iter()
+        .enumerate()
+        .map(|(i, acc)| acc.stretch(i as f64 * bucket_s, (i + 1) as f64 * bucket_s, None))
+        .collect();
+    let bounds: Vec<f64> = std::iter::once(0.0)
+        .chain(offsets.iter().map(|(at, _)| *at as f64 / 1e9))
+        .chain(std::iter::once(end_s))
+        .collect();
+    let phases = phases
+        .iter()
+        .enumerate()
+        .filter(|(_, acc)| acc.commands > 0)
+        .map(|(i, acc)| {
+            let label = if i == 0 {
+                "start".to_string()
+            } else {
+                offsets[i - 1].1.clone()
+            };
+            acc.stretch(bounds[i], bounds[i + 1].max(bounds[i]), Some(label))
+        })
+        .collect();
+    Ok(Timeline {
+        label: meta.label.clone(),
+        run_id: meta.run_id.clone(),
+        bucket_s,
+        buckets,
+        phases,
+        events: offsets
+            .iter()
+            .map(|(at, label)| (*at as f64 / 1e9, label.clone()))
+            .filter(|(at, _)| *at <= end_s)
+            .collect(),
+    })
+}
+
+/// The phase table for the terminal.
+pub fn render_text(t: &Timeline) -> String {
+    let mut s = format!(
+        "{} ({}): latency by phase\n{:>9} {:>9}  {:<44} {:>9} {:>7} {:>9} {:>9} {:>9}\n",
+        t.label,
+        t.run_id,
+        "from s",
+        "to s",
+        "phase (opened by)",
+        "commands",
+        "errors",
+        "p50 ms",
+        "p99 ms",
+        "max ms"
+    );
+    for p in &t.phases {
+        s.push_str(&format!(
+            "{:>9.1} {:>9.1}  {:<44} {:>9} {:>7} {:>9.3} {:>9.3} {:>9.3}\n",
+            p.from_s,
+            p.to_s,
+            crate::report::shorten(p.label.as_deref().unwrap_or(""), 44),
+            p.commands,
+            p.errors,
+            p.p50_ms,
+            p.p99_ms,
+            p.max_ms
+        ));
+    }
+    s
+}
+
+pub fn run(args: &TimelineArgs) -> Result<()> {
+    let events = match &args.events {
+        Some(path) => read_events(path)?,
+        None => Vec::new(),
+    };
+    let t = build(&args.results, &events, args.bucket)?;
+    print!("{}", render_text(&t));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&t)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, crate::report::timeline::render_html(&t))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
