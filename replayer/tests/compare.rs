@@ -114,6 +114,17 @@ fn synthetic_runs_get_the_verdicts_they_deserve() {
         vec![Verdict::Slower, Verdict::Faster]
     );
 
+    // One run alone: its per-class table, every format, and no gate to fail.
+    let mut alone = args(vec![base.clone()]);
+    alone.fail_on_regression = Some(1.0);
+    alone.html = Some(tmp(&dir, "alone.html"));
+    assert_eq!(replayer::compare::run(&alone).unwrap(), ExitCode::SUCCESS);
+    assert!(
+        std::fs::read_to_string(tmp(&dir, "alone.html"))
+            .unwrap()
+            .contains("<svg")
+    );
+
     let few = tmp(&dir, "few.sqlres");
     synthetic(&few, "few", &[(1, &noise)], 10);
     assert_eq!(verdicts(&[few.clone(), few])[0], Verdict::Insufficient);

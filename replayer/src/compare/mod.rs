@@ -20,8 +20,9 @@ use crate::report;
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Results files; the first is the baseline, the others become columns.
-    #[arg(required = true, num_args = 2..)]
+    /// Results files; the first is the baseline, the others become columns (one file
+    /// alone gives its per-class table).
+    #[arg(required = true, num_args = 1..)]
     pub runs: Vec<PathBuf>,
     /// Write a self-contained HTML report with SVG charts.
     #[arg(long)]
