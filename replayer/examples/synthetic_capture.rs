@@ -19,8 +19,9 @@ fn main() -> Result<()> {
         bail!("usage: synthetic_capture OUT [COMMANDS] [CONNECTIONS] [GAP_MS] [SQL]");
     };
     let arg = |i: usize, default: u64| -> Result<u64> {
-        args.get(i)
-            .map_or(Ok(default), |s| s.parse().with_context(|| format!("bad number {s:?}")))
+        args.get(i).map_or(Ok(default), |s| {
+            s.parse().with_context(|| format!("bad number {s:?}"))
+        })
     };
     let commands = arg(1, 10_000_000)?;
     let connections = arg(2, 1_000)?.max(1);

@@ -45,7 +45,10 @@ fn sigint_stops_a_waiting_replay_and_keeps_its_results() {
     // Waiting for the 30 s query would be the bug; allow generous slack for a busy CI.
     let deadline = sent + Duration::from_secs(15);
     while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "replayer still running after SIGINT");
+        assert!(
+            Instant::now() < deadline,
+            "replayer still running after SIGINT"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().unwrap();
@@ -58,6 +61,10 @@ fn sigint_stops_a_waiting_replay_and_keeps_its_results() {
     );
     assert!(stdout.contains("stopped early: interrupted"), "{stdout}");
     let (execs, _) = executed(&results);
-    assert_eq!(execs.len(), 1, "the query before the interrupt is in the results");
+    assert_eq!(
+        execs.len(),
+        1,
+        "the query before the interrupt is in the results"
+    );
     assert_eq!(execs[0].error, None);
 }

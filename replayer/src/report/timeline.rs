@@ -1,6 +1,7 @@
 //! The timeline page: p50 and p99 per bucket, events as vertical lines, phase table.
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::html::{CSS, escape};
 use crate::timeline::Timeline;
@@ -38,19 +39,27 @@ fn chart(t: &Timeline) -> String {
         let root = SVGBackend::with_string(&mut svg, (1100, 420)).into_drawing_area();
         let _ = root.fill(&WHITE);
         let max_x = t.buckets.last().map_or(1.0, |b| b.to_s).max(1.0);
-        let max_y = t.buckets.iter().map(|b| b.p99_ms).fold(0.01, f64::max) * 1.15;
+        // Log scale: a cut-over stall of seconds and steady sub-millisecond latency both
+        // have to stay readable on one chart.
+        let busy = || t.buckets.iter().filter(|b| b.commands > 0);
+        let max_y = busy().map(|b| b.p99_ms).fold(0.01, f64::max) * 2.0;
+        let min_y = busy()
+            .map(|b| b.p50_ms)
+            .fold(f64::INFINITY, f64::min)
+            .clamp(0.001, max_y / 10.0)
+            * 0.5;
         let Ok(mut chart) = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.0..max_x, 0.0..max_y)
+            .build_cartesian_2d(0.0..max_x, (min_y..max_y).log_scale())
         else {
             return String::new();
         };
         let _ = chart
             .configure_mesh()
             .x_desc("seconds into the run")
-            .y_desc("latency ms")
+            .y_desc("latency ms (log)")
             .draw();
         let points = |q: fn(&crate::timeline::Stretch) -> f64| -> Vec<(f64, f64)> {
             t.buckets
@@ -75,20 +84,26 @@ fn chart(t: &Timeline) -> String {
             t.buckets
                 .iter()
                 .filter(|b| b.errors > 0)
-                .map(|b| Cross::new(((b.from_s + b.to_s) / 2.0, 0.0), 5, RED.stroke_width(2))),
+                .map(|b| Cross::new(((b.from_s + b.to_s) / 2.0, min_y), 5, RED.stroke_width(2))),
         );
         for (i, (at, label)) in t.events.iter().enumerate() {
             let _ = chart.draw_series(LineSeries::new(
-                [(*at, 0.0), (*at, max_y)],
+                [(*at, min_y), (*at, max_y)],
                 BLACK.mix(0.5).stroke_width(1),
             ));
-            // Labels stagger down the chart so neighbouring events stay readable.
-            let y = max_y * (0.97 - 0.06 * (i % 6) as f64);
-            let _ = chart.draw_series(std::iter::once(Text::new(
-                format!(" {label}"),
-                (*at, y),
-                ("sans-serif", 12),
-            )));
+            // Labels stagger down the chart so neighbouring events stay readable, and
+            // sit left of their line in the right third so they are not cut off.
+            let y = max_y / 1.5f64.powi(i32::try_from(i % 6).unwrap_or(0) + 1);
+            let (text, anchor) = if *at > max_x * 0.66 {
+                (format!("{label} "), HPos::Right)
+            } else {
+                (format!(" {label}"), HPos::Left)
+            };
+            let style = ("sans-serif", 12)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(anchor, VPos::Top));
+            let _ = chart.draw_series(std::iter::once(Text::new(text, (*at, y), style)));
         }
         let _ = chart
             .configure_series_labels()
