@@ -4,6 +4,7 @@
 # (an *unmanaged* tablet: see README.md for why), and vtgate on a MySQL port.
 #
 #   vitess/cluster.sh up [--layout unsharded|sharded] [--vtgate-port P] [--dir D] [--port-base B]
+#                        [--vtgate-buffer]
 #   vitess/cluster.sh status [--dir D]
 #   vitess/cluster.sh down [--dir D] [--keep]
 #   vitess/cluster.sh add-tablet --dir D --uid N --keyspace K --shard S   (used by reshard.sh)
@@ -13,6 +14,9 @@
 #   sharded    keyspace `commerce`, shard 0: product
 #              keyspace `customer`, shards -80 and 80-: customer, address, cart_item,
 #              corder, order_item, sharded by xxhash(customer_id)
+# --vtgate-buffer: vtgate holds primary traffic (up to 10 s) while a shard's primary
+# changes hands, e.g. at a Reshard's traffic switch, instead of failing it (off by
+# default, as in Vitess).
 # Tables come from shop/schema.sql (the shop's own schema file), VSchemas from vschema/.
 # All logs, data and pid files live under --dir (default /tmp/sqlreplay-vitess); Vitess
 # servers and their MariaDBs run as the unprivileged `vitess` user when started as root.
@@ -31,6 +35,7 @@ vtgate_port=15306
 dir=${SQLREPLAY_VITESS_DIR:-/tmp/sqlreplay-vitess}
 port_base=
 keep=0
+vtgate_buffer=()
 uid= keyspace= shard=
 while (($#)); do
   case $1 in
@@ -39,10 +44,11 @@ while (($#)); do
     --dir) dir=$2; shift 2 ;;
     --port-base) port_base=$2; shift 2 ;;
     --keep) keep=1; shift ;;
+    --vtgate-buffer) vtgate_buffer=(--enable_buffer); shift ;;
     --uid) uid=$2; shift 2 ;;
     --keyspace) keyspace=$2; shift 2 ;;
     --shard) shard=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "cluster.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -317,7 +323,7 @@ EOF
     --tablet_types_to_wait PRIMARY --service_map 'grpc-vtgateservice' \
     --port "$VTGATE_HTTP" --grpc_port "$VTGATE_GRPC" \
     --mysql_server_port "$VTGATE_PORT" --mysql_server_bind_address 127.0.0.1 \
-    --mysql_auth_server_impl none --log_dir "$dir/logs"
+    --mysql_auth_server_impl none --log_dir "$dir/logs" "${vtgate_buffer[@]}"
   wait_port "$VTGATE_PORT" vtgate 900
   for ks in "${keyspaces[@]}"; do wait_serving "$ks"; done
   log "ready: mysql -h127.0.0.1 -P$VTGATE_PORT -uroot   (layout $layout, logs in $dir/logs)"
