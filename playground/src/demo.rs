@@ -83,6 +83,18 @@ pub struct DemoArgs {
     /// Do not run the install scripts (everything is already installed).
     #[arg(long)]
     pub skip_install: bool,
+    /// vtgate buffers primary traffic through resharding cut-overs (`--enable_buffer`)
+    /// instead of failing it; off by default, as in Vitess.
+    #[arg(long)]
+    pub vtgate_buffer: bool,
+    /// Finally, replay against Vitess while vitess/reshard.sh moves and splits the
+    /// customer tables, and chart the latency through each cut-over (live-reshard.html).
+    #[arg(long)]
+    pub live_reshard: bool,
+    /// Replay speed during the live reshard (default: slowed so the capture lasts about
+    /// as long as the reshard, ~200 s).
+    #[arg(long, requires = "live_reshard")]
+    pub live_reshard_speed: Option<f64>,
     /// Repository checkout holding the scripts and configs.
     #[arg(long)]
     pub repo: Option<PathBuf>,
@@ -91,6 +103,12 @@ pub struct DemoArgs {
 pub fn run(args: DemoArgs) -> Result<()> {
     if args.speeds.is_empty() || args.speeds.iter().any(|s| !s.is_finite() || *s <= 0.0) {
         bail!("--speeds must be positive numbers, e.g. 1,4");
+    }
+    if args
+        .live_reshard_speed
+        .is_some_and(|s| !s.is_finite() || s <= 0.0)
+    {
+        bail!("--live-reshard-speed must be a positive number");
     }
     if args.targets.is_empty() {
         bail!("--targets needs at least one of mariadb, vitess-unsharded, vitess-sharded");
@@ -116,7 +134,15 @@ pub fn run(args: DemoArgs) -> Result<()> {
         })
         .collect();
     let replays = args.targets.len() * args.speeds.len();
-    let total = 9 + usize::from(!args.no_metrics) + replays + vitess_layouts.len();
+    let total = 9
+        + usize::from(!args.no_metrics)
+        + replays
+        + vitess_layouts.len()
+        + if args.live_reshard {
+            crate::live::STAGES
+        } else {
+            0
+        };
     let mut stages = Stages::new(total);
 
     stages.run("install what is missing", || {
@@ -125,7 +151,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
         let log = logs.join("install.log");
         tools::install(&repo, "scripts/install-deps.sh", &log)?;
-        if !vitess_layouts.is_empty() {
+        if !vitess_layouts.is_empty() || args.live_reshard {
             tools::install(&repo, "vitess/install.sh", &log)?;
         }
         Ok(())
@@ -280,7 +306,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
                         "start Vitess {} (vtgate on 127.0.0.1:{port})",
                         layout.as_str()
                     ),
-                    || Cluster::up(&repo, layout, &dir, port),
+                    || Cluster::up(&repo, layout, &dir, port, args.vtgate_buffer),
                 )?;
                 let vt = VitessTarget::new(&cluster);
                 for &speed in &args.speeds {
@@ -325,11 +351,36 @@ pub fn run(args: DemoArgs) -> Result<()> {
         run_logged("replayer compare", cmd, &report_txt)
     })?;
 
+    let live = if args.live_reshard {
+        Some(crate::live::run(
+            &crate::live::Live {
+                repo: &repo,
+                bins: &bins,
+                capture: &capture,
+                captured: args.duration,
+                speed: args.live_reshard_speed,
+                vtgate_buffer: args.vtgate_buffer,
+                seed: &seed,
+                statsd: statsd.as_deref(),
+                out: &out,
+                logs: &logs,
+            },
+            &mut stages,
+        )?)
+    } else {
+        None
+    };
+
     println!();
     print!(
         "{}",
         std::fs::read_to_string(&report_txt).unwrap_or_default()
     );
+    if let Some(live) = &live {
+        println!();
+        print!("{}", live.table);
+        println!("chart: {}", live.html.display());
+    }
     println!();
     println!(
         "done in {:.0}s. Report: {}  (JSON: report.json, logs: logs/)",
@@ -462,7 +513,7 @@ fn run_label(target: Target, speed: f64) -> String {
     format!("{}-{speed}x", target.label())
 }
 
-fn free_addr() -> Result<SocketAddr> {
+pub fn free_addr() -> Result<SocketAddr> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
     Ok(listener.local_addr()?)
 }

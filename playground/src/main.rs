@@ -1,6 +1,7 @@
 //! `playground`: run the whole story locally, or keep the stack up to experiment.
 
 mod demo;
+mod live;
 mod procs;
 mod stack;
 mod stage;

@@ -35,6 +35,9 @@ pub struct UpArgs {
     /// vtgate MySQL port (Vitess layouts).
     #[arg(long, default_value_t = 15306)]
     pub vtgate_port: u16,
+    /// vtgate buffers primary traffic through resharding cut-overs (`--enable_buffer`).
+    #[arg(long)]
+    pub vtgate_buffer: bool,
     #[arg(long, default_value_t = 2000)]
     pub customers: u64,
     #[arg(long, default_value_t = 500)]
@@ -86,6 +89,7 @@ pub fn up(args: UpArgs) -> Result<()> {
                 layout,
                 &dir.join(format!("vitess-{}", layout.as_str())),
                 args.vtgate_port,
+                args.vtgate_buffer,
             )?;
             let vt = VitessTarget::new(&cluster);
             demo::reseed_vitess(&bins, &vt, &seed, &logs.join("seed.log"))?;

@@ -34,7 +34,15 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn up(repo: &Path, layout: Layout, dir: &Path, vtgate_port: u16) -> Result<Self> {
+    /// `buffer`: vtgate holds primary traffic through a shard's primary change (a
+    /// Reshard's traffic switch) instead of failing it.
+    pub fn up(
+        repo: &Path,
+        layout: Layout,
+        dir: &Path,
+        vtgate_port: u16,
+        buffer: bool,
+    ) -> Result<Self> {
         let script = repo.join("vitess/cluster.sh");
         let log = dir.with_extension("log");
         registry_add(Cleanup::Cluster(dir.to_path_buf()));
@@ -43,6 +51,9 @@ impl Cluster {
             .arg(vtgate_port.to_string())
             .arg("--dir")
             .arg(dir);
+        if buffer {
+            cmd.arg("--vtgate-buffer");
+        }
         let cluster = Cluster {
             script,
             dir: dir.to_path_buf(),
