@@ -23,6 +23,39 @@ pub struct Config {
     /// Write query classes instead of literal values (inspectable, not replayable).
     #[arg(long)]
     pub redact: bool,
+    /// Terminate TLS from clients with this certificate chain (PEM). The relayed greeting
+    /// then offers TLS (CLIENT_SSL) and the capture still sees plaintext. Without it the
+    /// recorder hides TLS from clients, which then talk plaintext to it.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key for --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Talk TLS to the upstream (SSLRequest after its greeting), whether or not clients
+    /// use TLS to the recorder. Needs --upstream-tls-ca or --upstream-tls-insecure.
+    /// Without it the upstream hop is plaintext: a client that believes its connection is
+    /// encrypted may then send a cleartext password over it (caching_sha2_password full
+    /// authentication, mysql_clear_password), so keep plaintext upstreams on loopback or
+    /// a trusted network.
+    #[arg(long)]
+    pub upstream_tls: bool,
+    /// Trust the upstream's certificate only if it chains to these CA certificates (PEM),
+    /// and matches the upstream's host (or --upstream-tls-name).
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "upstream_tls",
+        conflicts_with = "upstream_tls_insecure"
+    )]
+    pub upstream_tls_ca: Option<PathBuf>,
+    /// Encrypt to the upstream but accept ANY certificate it shows (self-signed test
+    /// servers): protects against eavesdropping, not against an impostor upstream.
+    #[arg(long, requires = "upstream_tls")]
+    pub upstream_tls_insecure: bool,
+    /// The name the upstream's certificate must carry, when it differs from the host in
+    /// --upstream (e.g. --upstream is an IP address).
+    #[arg(long, value_name = "NAME", requires = "upstream_tls")]
+    pub upstream_tls_name: Option<String>,
     /// statsd server for recorder.commands / recorder.capture.dropped, HOST:PORT.
     #[arg(long)]
     pub statsd: Option<String>,

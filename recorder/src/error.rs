@@ -15,6 +15,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The TLS files or flags do not make a usable configuration (found at startup).
+    #[error("TLS setup: {0}")]
+    TlsSetup(String),
+
+    /// TLS with one side could not be established (handshake failed, or the upstream
+    /// does not offer TLS although --upstream-tls asks for it).
+    #[error("TLS with the {side}: {reason}")]
+    Tls { side: Side, reason: String },
+
     #[error("the capture file: {0}")]
     Capture(#[from] captures::Error),
 }
@@ -35,6 +44,13 @@ impl std::fmt::Display for Side {
 }
 
 impl Error {
+    pub fn tls(side: Side, reason: impl Into<String>) -> Self {
+        Error::Tls {
+            side,
+            reason: reason.into(),
+        }
+    }
+
     pub fn malformed(from: Side, reason: impl Into<String>) -> Self {
         Error::Malformed {
             from,

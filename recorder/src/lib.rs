@@ -3,7 +3,8 @@
 //! - [`listener`]: accepts clients, shuts down cleanly on SIGINT/SIGTERM;
 //! - [`relay`]: one task per client connection, relaying bytes as they arrive;
 //! - [`protocol`]: the state machine that knows where each response ends;
-//! - [`sink`]: the bounded capture queue and its writer thread.
+//! - [`sink`]: the bounded capture queue and its writer thread;
+//! - [`tls`]: TLS toward clients (terminated) and toward the upstream.
 
 pub mod config;
 pub mod error;
@@ -11,5 +12,6 @@ pub mod listener;
 pub mod protocol;
 pub mod relay;
 pub mod sink;
+pub mod tls;
 
 pub use error::Error;

@@ -20,6 +20,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<String> {
+    let tls = crate::tls::Tls::from_config(&config)?;
     let server_version = probe_upstream(&config.upstream).await;
     let (sink, writer) = match &config.out {
         Some(path) => {
@@ -52,6 +53,7 @@ pub async fn serve(
         redact: config.redact,
         next_conn: AtomicU64::new(1),
         stats: Stats::default(),
+        tls,
     });
     tracing::info!(
         "recording {} → {} ({}){}",

@@ -55,14 +55,17 @@ pub const COM_RESET_CONNECTION: u8 = 0x1f;
 pub struct Greeting {
     pub server_version: String,
     pub connection_id: u32,
+    /// Capabilities as relayed to the client.
     pub capabilities: u32,
+    /// Capabilities as the server sent them.
+    pub server_capabilities: u32,
     /// MariaDB extended capabilities as relayed (0 for MySQL).
     pub mariadb_capabilities: u32,
 }
 
-/// Parses the server greeting and clears SSL/compression capabilities in `payload`
-/// (in place, so every other byte is relayed as the server sent it).
-pub fn patch_greeting(payload: &mut [u8], strip: u32) -> Option<Greeting> {
+/// Parses the server greeting, clears the `strip` capabilities and sets the `set` ones
+/// in `payload` (in place, so every other byte is relayed as the server sent it).
+pub fn patch_greeting(payload: &mut [u8], strip: u32, set: u32) -> Option<Greeting> {
     let (server_version, connection_id, capabilities, mariadb_capabilities) = {
         let hs: HandshakePacket<'_> = ParseBuf(payload).parse(()).ok()?;
         (
@@ -77,13 +80,14 @@ pub fn patch_greeting(payload: &mut [u8], strip: u32) -> Option<Greeting> {
     let nul = payload.iter().skip(1).position(|b| *b == 0)? + 1;
     let lo = nul + 1 + 4 + 8 + 1;
     let hi = lo + 2 + 1 + 2;
+    let patch = |bits: u16, shift: u32| (bits & !((strip >> shift) as u16)) | (set >> shift) as u16;
     if payload.len() >= hi + 2 {
-        let caps_lo = u16::from_le_bytes([payload[lo], payload[lo + 1]]) & !(strip as u16);
+        let caps_lo = patch(u16::from_le_bytes([payload[lo], payload[lo + 1]]), 0);
         payload[lo..lo + 2].copy_from_slice(&caps_lo.to_le_bytes());
-        let caps_hi = u16::from_le_bytes([payload[hi], payload[hi + 1]]) & !((strip >> 16) as u16);
+        let caps_hi = patch(u16::from_le_bytes([payload[hi], payload[hi + 1]]), 16);
         payload[hi..hi + 2].copy_from_slice(&caps_hi.to_le_bytes());
     } else if payload.len() >= lo + 2 {
-        let caps_lo = u16::from_le_bytes([payload[lo], payload[lo + 1]]) & !(strip as u16);
+        let caps_lo = patch(u16::from_le_bytes([payload[lo], payload[lo + 1]]), 0);
         payload[lo..lo + 2].copy_from_slice(&caps_lo.to_le_bytes());
     }
     let mut mariadb_capabilities = mariadb_capabilities;
@@ -98,7 +102,8 @@ pub fn patch_greeting(payload: &mut [u8], strip: u32) -> Option<Greeting> {
     Some(Greeting {
         server_version,
         connection_id,
-        capabilities: capabilities & !strip,
+        capabilities: (capabilities & !strip) | set,
+        server_capabilities: capabilities,
         mariadb_capabilities,
     })
 }
@@ -112,6 +117,7 @@ pub struct Login {
     /// MariaDB extended capabilities the client asked for (0 when it speaks plain MySQL).
     pub mariadb_capabilities: u32,
     pub charset: u8,
+    pub max_packet_size: u32,
     pub auth_plugin: String,
 }
 
@@ -119,6 +125,40 @@ pub struct Login {
 pub fn is_ssl_request(payload: &[u8]) -> bool {
     payload.len() == 32
         && u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]) & CLIENT_SSL != 0
+}
+
+/// Sets or clears CLIENT_SSL in a login packet's payload, in place: a login relayed to a
+/// plaintext upstream must not claim TLS (the server would start a TLS handshake), and one
+/// relayed over TLS the recorder opened must claim it, as the SSLRequest before it did.
+/// CLIENT_SSL lives in the low 16 bits, which old and 4.1 logins both start with.
+pub fn set_login_ssl(payload: &mut [u8], ssl: bool) {
+    if let Some(lo) = payload.get_mut(0..2) {
+        let mut caps = u16::from_le_bytes([lo[0], lo[1]]);
+        if ssl {
+            caps |= CLIENT_SSL as u16;
+        } else {
+            caps &= !(CLIENT_SSL as u16);
+        }
+        lo.copy_from_slice(&caps.to_le_bytes());
+    }
+}
+
+/// The SSLRequest the recorder sends the upstream for a client that logged in without
+/// TLS: the login's own capabilities plus CLIENT_SSL, as a client would send it.
+pub fn ssl_request(login: &Login) -> Vec<u8> {
+    use mysql_common::constants::MariadbCapabilities;
+    use mysql_common::proto::MySerialize;
+    let request = mysql_common::packets::SslRequest::new(
+        CapabilityFlags::from_bits_retain(login.capabilities | CLIENT_SSL),
+        login.max_packet_size,
+        login.charset,
+    )
+    .with_mariadb_capabilities(MariadbCapabilities::from_bits_retain(
+        login.mariadb_capabilities,
+    ));
+    let mut payload = Vec::with_capacity(32);
+    request.serialize(&mut payload);
+    payload
 }
 
 pub fn parse_login(payload: &[u8]) -> Option<Login> {
@@ -136,6 +176,10 @@ pub fn parse_login(payload: &[u8]) -> Option<Login> {
             0
         },
         charset: r.collation(),
+        // Not exposed by mysql_common; fixed at bytes 4..8 of every 4.1 login.
+        max_packet_size: payload
+            .get(4..8)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         auth_plugin: r
             .auth_plugin()
             .map(|p| String::from_utf8_lossy(p.as_bytes()).into_owned())

@@ -12,6 +12,7 @@ use captures::fingerprint::Fingerprinter;
 use captures::{CloseReason, Cmd, Command, ConnClose, ConnOpen, Outcome, Record, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::error::{Error, Side};
 use crate::protocol::{
@@ -20,9 +21,12 @@ use crate::protocol::{
     MAX_PAYLOAD, Response, Step, StmtInfo,
 };
 use crate::sink::Sink;
+use crate::tls::{Stream, Tls};
 
 /// CLIENT_DEPRECATE_EOF: result sets end with an OK packet instead of EOF.
 const CLIENT_DEPRECATE_EOF: u32 = 0x0100_0000;
+/// CLIENT_PROTOCOL_41: the client understands 4.1 packets (ERR with a SQL state).
+const CLIENT_PROTOCOL_41: u32 = 0x0200;
 
 /// Largest logical packet accepted from a client: MySQL's own max_allowed_packet limit.
 /// A bigger length is a broken or hostile client, not a query.
@@ -40,6 +44,8 @@ pub struct Shared {
     pub redact: bool,
     pub next_conn: AtomicU64,
     pub stats: Stats,
+    /// TLS toward clients and/or the upstream (both off by default).
+    pub tls: Tls,
 }
 
 #[derive(Debug, Default)]
@@ -58,10 +64,10 @@ impl Shared {
     }
 }
 
-/// A socket with its read buffer. Reads only ever append to `buf`, so a read that is
-/// cancelled (in `select!`) loses nothing.
+/// A socket (plain or TLS) with its read buffer. Reads only ever append to `buf`, so a
+/// read that is cancelled (in `select!`) loses nothing.
 struct Peer {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     side: Side,
 }
@@ -69,10 +75,72 @@ struct Peer {
 impl Peer {
     fn new(stream: TcpStream, side: Side) -> Self {
         Peer {
-            stream,
+            stream: Stream::Tcp(stream),
             buf: BytesMut::with_capacity(BUF),
             side,
         }
+    }
+
+    /// The client's first packet, read without reading past it: if it is an SSLRequest,
+    /// the bytes after it are the TLS ClientHello, which belong to the TLS layer, not to
+    /// our buffer. (Only a 32-byte packet can be an SSLRequest; others read as usual.)
+    async fn first_packet(&mut self) -> Result<Option<usize>, Error> {
+        debug_assert!(self.buf.is_empty());
+        let mut header = [0u8; 4];
+        match self.stream.read_exact(&mut header).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        self.buf.extend_from_slice(&header);
+        if header[..3] == [32, 0, 0] {
+            self.buf.resize(4 + 32, 0);
+            self.stream.read_exact(&mut self.buf[4..]).await?;
+        }
+        self.next_packet().await
+    }
+
+    /// Switches a client that sent an SSLRequest to TLS, the recorder acting as server.
+    async fn accept_tls(self, acceptor: &TlsAcceptor) -> Result<Peer, Error> {
+        let Stream::Tcp(tcp) = self.stream else {
+            return Err(Error::tls(self.side, "TLS requested twice"));
+        };
+        if !self.buf.is_empty() {
+            return Err(Error::malformed(self.side, "data before the TLS handshake"));
+        }
+        let tls = acceptor
+            .accept(tcp)
+            .await
+            .map_err(|e| Error::tls(self.side, format!("handshake failed: {e}")))?;
+        Ok(Peer {
+            stream: Stream::Server(Box::new(tls)),
+            buf: self.buf,
+            side: self.side,
+        })
+    }
+
+    /// Switches the upstream to TLS after the SSLRequest was sent, the recorder acting as
+    /// client.
+    async fn connect_tls(
+        self,
+        connector: &TlsConnector,
+        name: &rustls::pki_types::ServerName<'static>,
+    ) -> Result<Peer, Error> {
+        let Stream::Tcp(tcp) = self.stream else {
+            return Err(Error::tls(self.side, "TLS requested twice"));
+        };
+        if !self.buf.is_empty() {
+            return Err(Error::malformed(self.side, "data before the TLS handshake"));
+        }
+        let tls = connector
+            .connect(name.clone(), tcp)
+            .await
+            .map_err(|e| Error::tls(self.side, format!("handshake failed: {e}")))?;
+        Ok(Peer {
+            stream: Stream::Client(Box::new(tls)),
+            buf: self.buf,
+            side: self.side,
+        })
     }
 
     /// Reads until `n` bytes are buffered; `false` at a clean end of stream.
@@ -121,6 +189,8 @@ impl Peer {
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
         self.stream.write_all(bytes).await?;
+        // A no-op on TCP; over TLS it pushes out records rustls may still hold.
+        self.stream.flush().await?;
         Ok(())
     }
 }
@@ -163,8 +233,8 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         }
     };
     let _ = server.set_nodelay(true);
-    let mut c = Peer::new(client, Side::Client);
-    let mut s = Peer::new(server, Side::Server);
+    let c = Peer::new(client, Side::Client);
+    let s = Peer::new(server, Side::Server);
     let mut session = Session {
         conn,
         shared: shared.clone(),
@@ -174,13 +244,13 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         caps: 0,
         cache_metadata: false,
     };
-    let reason = match session.run(&mut c, &mut s, peer, t_open).await {
+    let reason = match session.run(c, s, peer, t_open).await {
         Ok(reason) => reason,
         Err(e) => {
             shared.stats.failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(conn, %peer, "connection closed: {e}");
             match e {
-                Error::Malformed { .. } => CloseReason::ProtocolError,
+                Error::Malformed { .. } | Error::Tls { .. } => CloseReason::ProtocolError,
                 _ => CloseReason::ServerGone,
             }
         }
@@ -198,16 +268,61 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 /// Sends a MySQL ERR packet as the first packet, as a server refusing a connection
 /// does, so clients show a message instead of "lost connection".
 async fn refuse(mut client: TcpStream, message: &str) {
+    let _ = client.write_all(&err_packet(0, false, message)).await;
+    let _ = client.shutdown().await;
+}
+
+/// An ERR packet (CR_CONN_HOST_ERROR) with sequence id `seq`, for failures the recorder
+/// itself reports to a client during the connection phase. `after_login`: the client has
+/// sent its capabilities, so (as a server would) the packet carries a SQL state, which
+/// 4.1 clients then expect; before the login it must not.
+fn err_packet(seq: u8, after_login: bool, message: &str) -> Vec<u8> {
     let mut payload = vec![0xff];
     payload.extend_from_slice(&2003u16.to_le_bytes()); // CR_CONN_HOST_ERROR
+    if after_login {
+        payload.extend_from_slice(b"#HY000");
+    }
     payload.extend_from_slice(message.as_bytes());
     let len = payload.len().min(MAX_PAYLOAD - 1);
     let mut packet = Vec::with_capacity(4 + len);
     packet.extend_from_slice(&(len as u32).to_le_bytes()[..3]);
-    packet.push(0);
+    packet.push(seq);
     packet.extend_from_slice(&payload[..len]);
-    let _ = client.write_all(&packet).await;
-    let _ = client.shutdown().await;
+    packet
+}
+
+/// Adds `delta` to the sequence id of every physical packet in `raw` (whole packets).
+/// Where TLS is on for one hop and not the other, the SSLRequest took a sequence id on
+/// that hop only, so the rest of the connection phase is numbered one apart.
+fn shift_seq(raw: &mut [u8], delta: i8) {
+    if delta == 0 {
+        return;
+    }
+    let mut at = 0;
+    while at + 4 <= raw.len() {
+        let len =
+            usize::from(raw[at]) | usize::from(raw[at + 1]) << 8 | usize::from(raw[at + 2]) << 16;
+        raw[at + 3] = raw[at + 3].wrapping_add_signed(delta);
+        at += 4 + len;
+    }
+}
+
+/// The connection phase up to the login relayed upstream.
+// Made and taken apart once per connection, on the stack: boxing the big variant would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Connected {
+    /// Both sides ready for authentication. `seq_shift` is added to the sequence ids of
+    /// client packets relayed upstream (and subtracted from the server's) until the
+    /// authentication exchange ends.
+    Ready {
+        c: Peer,
+        s: Peer,
+        info: protocol::Greeting,
+        login: protocol::Login,
+        seq_shift: i8,
+    },
+    Closed(CloseReason),
 }
 
 struct Session {
@@ -224,48 +339,28 @@ struct Session {
 impl Session {
     async fn run(
         &mut self,
-        c: &mut Peer,
-        s: &mut Peer,
+        c: Peer,
+        s: Peer,
         peer: SocketAddr,
         t_open: u64,
     ) -> Result<CloseReason, Error> {
-        // Greeting: relay it with SSL and compression switched off.
-        let Some(n) = s.next_packet().await? else {
-            return Ok(CloseReason::ServerGone);
+        let (mut c, mut s, info, login, seq_shift) = match self.connect(c, s).await? {
+            Connected::Ready {
+                c,
+                s,
+                info,
+                login,
+                seq_shift,
+            } => (c, s, info, login, seq_shift),
+            Connected::Closed(reason) => return Ok(reason),
         };
-        let mut greeting = s.buf.split_to(n);
-        if greeting.get(4) == Some(&0xff) {
-            // The server refuses us (too many connections, host blocked): pass it on.
-            c.write(&greeting).await?;
-            return Ok(CloseReason::ServerGone);
-        }
-        let info = protocol::patch_greeting(
-            &mut greeting[4..],
-            CLIENT_SSL | CLIENT_COMPRESS | CLIENT_ZSTD,
-        )
-        .ok_or_else(|| Error::malformed(Side::Server, "unparseable handshake"))?;
-        c.write(&greeting).await?;
-
-        // Login.
-        let Some(n) = c.next_packet().await? else {
-            return Ok(CloseReason::ClientGone);
-        };
-        let raw = c.buf.split_to(n);
-        if protocol::is_ssl_request(&raw[4..]) {
-            return Err(Error::malformed(
-                Side::Client,
-                "client insists on TLS, which this recorder does not terminate",
-            ));
-        }
-        let login = protocol::parse_login(&raw[4..])
-            .ok_or_else(|| Error::malformed(Side::Client, "unparseable handshake response"))?;
-        s.write(&raw).await?;
+        let (c, s) = (&mut c, &mut s);
         self.caps = login.capabilities & info.capabilities;
         self.cache_metadata = login.mariadb_capabilities
             & info.mariadb_capabilities
             & protocol::MARIADB_CLIENT_CACHE_METADATA
             != 0;
-        if matches!(self.auth(c, s).await?, Outcome::Err { .. }) {
+        if matches!(self.auth(c, s, seq_shift).await?, Outcome::Err { .. }) {
             return Ok(CloseReason::Quit);
         }
         self.opened = true;
@@ -362,7 +457,7 @@ impl Session {
                 }
                 Expect::Auth => {
                     self.stmts.clear();
-                    self.auth(c, s).await?
+                    self.auth(c, s, 0).await?
                 }
                 _ => {
                     let response = self.response(c, s, code, expect, deprecate_eof).await?;
@@ -409,6 +504,108 @@ impl Session {
                 s.buf = BytesMut::with_capacity(BUF);
             }
         }
+    }
+
+    /// Greeting, TLS on either hop, login: everything before authentication proper.
+    ///
+    /// Sequence ids: the greeting is 0 on both hops. A client that switches to TLS sends
+    /// its SSLRequest as 1 and its login as 2; one that does not sends its login as 1.
+    /// The recorder speaks to the upstream as the client would if it made the upstream's
+    /// TLS choice, so when the two hops differ it renumbers the login and every packet of
+    /// the authentication exchange after it, in both directions.
+    async fn connect(&self, mut c: Peer, mut s: Peer) -> Result<Connected, Error> {
+        let tls = &self.shared.tls;
+        let Some(n) = s.next_packet().await? else {
+            return Ok(Connected::Closed(CloseReason::ServerGone));
+        };
+        let mut greeting = s.buf.split_to(n);
+        if greeting.get(4) == Some(&0xff) {
+            // The server refuses us (too many connections, host blocked): pass it on.
+            c.write(&greeting).await?;
+            return Ok(Connected::Closed(CloseReason::ServerGone));
+        }
+        // The client may use TLS only when we terminate it; compression never (the relay
+        // reads every packet).
+        let (strip, set) = if tls.acceptor.is_some() {
+            (CLIENT_COMPRESS | CLIENT_ZSTD, CLIENT_SSL)
+        } else {
+            (CLIENT_SSL | CLIENT_COMPRESS | CLIENT_ZSTD, 0)
+        };
+        let info = protocol::patch_greeting(&mut greeting[4..], strip, set)
+            .ok_or_else(|| Error::malformed(Side::Server, "unparseable handshake"))?;
+        if tls.upstream.is_some() && info.server_capabilities & CLIENT_SSL == 0 {
+            let reason = "the upstream does not offer TLS, which --upstream-tls requires";
+            c.write(&err_packet(0, false, &format!("recorder: {reason}")))
+                .await?;
+            return Err(Error::tls(Side::Server, reason));
+        }
+        c.write(&greeting).await?;
+
+        let Some(n) = c.first_packet().await? else {
+            return Ok(Connected::Closed(CloseReason::ClientGone));
+        };
+        let mut raw = c.buf.split_to(n);
+        let client_ssl_request = if protocol::is_ssl_request(&raw[4..]) {
+            let Some(acceptor) = &tls.acceptor else {
+                return Err(Error::malformed(
+                    Side::Client,
+                    "client insists on TLS, which this recorder does not terminate \
+                     (start it with --tls-cert and --tls-key)",
+                ));
+            };
+            c = c.accept_tls(acceptor).await?;
+            let ssl_request = raw;
+            let Some(n) = c.next_packet().await? else {
+                return Ok(Connected::Closed(CloseReason::ClientGone));
+            };
+            raw = c.buf.split_to(n);
+            Some(ssl_request)
+        } else {
+            None
+        };
+        let login = protocol::parse_login(&raw[4..])
+            .ok_or_else(|| Error::malformed(Side::Client, "unparseable handshake response"))?;
+        let client_tls = client_ssl_request.is_some();
+        let seq_shift = i8::from(tls.upstream.is_some()) - i8::from(client_tls);
+        if let Some((connector, name)) = &tls.upstream {
+            // The client's own SSLRequest if it sent one, else one made from its login.
+            let request = match client_ssl_request {
+                Some(request) => request.to_vec(),
+                None => {
+                    let payload = protocol::ssl_request(&login);
+                    let mut packet = Vec::with_capacity(4 + payload.len());
+                    packet.extend_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
+                    packet.push(1);
+                    packet.extend_from_slice(&payload);
+                    packet
+                }
+            };
+            s.write(&request).await?;
+            s = match s.connect_tls(connector, name).await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Tell the client why, in the sequence it expects after its login.
+                    let seq = raw[3].wrapping_add(1);
+                    c.write(&err_packet(
+                        seq,
+                        login.capabilities & CLIENT_PROTOCOL_41 != 0,
+                        &format!("recorder: {e}"),
+                    ))
+                    .await?;
+                    return Err(e);
+                }
+            };
+        }
+        protocol::set_login_ssl(&mut raw[4..], tls.upstream.is_some());
+        shift_seq(&mut raw, seq_shift);
+        s.write(&raw).await?;
+        Ok(Connected::Ready {
+            c,
+            s,
+            info,
+            login,
+            seq_shift,
+        })
     }
 
     fn record(&mut self, mut cmd: Cmd, t_start: u64, mut outcome: Outcome) {
@@ -512,15 +709,16 @@ impl Session {
     }
 
     /// An authentication exchange (login, CHANGE_USER): both directions relayed as they
-    /// come until the server says OK or ERR.
-    async fn auth(&mut self, c: &mut Peer, s: &mut Peer) -> Result<Outcome, Error> {
+    /// come until the server says OK or ERR. `seq_shift`: see [`Connected::Ready`].
+    async fn auth(&mut self, c: &mut Peer, s: &mut Peer, seq_shift: i8) -> Result<Outcome, Error> {
         loop {
             tokio::select! {
                 n = s.next_packet() => {
                     let Some(n) = n? else {
                         return Err(Error::malformed(Side::Server, "closed during authentication"));
                     };
-                    let raw = s.buf.split_to(n);
+                    let mut raw = s.buf.split_to(n);
+                    shift_seq(&mut raw, -seq_shift);
                     c.write(&raw).await?;
                     match raw.get(4) {
                         Some(0x00) => return Ok(Outcome::Ok { affected_rows: 0, last_insert_id: 0, warnings: 0 }),
@@ -535,7 +733,8 @@ impl Session {
                     let Some(n) = n? else {
                         return Err(Error::malformed(Side::Client, "closed during authentication"));
                     };
-                    let raw = c.buf.split_to(n);
+                    let mut raw = c.buf.split_to(n);
+                    shift_seq(&mut raw, seq_shift);
                     s.write(&raw).await?;
                 }
             }

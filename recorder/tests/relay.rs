@@ -1,79 +1,15 @@
 //! The recorder between real clients and a real MariaDB: transparent, and captured.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use captures::{CaptureReader, Cmd, CmdKind, Outcome, Record, Value};
-use clap::Parser;
+use common::{commands, mariadb_cli, read_capture, start, url};
 use mysql_async::prelude::*;
 use mysql_async::{Opts, OptsBuilder};
 use testkit::MariaDb;
-use tokio::sync::oneshot;
-
-struct Running {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<String>>,
-}
-
-impl Running {
-    async fn stop(mut self) -> String {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap()
-    }
-}
-
-async fn start(upstream: &str, out: Option<&Path>, extra: &[&str]) -> Running {
-    let mut args = vec![
-        "recorder",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        upstream,
-    ];
-    let out_s;
-    if let Some(out) = out {
-        out_s = out.display().to_string();
-        args.extend(["--out", &out_s]);
-    }
-    args.extend(extra);
-    let config = recorder::config::Config::parse_from(args);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(recorder::listener::serve(config, listener, async {
-        let _ = rx.await;
-    }));
-    Running {
-        addr,
-        stop: Some(tx),
-        task,
-    }
-}
-
-fn read_capture(path: &Path) -> Vec<Record> {
-    CaptureReader::open(path)
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
-}
-
-fn commands(records: &[Record]) -> Vec<(Cmd, Outcome)> {
-    records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Command(c) => Some((c.cmd.clone(), c.outcome.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn url(addr: SocketAddr, db: &str) -> String {
-    // prefer_socket=false: otherwise mysql_async finds the server's Unix socket through
-    // @@socket and reconnects there, around the recorder.
-    format!("mysql://root@{addr}/{db}?prefer_socket=false")
-}
 
 #[tokio::test]
 async fn mysql_async_traffic_passes_unchanged_and_is_captured() {
@@ -282,27 +218,12 @@ async fn the_mariadb_command_line_client_works_through_it() {
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("c.sqlcap");
     let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
-    let port = rec.addr.port().to_string();
-    let out = tokio::process::Command::new("mariadb")
-        .args([
-            "--no-defaults",
-            "-h127.0.0.1",
-            "-P",
-            &port,
-            "-uroot",
-            "--batch",
-            "-e",
-        ])
-        .arg("SELECT 1 AS one; SELECT 'two'; SHOW DATABASES LIKE 'mysql'")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = mariadb_cli(
+        rec.addr.port(),
+        &["-uroot"],
+        "SELECT 1 AS one; SELECT 'two'; SHOW DATABASES LIKE 'mysql'",
+    )
+    .await;
     assert!(
         stdout.contains("one\n1\n") && stdout.contains("two") && stdout.contains("mysql"),
         "{stdout}"
