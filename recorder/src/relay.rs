@@ -360,7 +360,11 @@ impl Session {
             & info.mariadb_capabilities
             & protocol::MARIADB_CLIENT_CACHE_METADATA
             != 0;
-        if matches!(self.auth(c, s, seq_shift).await?, Outcome::Err { .. }) {
+        let mut auth_plugin = login.auth_plugin;
+        if matches!(
+            self.auth(c, s, seq_shift, &mut auth_plugin).await?,
+            Outcome::Err { .. }
+        ) {
             return Ok(CloseReason::Quit);
         }
         self.opened = true;
@@ -372,7 +376,7 @@ impl Session {
             db: login.db,
             capabilities: self.caps,
             charset: login.charset,
-            auth_plugin: login.auth_plugin,
+            auth_plugin,
             server_conn_id: info.connection_id,
         }));
         let deprecate_eof = self.caps & CLIENT_DEPRECATE_EOF != 0;
@@ -457,7 +461,7 @@ impl Session {
                 }
                 Expect::Auth => {
                     self.stmts.clear();
-                    self.auth(c, s, 0).await?
+                    self.auth(c, s, 0, &mut String::new()).await?
                 }
                 _ => {
                     let response = self.response(c, s, code, expect, deprecate_eof).await?;
@@ -710,7 +714,15 @@ impl Session {
 
     /// An authentication exchange (login, CHANGE_USER): both directions relayed as they
     /// come until the server says OK or ERR. `seq_shift`: see [`Connected::Ready`].
-    async fn auth(&mut self, c: &mut Peer, s: &mut Peer, seq_shift: i8) -> Result<Outcome, Error> {
+    /// `plugin` becomes the plugin an auth switch names (e.g. client_ed25519), so the
+    /// capture says which one was finally used.
+    async fn auth(
+        &mut self,
+        c: &mut Peer,
+        s: &mut Peer,
+        seq_shift: i8,
+        plugin: &mut String,
+    ) -> Result<Outcome, Error> {
         loop {
             tokio::select! {
                 n = s.next_packet() => {
@@ -726,7 +738,13 @@ impl Session {
                             let code = raw.get(5..7).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
                             return Ok(Outcome::Err { code, sqlstate: String::new(), message: String::new() });
                         }
-                        _ => {} // auth switch (0xfe), more data (0x01)
+                        Some(0xfe) if raw.len() > 5 => {
+                            // Auth switch: the plugin name, NUL-terminated, then its data.
+                            let name = &raw[5..];
+                            let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                            *plugin = String::from_utf8_lossy(&name[..end]).into_owned();
+                        }
+                        _ => {} // more data (0x01), old-style switch (a lone 0xfe)
                     }
                 }
                 n = c.next_packet() => {

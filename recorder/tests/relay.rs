@@ -355,3 +355,67 @@ fn kill_9_leaves_a_readable_capture() {
         "{records:?}"
     );
 }
+
+#[tokio::test]
+async fn an_ed25519_login_switches_plugin_through_the_relay() {
+    let server = MariaDb::shared().unwrap();
+    // The plugin ships with mariadb-server; installing it twice is an error we ignore
+    // (another test process may have done it).
+    let _ = server.sql("INSTALL SONAME 'auth_ed25519'");
+    server
+        .sql(
+            "CREATE USER IF NOT EXISTS 'edwards'@'%' IDENTIFIED VIA ed25519 \
+             USING PASSWORD('curve-25519-pw')",
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("c.sqlcap");
+    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+
+    // mysql_async starts with mysql_native_password; the server switches it to ed25519.
+    let mut conn = mysql_async::Conn::new(
+        Opts::from_url(&format!(
+            "mysql://edwards:curve-25519-pw@{}/?prefer_socket=false",
+            rec.addr
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let user: Option<String> = conn.query_first("SELECT CURRENT_USER()").await.unwrap();
+    assert_eq!(user.as_deref(), Some("edwards@%"));
+    conn.disconnect().await.unwrap();
+    let out = mariadb_cli(
+        rec.addr.port(),
+        &["-uedwards", "-pcurve-25519-pw"],
+        "SELECT 'ed25519 cli' AS s",
+    )
+    .await;
+    assert!(out.contains("ed25519 cli"), "{out}");
+    // A wrong password is the server's 1045, relayed.
+    let err = mysql_async::Conn::new(
+        Opts::from_url(&format!(
+            "mysql://edwards:wrong@{}/?prefer_socket=false",
+            rec.addr
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, mysql_async::Error::Server(e) if e.code == 1045),
+        "{err:?}"
+    );
+    rec.stop().await;
+
+    let records = read_capture(&cap);
+    let plugins: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::ConnOpen(o) => Some(o.auth_plugin.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(plugins, ["client_ed25519", "client_ed25519"], "{records:?}");
+    assert!(!format!("{records:?}").contains("curve-25519-pw"));
+}
