@@ -13,7 +13,9 @@ set -euo pipefail
 #   percona-toolkit: pt-fingerprint, the reference our query classes are checked against
 #   socat: the "plain TCP hop" anchor in the recorder benchmark
 #   sysbench: an independent MySQL load generator for recorder tests and benchmarks
+#   libmariadb-dev: headers mysqlclient (Python) builds against, for the recorder's tests
 declare -A PACKAGES=(
+  [libmariadb-dev]=/usr/include/mariadb/mysql.h
   [mariadb-server]=/usr/sbin/mariadbd
   [mariadb-client]=/usr/bin/mariadb
   [percona-toolkit]=/usr/bin/pt-fingerprint
@@ -23,12 +25,22 @@ declare -A PACKAGES=(
 
 missing=()
 for pkg in "${!PACKAGES[@]}"; do
-  [[ -x "${PACKAGES[$pkg]}" ]] || missing+=("$pkg")
+  [[ -e "${PACKAGES[$pkg]}" ]] || missing+=("$pkg")
 done
 
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}" >&2
   "$(dirname "$0")/apt-install.sh" "${missing[@]}"
+fi
+
+# Python's two MySQL drivers, which the recorder's tests run through it, in a virtualenv
+# of their own (pinned: the tests judge the recorder, not driver upgrades).
+PYCLIENTS=${XDG_CACHE_HOME:-$HOME/.cache}/sqlreplay/pyclients
+if ! "$PYCLIENTS/bin/python" -c 'import pymysql, MySQLdb' 2>/dev/null; then
+  echo "install-deps: installing PyMySQL and mysqlclient into $PYCLIENTS" >&2
+  rm -rf "$PYCLIENTS"
+  python3 -m venv "$PYCLIENTS"
+  "$PYCLIENTS/bin/pip" install -q --disable-pip-version-check PyMySQL==1.2.4 mysqlclient==2.3.2
 fi
 
 # The metrics path (InfluxDB from Debian, Telegraf built once and cached).
