@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use captures::fingerprint::io::{Input, Output, transform};
+use captures::fingerprint::io::{Input, Output, transform, transform_with};
 use captures::fingerprint::{Fingerprinter, class_id, class_id_hex, fingerprint};
 use proptest::prelude::*;
 
@@ -180,4 +180,50 @@ proptest! {
         let once = fingerprint(&q);
         prop_assert_eq!(fingerprint(&once), once.clone(), "query: {}", q);
     }
+}
+
+/// The multi-threaded transform cuts the input into blocks; wherever the cuts fall and
+/// however many workers there are, the output is the one-thread output, in order.
+#[test]
+fn worker_threads_change_nothing_in_the_output() {
+    let cases = std::fs::read_to_string(CASES).unwrap();
+    // Multi-line statements, blank lines and a CRLF among the cases.
+    let sql = format!("{cases}\nSELECT a\nFROM t;\r\n\n{cases}select 2");
+    let json: String = cases
+        .split(";\n")
+        .map(|q| serde_json::json!({ "query": q }).to_string() + "\n")
+        .collect();
+    for (mode, input) in [(Input::Sql, &sql), (Input::JsonLines, &json)] {
+        for output in [Output::Text, Output::Json] {
+            let mut one = Vec::new();
+            let n1 = transform_with(input.as_bytes(), &mut one, mode, output, 1, 1 << 20).unwrap();
+            for (threads, block) in [(2, 1), (3, 7), (2, 64), (4, 1000)] {
+                let mut many = Vec::new();
+                let n = transform_with(input.as_bytes(), &mut many, mode, output, threads, block)
+                    .unwrap();
+                assert_eq!(n, n1, "{mode:?} {threads} threads, {block}-byte blocks");
+                assert!(
+                    many == one,
+                    "{mode:?} {output:?}: {threads} threads, {block}-byte blocks differ"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn worker_threads_still_name_the_bad_json_line() {
+    let mut input = "{\"query\": \"select 1\"}\n".repeat(1000);
+    input.push_str("not json\n");
+    input.push_str(&"{\"query\": \"select 2\"}\n".repeat(1000));
+    let err = transform_with(
+        input.as_bytes(),
+        Vec::new(),
+        Input::JsonLines,
+        Output::Text,
+        2,
+        100,
+    )
+    .unwrap_err();
+    assert!(err.to_string().starts_with("input line 1001:"), "{err}");
 }
