@@ -3,18 +3,23 @@
 # one private MariaDB through four paths, in one run:
 #   direct          client → MariaDB
 #   socat           client → socat → MariaDB          (the price of any TCP hop: the anchor)
+#   bare relay      client → tokio copy_bidirectional → MariaDB (recorder/examples/bare_relay:
+#                   the cheapest proxy possible, parsing nothing)
 #   recorder (off)  client → recorder → MariaDB        (relay only, no capture file)
 #   recorder (on)   client → recorder --out → MariaDB  (the real thing)
 # and prints throughput, p95 latency and each path's ratio against direct and socat,
 # plus the capture's size per command.
 #
-# Usage: bench/recorder.sh [SECONDS per run, default 10] [THREADS, default 8]
-# The proxies are pinned to CPU 1 and MariaDB + sysbench to CPU 0 when there are two
-# cores, so the hop competes for the same core in every proxied case.
+# Usage: [ROUNDS=3] bench/recorder.sh [SECONDS per run, default 10] [THREADS, default 8]
+# PIN=one (default): everything — sysbench, MariaDB, the proxy — on CPU 0, so every CPU
+#   cycle a proxy spends per command is taken from the server: the layout the targets
+#   (≥ 1.4× socat point_select, ≥ 1.15× read_write, capture-on ≥ 0.97× off) are set in.
+# PIN=split: proxies on CPU 1, MariaDB + sysbench on CPU 0: the hop costs latency only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 threads=${2:-8}
+rounds=${ROUNDS:-3}
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 for tool in sysbench socat; do
@@ -40,6 +45,9 @@ socat_port=$(free_port)
 "${pin_proxy[@]}" socat "TCP-LISTEN:$socat_port,bind=127.0.0.1,fork,reuseaddr,nodelay" \
   "TCP:127.0.0.1:$db_port,nodelay" &
 pids+=($!)
+bare_port=$(free_port)
+"${pin_proxy[@]}" target/release/examples/bare_relay "127.0.0.1:$bare_port" "127.0.0.1:$db_port" &
+pids+=($!)
 relay_port=$(free_port)
 "${pin_proxy[@]}" "$recorder" --listen "127.0.0.1:$relay_port" --upstream "127.0.0.1:$db_port" \
   --threads 1 --log warn &
@@ -49,7 +57,7 @@ cap_port=$(free_port)
   --threads 1 --log warn --out "$work/bench.sqlcap" &
 cap_pid=$!
 pids+=($cap_pid)
-wait_port "$socat_port"; wait_port "$relay_port"; wait_port "$cap_port"
+wait_port "$socat_port"; wait_port "$bare_port"; wait_port "$relay_port"; wait_port "$cap_port"
 
 # One sysbench run: "tps p95_ms queries".
 run() {
@@ -64,27 +72,37 @@ run() {
   }
 }
 
-printf 'sysbench, %s threads, %s s per run, 4 tables x 10000 rows\n' "$threads" "$secs"
+printf 'sysbench, %s threads, %s s per run, %s rounds, 4 tables x 10000 rows, PIN=%s\n' \
+  "$threads" "$secs" "$rounds" "${PIN:-one}"
+paths=(direct socat bare-relay recorder-off recorder-on)
+declare -A port_of=([direct]=$db_port [socat]=$socat_port [bare-relay]=$bare_port
+                    [recorder-off]=$relay_port [recorder-on]=$cap_port)
 for test in oltp_point_select oltp_read_write; do
-  printf '\n%s\n' "$test"
-  printf '  %-16s %12s %10s %10s %10s\n' path "tx/s" "p95 ms" "vs direct" "vs socat"
-  declare -A tps=() p95=()
-  for path in direct socat recorder-off recorder-on; do
-    case $path in
-      direct) port=$db_port ;;
-      socat) port=$socat_port ;;
-      recorder-off) port=$relay_port ;;
-      recorder-on) port=$cap_port ;;
-    esac
-    read -r t p q < <(run "$port" "$test")
-    tps[$path]=$t p95[$path]=$p
-    [[ $path == recorder-on ]] && captured_queries=$q
-    vs_direct=$(python3 -c "print(f'{$t / ${tps[direct]}:.2f}')")
-    vs_socat=-
-    [[ -n ${tps[socat]:-} ]] && vs_socat=$(python3 -c "print(f'{$t / ${tps[socat]}:.2f}')")
-    printf '  %-16s %12s %10s %10s %10s\n' "$path" "$t" "$p" "$vs_direct" "$vs_socat"
+  # Rounds go through every path in turn, so a slow minute on this shared machine hits
+  # all paths alike instead of one; each path's median round is reported.
+  results=()
+  for round in $(seq "$rounds"); do
+    for path in "${paths[@]}"; do
+      read -r t p _ < <(run "${port_of[$path]}" "$test")
+      results+=("$path" "$t" "$p")
+    done
   done
-  unset tps p95
+  python3 - "$test" "${results[@]}" <<'PY'
+import statistics, sys
+test, rest = sys.argv[1], sys.argv[2:]
+runs = {}
+for i in range(0, len(rest), 3):
+    runs.setdefault(rest[i], []).append((float(rest[i + 1]), float(rest[i + 2])))
+med = {p: (statistics.median(t for t, _ in r), statistics.median(l for _, l in r)) for p, r in runs.items()}
+print(f"\n{test} (median of {len(runs['direct'])} rounds; tx/s of each round in brackets)")
+print(f"  {'path':<14} {'tx/s':>10} {'p95 ms':>8} {'vs direct':>10} {'vs socat':>9} {'vs bare':>8}  rounds")
+for p, (t, l) in med.items():
+    ratios = [f"{t / med[a][0]:.2f}" if a in med else "-" for a in ("direct", "socat", "bare-relay")]
+    rounds = " ".join(f"{x:.0f}" for x, _ in runs[p])
+    print(f"  {p:<14} {t:10.0f} {l:8.2f} {ratios[0]:>10} {ratios[1]:>9} {ratios[2]:>8}  [{rounds}]")
+on, off = med["recorder-on"][0], med["recorder-off"][0]
+print(f"  capture on / off: {on / off:.3f} (target >= 0.97)")
+PY
 done
 
 # Stop the capturing recorder cleanly so the file is complete, then size it.
