@@ -85,6 +85,15 @@ fn ssl_cipher(cli_output: &str) -> String {
         .to_string()
 }
 
+/// The `Ssl_cipher` the upstream reports for a mysql_async session ("" when plaintext).
+async fn upstream_cipher(conn: &mut mysql_async::Conn) -> String {
+    let row: Option<(String, String)> = conn
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .await
+        .unwrap();
+    row.unwrap().1
+}
+
 /// The mariadb client's `status` line about the client↔recorder hop.
 fn client_cipher(cli_output: &str) -> Option<&str> {
     cli_output
@@ -175,12 +184,8 @@ async fn mysql_async_over_tls_with_a_password_and_a_big_value() {
         back.unwrap() == big,
         "the 18 MiB value survives TLS + relay"
     );
-    let cipher: Option<(String, String)> = conn
-        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
-        .await
-        .unwrap();
     assert_eq!(
-        cipher.unwrap().1,
+        upstream_cipher(&mut conn).await,
         "",
         "upstream hop is plaintext by default"
     );
@@ -229,11 +234,11 @@ async fn upstream_tls_really_encrypts_the_upstream_hop() {
         )
         .await
         .unwrap();
-        let cipher: Option<(String, String)> = conn
-            .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
-            .await
-            .unwrap();
-        assert_ne!(cipher.unwrap().1, "", "{user}: upstream hop must be TLS");
+        assert_ne!(
+            upstream_cipher(&mut conn).await,
+            "",
+            "{user}: upstream hop must be TLS"
+        );
         conn.disconnect().await.unwrap();
     }
     // The mariadb client, told not to use TLS, through the same recorder.
@@ -268,11 +273,7 @@ async fn upstream_tls_really_encrypts_the_upstream_hop() {
     let mut conn = mysql_async::Conn::new(tls_client_opts(rec.addr, &env.cert(), "root", ""))
         .await
         .unwrap();
-    let cipher: Option<(String, String)> = conn
-        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
-        .await
-        .unwrap();
-    assert_ne!(cipher.unwrap().1, "");
+    assert_ne!(upstream_cipher(&mut conn).await, "");
     conn.disconnect().await.unwrap();
     rec.stop().await;
 }
