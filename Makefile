@@ -18,6 +18,7 @@ deps:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	compose/check.sh
 
 unit:
 	$(CARGO) test --workspace --locked
