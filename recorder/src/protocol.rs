@@ -243,6 +243,9 @@ pub struct Response {
     /// A binary result set whose column definitions MariaDB may leave out because the
     /// client cached them (MARIADB_CLIENT_CACHE_METADATA, COM_STMT_EXECUTE only).
     skip_metadata_possible: bool,
+    /// A COM_STMT_EXECUTE that asked for a cursor: only then does SERVER_STATUS_CURSOR_EXISTS
+    /// after the column definitions mean "no rows now, they come through COM_STMT_FETCH".
+    cursor_possible: bool,
     /// Set by PREPARE_OK: (statement id, params, columns).
     pub prepared: Option<(u32, u16, u16)>,
     error: Option<(u16, String, String)>,
@@ -295,6 +298,7 @@ impl Response {
             warnings: 0,
             result_set: false,
             skip_metadata_possible: false,
+            cursor_possible: false,
             prepared: None,
             error: None,
         }
@@ -305,6 +309,15 @@ impl Response {
     /// definitions (the EOF after them still follows the CLIENT_DEPRECATE_EOF rule).
     pub fn skip_metadata_possible(mut self, possible: bool) -> Self {
         self.skip_metadata_possible = possible;
+        self
+    }
+
+    /// For a COM_STMT_EXECUTE whose flags ask for a cursor (see [`execute_opens_cursor`]).
+    /// Elsewhere the flag is noise: MariaDB leaks it from a stored procedure's own cursor
+    /// into the EOF of the result sets the procedure sends (`CALL p()` that OPENs a cursor
+    /// and SELECTs), and those rows follow as usual.
+    pub fn cursor_possible(mut self, possible: bool) -> Self {
+        self.cursor_possible = possible;
         self
     }
 
@@ -320,12 +333,18 @@ impl Response {
         // (0xff never starts a row, column definition or PREPARE_OK; COM_STATISTICS
         // answers free text.)
         if first == 0xff && self.state != State::Statistics {
+            // A MariaDB progress report (ALTER TABLE, LOAD DATA...) is an ERR packet with
+            // code 0xFFFF and its own layout. It is negotiated with MARIADB_CLIENT_PROGRESS
+            // in the extended capabilities, which mysql_common's parser does not look at
+            // (it wants CLIENT_PROGRESS_OBSOLETE), so recognise it before parsing.
+            if payload.get(1..3) == Some(&PROGRESS_REPORT.to_le_bytes()[..]) {
+                return Ok(Step::More);
+            }
             let err: ErrPacket<'_> = ParseBuf(payload)
                 .parse(self.caps)
                 .map_err(|e| format!("bad ERR packet: {e}"))?;
             return match err {
                 ErrPacket::Progress(_) => Ok(Step::More),
-                ErrPacket::Error(e) if e.error_code() == PROGRESS_REPORT => Ok(Step::More),
                 ErrPacket::Error(e) => {
                     self.error = Some((
                         e.error_code(),
@@ -413,7 +432,8 @@ impl Response {
             State::ColumnsEof => {
                 let status = self.terminator_status(payload, false)?;
                 // An open cursor: rows come later through COM_STMT_FETCH.
-                if status.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS) {
+                if self.cursor_possible && status.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS)
+                {
                     self.after_result(status);
                 } else {
                     self.state = State::Rows;
@@ -551,6 +571,12 @@ pub struct StmtInfo {
     pub types: Vec<(u8, bool)>,
     /// Parameters that received SEND_LONG_DATA since the last EXECUTE/RESET.
     pub long_data: Vec<u16>,
+}
+
+/// Whether a COM_STMT_EXECUTE payload asks for a cursor (its flags byte: CURSOR_TYPE_READ_ONLY,
+/// FOR_UPDATE or SCROLLABLE).
+pub fn execute_opens_cursor(payload: &[u8]) -> bool {
+    payload.first() == Some(&COM_STMT_EXECUTE) && payload.get(5).is_some_and(|f| f & 0x07 != 0)
 }
 
 /// Decodes a COM_STMT_EXECUTE payload into the captured command.
@@ -789,6 +815,53 @@ mod tests {
         assert_eq!(r.feed(&[0, 0, 1, b'a'], Expect::Results), Ok(Step::More));
         assert_eq!(
             r.feed(&[0xfe, 0, 0, 2, 0, 0, 0], Expect::Results),
+            Ok(Step::Done)
+        );
+    }
+
+    #[test]
+    fn cursor_exists_ends_the_response_only_for_a_cursor_execute() {
+        // Column count, one definition, EOF with CURSOR_EXISTS | MORE_RESULTS |
+        // AUTOCOMMIT (0x004a), as MariaDB sends for `CALL p()` when p has a cursor open.
+        let leak: [&[u8]; 3] = [&[1], b"\x03defcoldef", &[0xfe, 0, 0, 0x4a, 0]];
+        let mut r = Response::new(Expect::Results, false, 0);
+        for p in leak {
+            assert_eq!(r.feed(p, Expect::Results), Ok(Step::More));
+        }
+        assert_eq!(r.feed(b"\x011", Expect::Results), Ok(Step::More)); // a row
+        assert_eq!(
+            r.feed(&[0xfe, 0, 0, 0x4a, 0], Expect::Results),
+            Ok(Step::More)
+        );
+        assert_eq!(
+            r.feed(&[0, 0, 0, 0x22, 0, 0, 0], Expect::Results),
+            Ok(Step::Done)
+        );
+        // A COM_STMT_EXECUTE that asked for a cursor: the EOF ends it, rows come by FETCH.
+        let mut r = Response::new(Expect::Results, false, 0).cursor_possible(true);
+        assert_eq!(r.feed(&[1], Expect::Results), Ok(Step::More));
+        assert_eq!(r.feed(b"\x03defcoldef", Expect::Results), Ok(Step::More));
+        assert_eq!(
+            r.feed(&[0xfe, 0, 0, 0x42, 0], Expect::Results),
+            Ok(Step::Done)
+        );
+        // COM_STMT_EXECUTE: statement id 1, flags, iteration count 1.
+        let execute = |flags| [COM_STMT_EXECUTE, 1, 0, 0, 0, flags, 1, 0, 0, 0];
+        assert!(execute_opens_cursor(&execute(1)));
+        assert!(!execute_opens_cursor(&execute(0)));
+        assert!(!execute_opens_cursor(&[COM_QUERY, 1, 0, 0, 0, 1]));
+    }
+
+    #[test]
+    fn a_progress_report_ends_nothing() {
+        // ERR 0xFFFF: stage 1 of 2, 50.000%, "copy" (MariaDB's progress report layout).
+        let progress = [
+            0xff, 0xff, 0xff, 1, 1, 2, 0x50, 0xc3, 0, 4, b'c', b'o', b'p', b'y',
+        ];
+        let mut r = Response::new(Expect::Results, false, 0x0200);
+        assert_eq!(r.feed(&progress, Expect::Results), Ok(Step::More));
+        assert_eq!(
+            r.feed(&[0, 0, 0, 2, 0, 0, 0], Expect::Results),
             Ok(Step::Done)
         );
     }

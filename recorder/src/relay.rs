@@ -402,6 +402,7 @@ impl Session {
                 .first()
                 .ok_or_else(|| Error::malformed(Side::Client, "empty command"))?;
             let expect = protocol::expect_for(code);
+            let cursor = protocol::execute_opens_cursor(&body);
             let capture = self.shared.sink.enabled();
             let mut cmd = if !capture {
                 Cmd::Ping
@@ -409,8 +410,16 @@ impl Session {
                 let stmt_id = body
                     .get(1..5)
                     .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-                protocol::parse_execute(&body, self.stmts.get_mut(&stmt_id))
-                    .ok_or_else(|| Error::malformed(Side::Client, "unparseable COM_STMT_EXECUTE"))?
+                // One the recorder cannot decode (parameters that do not match the types
+                // bound, a type it does not know) is still relayed, and the server answers
+                // it as it would directly; the capture keeps it raw.
+                protocol::parse_execute(&body, self.stmts.get_mut(&stmt_id)).unwrap_or_else(|| {
+                    tracing::debug!(conn = self.conn, stmt_id, "undecodable COM_STMT_EXECUTE");
+                    Cmd::Other {
+                        code,
+                        payload: body[1..].to_vec(),
+                    }
+                })
             } else {
                 protocol::parse_command(&body)
             };
@@ -464,7 +473,9 @@ impl Session {
                     self.auth(c, s, 0, &mut String::new()).await?
                 }
                 _ => {
-                    let response = self.response(c, s, code, expect, deprecate_eof).await?;
+                    let response = self
+                        .response(c, s, code, expect, deprecate_eof, cursor)
+                        .await?;
                     if let (Some((id, params, columns)), COM_STMT_PREPARE) =
                         (response.prepared, code)
                     {
@@ -634,9 +645,11 @@ impl Session {
         code: u8,
         expect: Expect,
         deprecate_eof: bool,
+        cursor: bool,
     ) -> Result<Response, Error> {
         let mut resp = Response::new(expect, deprecate_eof, self.caps)
-            .skip_metadata_possible(self.cache_metadata && code == COM_STMT_EXECUTE);
+            .skip_metadata_possible(self.cache_metadata && code == COM_STMT_EXECUTE)
+            .cursor_possible(cursor);
         let mut continuation = false;
         loop {
             let mut pos = 0;

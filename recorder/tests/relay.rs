@@ -237,6 +237,81 @@ async fn the_mariadb_command_line_client_works_through_it() {
     );
 }
 
+/// The mariadb client (and mysqltest) ask for progress reports (MARIADB_CLIENT_PROGRESS),
+/// so an ALTER TABLE that copies rows gets ERR packets with code 0xFFFF before its OK.
+/// They end nothing; the recorder once took them for a malformed ERR and dropped the
+/// connection ("Lost connection to server during query"). Found by
+/// recorder/transparency.sh (main.ps_1general).
+#[tokio::test]
+async fn mariadb_progress_reports_pass_through() {
+    let server = MariaDb::shared().unwrap();
+    let db = server.fresh_database("progress").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("c.sqlcap");
+    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let stdout = mariadb_cli(
+        rec.addr.port(),
+        &["-uroot", "--progress-reports", &db],
+        "CREATE TABLE pr (a INT) ENGINE=Aria; INSERT INTO pr SELECT seq FROM seq_1_to_1000; \
+         ALTER TABLE pr ADD INDEX (a); SELECT COUNT(*) AS n FROM pr",
+    )
+    .await;
+    assert!(stdout.contains("n\n1000\n"), "{stdout}");
+    rec.stop().await;
+    let cmds = commands(&read_capture(&cap));
+    assert!(
+        cmds.iter()
+            .any(|(c, o)| c.sql() == Some(b"ALTER TABLE pr ADD INDEX (a)")
+                && matches!(o, Outcome::Ok { .. })),
+        "{cmds:?}"
+    );
+}
+
+/// A procedure that OPENs a cursor and SELECTs: MariaDB sets SERVER_STATUS_CURSOR_EXISTS
+/// in the EOF after the SELECT's column definitions (the procedure's cursor leaking into
+/// the status), yet the rows follow. Only a COM_STMT_EXECUTE that asked for a cursor gets
+/// its rows later; the recorder once took this EOF for the end of the result, then read
+/// the rows as a new one and dropped the connection. Clients without CLIENT_DEPRECATE_EOF
+/// (the mariadb client, mysqltest) see that EOF. Found by recorder/transparency.sh
+/// (main.sp-cursor).
+#[tokio::test]
+async fn a_procedure_with_an_open_cursor_returns_its_rows() {
+    let server = MariaDb::shared().unwrap();
+    let db = server.fresh_database("spcursor").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("c.sqlcap");
+    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let stdout = mariadb_cli(
+        rec.addr.port(),
+        &["-uroot", &db],
+        "CREATE TABLE t1 (a INT); INSERT INTO t1 VALUES (1), (2);
+         DELIMITER //
+         CREATE PROCEDURE p1() BEGIN
+           DECLARE done INT DEFAULT 0; DECLARE v INT;
+           DECLARE c CURSOR FOR SELECT a FROM t1;
+           DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1;
+           OPEN c;
+           l: LOOP FETCH c INTO v; IF done THEN LEAVE l; END IF; SELECT v * 10 AS v; END LOOP;
+           CLOSE c;
+         END //
+         DELIMITER ;
+         CALL p1(); SELECT 'after' AS next",
+    )
+    .await;
+    assert!(
+        stdout.contains("v\n10\n") && stdout.contains("v\n20\n") && stdout.contains("after"),
+        "{stdout}"
+    );
+    rec.stop().await;
+    let cmds = commands(&read_capture(&cap));
+    assert!(
+        cmds.iter()
+            .any(|(c, o)| c.sql() == Some(b"CALL p1()")
+                && matches!(o, Outcome::Rows { count: 2, .. })),
+        "{cmds:?}"
+    );
+}
+
 #[tokio::test]
 async fn an_unreachable_upstream_gets_a_mysql_error_not_a_reset() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -418,4 +493,98 @@ async fn an_ed25519_login_switches_plugin_through_the_relay() {
         .collect();
     assert_eq!(plugins, ["client_ed25519", "client_ed25519"], "{records:?}");
     assert!(!format!("{records:?}").contains("curve-25519-pw"));
+}
+
+/// A COM_STMT_EXECUTE the recorder cannot decode (here: parameter values cut short) is
+/// still the server's to answer. The recorder once dropped the connection when capture
+/// was on (and relayed it when off); now it relays it and captures it raw. Found by
+/// recorder/transparency.sh (mysql_client_test, with "unparseable COM_STMT_EXECUTE").
+#[tokio::test]
+async fn an_undecodable_execute_is_relayed_not_fatal() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = MariaDb::shared().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("c.sqlcap");
+    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let mut s = tokio::net::TcpStream::connect(rec.addr).await.unwrap();
+
+    async fn read_packet(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+        let mut h = [0u8; 4];
+        s.read_exact(&mut h).await.unwrap();
+        let mut p = vec![0u8; usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16];
+        s.read_exact(&mut p).await.unwrap();
+        p
+    }
+    async fn send(s: &mut tokio::net::TcpStream, seq: u8, p: &[u8]) {
+        let mut out = (p.len() as u32).to_le_bytes()[..3].to_vec();
+        out.push(seq);
+        out.extend_from_slice(p);
+        s.write_all(&out).await.unwrap();
+    }
+    // Reads a whole response (no CLIENT_DEPRECATE_EOF): OK/ERR, or a result set up to
+    // its second EOF. Returns its first packet.
+    async fn response(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+        let first = read_packet(s).await;
+        if first[0] != 0x00 && first[0] != 0xff {
+            let mut eofs = 0;
+            while eofs < 2 {
+                let p = read_packet(s).await;
+                eofs += usize::from(p[0] == 0xfe && p.len() < 9);
+            }
+        }
+        first
+    }
+
+    read_packet(&mut s).await; // greeting
+    // PROTOCOL_41 | SECURE_CONNECTION | PLUGIN_AUTH | LONG_PASSWORD, root, no password.
+    let caps: u32 = 0x200 | 0x8000 | 0x80000 | 0x1;
+    let mut login = caps.to_le_bytes().to_vec();
+    login.extend_from_slice(&(1u32 << 24).to_le_bytes());
+    login.push(8);
+    login.extend_from_slice(&[0; 23]);
+    login.extend_from_slice(b"root\0\0mysql_native_password\0");
+    send(&mut s, 1, &login).await;
+    assert_eq!(read_packet(&mut s).await[0], 0x00, "login");
+
+    let mut prepare = vec![0x16];
+    prepare.extend_from_slice(b"SELECT ?");
+    send(&mut s, 0, &prepare).await;
+    let ok = read_packet(&mut s).await;
+    assert_eq!(ok[0], 0x00, "prepare");
+    let id = [ok[1], ok[2], ok[3], ok[4]];
+    // The parameter's definition and EOF, the column's and EOF.
+    for _ in 0..4 {
+        read_packet(&mut s).await;
+    }
+    // EXECUTE: no cursor, iteration 1, null bitmap, new types bound (LONGLONG), and then
+    // only 3 of the value's 8 bytes.
+    let mut execute = vec![0x17];
+    execute.extend_from_slice(&id);
+    execute.extend_from_slice(&[0, 1, 0, 0, 0, 0, 1, 0x08, 0x00, 1, 2, 3]);
+    send(&mut s, 0, &execute).await;
+    // MariaDB: ERR "Incorrect arguments to mysqld_stmt_execute".
+    let answer = response(&mut s).await;
+    assert_eq!(answer[0], 0xff, "{answer:?}");
+    // And the connection lives on.
+    send(&mut s, 0, b"\x03SELECT 'still here'").await;
+    let first = response(&mut s).await;
+    assert_eq!(
+        first,
+        [1],
+        "a one-column result set after the bad EXECUTE ({answer:?})"
+    );
+    send(&mut s, 0, &[0x01]).await; // COM_QUIT
+    drop(s);
+    rec.stop().await;
+    let cmds = commands(&read_capture(&cap));
+    assert!(
+        cmds.iter()
+            .any(|(c, _)| matches!(c, Cmd::Other { code: 0x17, .. })),
+        "{cmds:?}"
+    );
+    assert!(
+        cmds.iter()
+            .any(|(c, _)| c.sql() == Some(b"SELECT 'still here'")),
+        "{cmds:?}"
+    );
 }
