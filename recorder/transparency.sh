@@ -246,7 +246,7 @@ plan() {
       @o = grep { !/\$(?!MYSQLTEST_VARDIR|MYSQL_TMP_DIR|MYSQL_TEST_DIR)\w/ } @o;
       my $key = join "\x1f", @o;
       push @order, $key unless exists $g{$key};
-      push @{$g{$key}}, $t;
+      push @{$g{$key}}, "$suite.$name";  # mtr looks bare names up in main only
     }
     for my $k (@order) { print "G\t$k\n"; print "T\t$_\n" for @{$g{$k}} }
     print "U\t$_\n" for @unknown;
