@@ -3,14 +3,14 @@
 
 CARGO ?= cargo
 
-.PHONY: demo test deps lint unit e2e bench fuzz clean-testkit
+.PHONY: demo test deps lint unit transparency e2e bench fuzz clean-testkit
 
 ## demo: the main job, end to end: seed, record, replay on MariaDB and Vitess, compare
 demo:
 	scripts/demo.sh
 
 ## test: formatting, lints and every test, against real private servers and real Vitess
-test: deps lint unit e2e
+test: deps lint unit transparency e2e
 
 deps:
 	scripts/install-deps.sh
@@ -22,6 +22,11 @@ lint:
 
 unit:
 	$(CARGO) test --workspace --locked
+
+## transparency: MariaDB's own test suite directly and through the recorder (~4 min)
+transparency:
+	$(CARGO) build -q --release --locked -p recorder -p replayer
+	recorder/transparency.sh
 
 ## e2e: Vitess clusters (unsharded, sharded, resharded) and the whole story, small
 e2e:

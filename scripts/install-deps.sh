@@ -14,7 +14,9 @@ set -euo pipefail
 #   socat: the "plain TCP hop" anchor in the recorder benchmark
 #   sysbench: an independent MySQL load generator for recorder tests and benchmarks
 #   libmariadb-dev: headers mysqlclient (Python) builds against, for the recorder's tests
+#   mariadb-test: MariaDB's own test suite, which recorder/transparency.sh runs through it
 declare -A PACKAGES=(
+  [mariadb-test]=/usr/share/mysql/mysql-test/mariadb-test-run.pl
   [libmariadb-dev]=/usr/include/mariadb/mysql.h
   [mariadb-server]=/usr/sbin/mariadbd
   [mariadb-client]=/usr/bin/mariadb
