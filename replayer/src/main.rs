@@ -297,10 +297,17 @@ fn run_config(
     })
 }
 
+/// A multi-thread runtime, unless this process may use one CPU only (e.g. `taskset -c
+/// 0`): then a current-thread runtime, which runs every replay connection on this thread
+/// with no hand-off to a worker.
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    Ok(builder.enable_all().build()?)
 }
 
 /// Replays at each speed in turn until the target saturates; writes one results file

@@ -152,6 +152,10 @@ impl Ctx {
 
     /// Waits until `due`; false if the run was stopped meanwhile.
     async fn wait_until(&self, due: Instant, stop: &mut watch::Receiver<bool>) -> bool {
+        // Already due (always, at --speed max): no timer and no select to set up.
+        if due <= Instant::now() {
+            return !self.stop.load(Ordering::Relaxed);
+        }
         tokio::select! {
             () = self.clock.sleep_until(due) => !self.stop.load(Ordering::Relaxed),
             _ = stop.wait_for(|stopped| *stopped) => false,
