@@ -100,22 +100,30 @@ impl Peer {
         self.next_packet().await
     }
 
-    /// Switches a client that sent an SSLRequest to TLS, the recorder acting as server.
-    async fn accept_tls(self, acceptor: &TlsAcceptor) -> Result<Peer, Error> {
+    /// The plain socket and buffer of a peer about to switch to TLS: only a plain socket
+    /// can switch, and only with nothing buffered (what follows belongs to TLS).
+    fn into_plain(self) -> Result<(TcpStream, BytesMut), Error> {
         let Stream::Tcp(tcp) = self.stream else {
             return Err(Error::tls(self.side, "TLS requested twice"));
         };
         if !self.buf.is_empty() {
             return Err(Error::malformed(self.side, "data before the TLS handshake"));
         }
+        Ok((tcp, self.buf))
+    }
+
+    /// Switches a client that sent an SSLRequest to TLS, the recorder acting as server.
+    async fn accept_tls(self, acceptor: &TlsAcceptor) -> Result<Peer, Error> {
+        let side = self.side;
+        let (tcp, buf) = self.into_plain()?;
         let tls = acceptor
             .accept(tcp)
             .await
-            .map_err(|e| Error::tls(self.side, format!("handshake failed: {e}")))?;
+            .map_err(|e| Error::tls(side, format!("handshake failed: {e}")))?;
         Ok(Peer {
             stream: Stream::Server(Box::new(tls)),
-            buf: self.buf,
-            side: self.side,
+            buf,
+            side,
         })
     }
 
@@ -126,20 +134,16 @@ impl Peer {
         connector: &TlsConnector,
         name: &rustls::pki_types::ServerName<'static>,
     ) -> Result<Peer, Error> {
-        let Stream::Tcp(tcp) = self.stream else {
-            return Err(Error::tls(self.side, "TLS requested twice"));
-        };
-        if !self.buf.is_empty() {
-            return Err(Error::malformed(self.side, "data before the TLS handshake"));
-        }
+        let side = self.side;
+        let (tcp, buf) = self.into_plain()?;
         let tls = connector
             .connect(name.clone(), tcp)
             .await
-            .map_err(|e| Error::tls(self.side, format!("handshake failed: {e}")))?;
+            .map_err(|e| Error::tls(side, format!("handshake failed: {e}")))?;
         Ok(Peer {
             stream: Stream::Client(Box::new(tls)),
-            buf: self.buf,
-            side: self.side,
+            buf,
+            side,
         })
     }
 

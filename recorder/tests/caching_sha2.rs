@@ -10,8 +10,8 @@ mod common;
 
 use std::net::SocketAddr;
 
-use captures::{Outcome, Record};
-use common::{commands, read_capture, start};
+use captures::Outcome;
+use common::{assert_server_error, commands, conn_opens, read_capture, start};
 use mysql_async::prelude::*;
 use mysql_async::{OptsBuilder, SslOpts};
 use mysql_common::io::ParseBuf;
@@ -220,19 +220,13 @@ async fn fast_and_full_paths_pass_through_and_no_secret_is_captured() {
     let err = mysql_async::Conn::new(opts(rec.addr, "stranger", None))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, mysql_async::Error::Server(e) if e.code == 1045),
-        "{err:?}"
-    );
+    assert_server_error(&err, 1045);
 
     rec.stop().await;
     let records = read_capture(&cap);
-    let opens: Vec<_> = records
+    let opens: Vec<_> = conn_opens(&records)
         .iter()
-        .filter_map(|r| match r {
-            Record::ConnOpen(o) => Some((o.user.as_str(), o.auth_plugin.as_str())),
-            _ => None,
-        })
+        .map(|o| (o.user.as_str(), o.auth_plugin.as_str()))
         .collect();
     assert_eq!(
         opens,

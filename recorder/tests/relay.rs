@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use captures::{CaptureReader, Cmd, CmdKind, Outcome, Record, Value};
-use common::{commands, mariadb_cli, read_capture, start, url};
+use common::{assert_server_error, commands, conn_opens, mariadb_cli, read_capture, start, url};
 use mysql_async::prelude::*;
 use mysql_async::{Opts, OptsBuilder};
 use testkit::MariaDb;
@@ -477,19 +477,13 @@ async fn an_ed25519_login_switches_plugin_through_the_relay() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(&err, mysql_async::Error::Server(e) if e.code == 1045),
-        "{err:?}"
-    );
+    assert_server_error(&err, 1045);
     rec.stop().await;
 
     let records = read_capture(&cap);
-    let plugins: Vec<_> = records
+    let plugins: Vec<_> = conn_opens(&records)
         .iter()
-        .filter_map(|r| match r {
-            Record::ConnOpen(o) => Some(o.auth_plugin.as_str()),
-            _ => None,
-        })
+        .map(|o| o.auth_plugin.as_str())
         .collect();
     assert_eq!(plugins, ["client_ed25519", "client_ed25519"], "{records:?}");
     assert!(!format!("{records:?}").contains("curve-25519-pw"));

@@ -77,6 +77,25 @@ pub fn captured(records: &[Record], sql: &str) -> bool {
         .any(|(c, _)| c.sql() == Some(sql.as_bytes()))
 }
 
+/// The capture's ConnOpen records, in order.
+pub fn conn_opens(records: &[Record]) -> Vec<&captures::ConnOpen> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::ConnOpen(o) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Asserts that a connection attempt failed with the server's error `code`.
+pub fn assert_server_error(err: &mysql_async::Error, code: u16) {
+    assert!(
+        matches!(err, mysql_async::Error::Server(e) if e.code == code),
+        "expected server error {code}, got {err:?}"
+    );
+}
+
 pub fn url(addr: SocketAddr, db: &str) -> String {
     // prefer_socket=false: otherwise mysql_async finds the server's Unix socket through
     // @@socket and reconnects there, around the recorder.
