@@ -10,15 +10,18 @@
 #      it has, so any hiccup becomes lag that can never be caught up (and 2x of it is
 #      beyond the server): it measures the target. The open-loop one measures the
 #      replayer's scheduling.
-# Everything is pinned to one CPU (taskset -c 0) so runs are comparable.
-# Usage: bench/replayer.sh [SECONDS, default 10]
+# Everything is pinned to one CPU (taskset -c 0) so runs are comparable. Part 1 runs in
+# ROUNDS interleaved rounds (sysbench, bare loop, replayer) and reports each one's median:
+# single runs on a shared machine spread by ±10 %.
+# Usage: [ROUNDS=3] bench/replayer.sh [SECONDS, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
+rounds=${ROUNDS:-3}
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 command -v sysbench >/dev/null || { echo "bench/replayer: sysbench missing (scripts/install-deps.sh)" >&2; exit 1; }
-cargo build -q --release -p recorder -p replayer
+cargo build -q --release -p recorder -p replayer --example bare_loop
 bin=target/release
 pin=()
 command -v taskset >/dev/null && pin=(taskset -c 0)
@@ -58,7 +61,18 @@ replay() {
          /lag ms/ {l=$6}
          END {print r, l, w, c}'
 }
-read -r max_rate _ _ _ < <(replay sb max)
+# Part 1 in rounds. The bare loop is the anchor for the replayer's own cost: mysql_async
+# alone, the same statements, over TCP like sysbench (prefer_socket would quietly move it
+# to the Unix socket).
+directs=() bares=() maxes=()
+for ((round = 1; round <= rounds; round++)); do
+  (( round > 1 )) && directs+=("$("${pin[@]}" "${sb[@]}" --mysql-port="$db_port" oltp_point_select run | qps)")
+  (( round == 1 )) && directs+=("$direct")
+  bares+=("$("${pin[@]}" "$bin/examples/bare_loop" "mysql://root@127.0.0.1:$db_port/sbtest?prefer_socket=false" \
+    8 "$secs" 4 10000 | awk '{print $4}')")
+  read -r rate _ _ _ < <(replay sb max)
+  maxes+=("$rate")
+done
 fidelity=()
 for capture in sb open; do
   for speed in 1 2; do
@@ -67,14 +81,20 @@ for capture in sb open; do
   done
 done
 
-python3 - "$direct" "$recorded" "$max_rate" "$open_rate" "${fidelity[@]}" <<'PY'
-import sys
-direct, recorded, max_rate, open_rate = map(float, sys.argv[1:5])
-rows = sys.argv[5:]
-print("sysbench oltp_point_select, 8 threads, all on one CPU")
-print(f"  sysbench direct          {direct:10.0f} queries/s")
-print(f"  sysbench via recorder    {recorded:10.0f} queries/s (the saturated capture)")
-print(f"  replayer --speed max     {max_rate:10.0f} commands/s   {max_rate / direct:.2f}x sysbench (target >= 0.95x)")
+python3 - "$recorded" "$open_rate" "${directs[*]}" "${bares[*]}" "${maxes[*]}" "${fidelity[@]}" <<'PY'
+import statistics, sys
+recorded, open_rate = map(float, sys.argv[1:3])
+directs, bares, maxes = ([float(x) for x in a.split()] for a in sys.argv[3:6])
+rows = sys.argv[6:]
+direct, bare, max_rate = (statistics.median(v) for v in (directs, bares, maxes))
+each = lambda v: " ".join(f"{x:.0f}" for x in v)
+print(f"sysbench oltp_point_select, 8 threads, all on one CPU (median of {len(directs)} rounds; each round in brackets)")
+print(f"  sysbench direct          {direct:10.0f} queries/s    [{each(directs)}]")
+print(f"  sysbench via recorder    {recorded:10.0f} queries/s    (the saturated capture)")
+print(f"  bare mysql_async loop    {bare:10.0f} queries/s    {bare / direct:.2f}x sysbench, the client library alone [{each(bares)}]")
+print(f"  replayer --speed max     {max_rate:10.0f} commands/s   {max_rate / direct:.2f}x sysbench (target >= 0.95x), "
+      f"{max_rate / bare:.2f}x the bare loop [{each(maxes)}]")
+print(f"  per round, replayer / sysbench: {' '.join(f'{m / d:.2f}' for m, d in zip(maxes, directs))}")
 print(f"timeline fidelity (targets: lag p99 < 1 ms, wall within 1 % of captured / speed)")
 names = {"sb": "saturated capture", "open": f"open loop, {open_rate:.0f}/s"}
 for i in range(0, len(rows), 5):
