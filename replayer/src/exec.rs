@@ -79,7 +79,8 @@ impl Session {
             Cmd::Execute {
                 stmt_id, params, ..
             } => {
-                let Some(stmt) = self.stmts.get(stmt_id).cloned() else {
+                let Session { stmts, long_data } = self;
+                let Some(stmt) = stmts.get(stmt_id) else {
                     // Prepared before the capture started, or its PREPARE failed: the
                     // server would say "unknown prepared statement handler".
                     return Ok(Done::ServerError(1243));
@@ -88,9 +89,11 @@ impl Session {
                     .iter()
                     .enumerate()
                     .map(|(i, p)| {
-                        let long = u16::try_from(i)
-                            .ok()
-                            .and_then(|i| self.long_data.remove(&(*stmt_id, i)));
+                        // Long data is rare: no lookup per parameter when there is none.
+                        let long = (!long_data.is_empty())
+                            .then(|| u16::try_from(i).ok())
+                            .flatten()
+                            .and_then(|i| long_data.remove(&(*stmt_id, i)));
                         match long {
                             Some(bytes) => mysql_async::Value::Bytes(bytes),
                             None => to_mysql(&p.value),
@@ -102,7 +105,7 @@ impl Session {
                 } else {
                     Params::Positional(values)
                 };
-                match conn.exec_iter(&stmt, params).await {
+                match conn.exec_iter(stmt, params).await {
                     Ok(mut result) => drain(&mut result).await,
                     Err(e) => Err(e),
                 }

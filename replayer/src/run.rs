@@ -32,16 +32,33 @@ use crate::target::{Speed, Target};
 /// connection's target is slower than its schedule its queue fills and the reader waits.
 pub const DEFAULT_READ_AHEAD: usize = 256;
 
-/// Executed commands in flight to the results thread; if the disk is slow, replay
-/// connections wait here rather than buffering without limit.
-const RESULTS_QUEUE: usize = 16 * 1024;
+/// Batches of executed commands in flight to the results thread (at most
+/// `RESULTS_QUEUE × BATCH` commands, ~6 MiB); if the disk is slow, replay connections
+/// wait here rather than buffering without limit.
+const RESULTS_QUEUE: usize = 1024;
 
-/// How long the reader and results threads pause when their queue is full (reader) or
-/// empty (results) instead of blocking on it. Blocking means being woken for every single
-/// command, a context switch each, which on a CPU shared with the target is time the
-/// target loses (a third of the replayer's CPU at `--speed max` went to switching). A
-/// pause of a millisecond lets ~30 commands gather at 30 k/s: far inside both queues.
+/// Executed commands a replay connection collects before handing them to the results
+/// thread. One message per command cost the replay more than the work it carried (a
+/// channel operation per command and a results thread that ran for every few
+/// commands, evicting the target's caches on a shared CPU); batches make both rare.
+const BATCH: usize = 64;
+
+/// The longest a batch is held back while its connection keeps busy, so the results
+/// file and the progress line stay current when commands are slow.
+const BATCH_AGE: Duration = Duration::from_millis(50);
+
+/// How long the reader thread pauses when a connection's queue is full instead of
+/// blocking on it. Blocking means being woken for every single command, a context switch
+/// each, which on a CPU shared with the target is time the target loses (a third of the
+/// replayer's CPU at `--speed max` went to switching). A pause of a millisecond frees
+/// at most a few dozen slots at the fastest connections: far inside the read-ahead.
 const PAUSE: Duration = Duration::from_millis(1);
+
+/// How long the results thread pauses when its queue is empty. It never blocks on the
+/// queue, so sending a batch never has to wake it (a futex call and a context switch
+/// per batch on a CPU shared with the target); 10 ms is ~5 batches at 30 k commands/s,
+/// far inside [`RESULTS_QUEUE`], and fresh enough for a progress line redrawn at 4 Hz.
+const RESULTS_PAUSE: Duration = Duration::from_millis(10);
 
 /// The longest a reconnect waits between attempts (backoff doubles from 50 ms).
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -173,8 +190,50 @@ enum Msg {
         fingerprint: String,
         example: Option<String>,
     },
-    Exec(Executed),
-    Skipped,
+    /// A connection's executed commands in the order they ran, and how many it skipped.
+    Batch {
+        executed: Vec<Executed>,
+        skipped: u64,
+    },
+}
+
+/// A replay connection's results on their way to the results thread (see [`BATCH`]).
+struct Pending {
+    executed: Vec<Executed>,
+    skipped: u64,
+    /// When the first command of the batch finished.
+    since: Option<Instant>,
+}
+
+impl Pending {
+    fn new() -> Self {
+        Pending {
+            executed: Vec::with_capacity(BATCH),
+            skipped: 0,
+            since: None,
+        }
+    }
+
+    fn push(&mut self, executed: Executed, finished_at: Instant) {
+        self.since.get_or_insert(finished_at);
+        self.executed.push(executed);
+    }
+
+    /// Whether the batch should go now: full, or held long enough.
+    fn due(&self, now: Instant) -> bool {
+        self.executed.len() >= BATCH || self.since.is_some_and(|t| now - t >= BATCH_AGE)
+    }
+
+    /// Sends what is pending; false if the results thread is gone.
+    async fn send(&mut self, results: &mpsc::Sender<Msg>) -> bool {
+        if self.executed.is_empty() && self.skipped == 0 {
+            return true;
+        }
+        let executed = std::mem::replace(&mut self.executed, Vec::with_capacity(BATCH));
+        let skipped = std::mem::take(&mut self.skipped);
+        self.since = None;
+        results.send(Msg::Batch { executed, skipped }).await.is_ok()
+    }
 }
 
 /// Checks the capture and the target, then replays. Errors before anything runs
@@ -455,6 +514,7 @@ async fn replay_connection(
     let mut next_attempt = Instant::now();
     let mut seq = 0u64;
     let mut stop = ctx.stop_signal.subscribe();
+    let mut pending = Pending::new();
 
     while let Some(record) = rx.recv().await {
         if ctx.stop.load(Ordering::Relaxed) {
@@ -543,10 +603,14 @@ async fn replay_connection(
                     Speed::Max => None,
                     Speed::Factor(_) => Some(ctx.due(command.t_start)),
                 };
-                if let Some(due) = due
-                    && !ctx.wait_until(due, &mut stop).await
-                {
-                    break;
+                if let Some(due) = due {
+                    // About to wait: what ran so far goes to the results thread first.
+                    if due > Instant::now() && !pending.send(&ctx.results).await {
+                        break;
+                    }
+                    if !ctx.wait_until(due, &mut stop).await {
+                        break;
+                    }
                 }
                 if due.is_none() && ctx.stop.load(Ordering::Relaxed) {
                     break;
@@ -581,7 +645,7 @@ async fn replay_connection(
                 };
                 let finished_at = Instant::now();
                 if done == Done::Skipped {
-                    let _ = ctx.results.send(Msg::Skipped).await;
+                    pending.skipped += 1;
                     continue;
                 }
                 let error = match done {
@@ -611,12 +675,14 @@ async fn replay_connection(
                         ctx.halt();
                     }
                 }
-                if ctx.results.send(Msg::Exec(executed)).await.is_err() {
+                pending.push(executed, finished_at);
+                if pending.due(finished_at) && !pending.send(&ctx.results).await {
                     break;
                 }
             }
         }
     }
+    pending.send(&ctx.results).await;
     if let Some(c) = conn.take() {
         let _ = c.disconnect().await;
     }
@@ -687,16 +753,18 @@ fn write_results(
     let mut codes: HashMap<u16, u64> = HashMap::new();
     let bar = crate::progress::Bar::new(progress, speed);
     let mut window = histogram();
-    // Drain what is there; when it runs dry, pause before blocking (see PAUSE).
-    let mut next = || match rx.try_recv() {
-        Ok(msg) => Some(msg),
-        Err(mpsc::error::TryRecvError::Disconnected) => None,
-        Err(mpsc::error::TryRecvError::Empty) => {
-            std::thread::sleep(PAUSE);
-            rx.blocking_recv()
-        }
-    };
-    while let Some(msg) = next() {
+    loop {
+        // Drain what is there; when it runs dry, let the open chunk reach the disk if
+        // it is old enough (a quiet spell must not hold results back) and pause.
+        let msg = match rx.try_recv() {
+            Ok(msg) => msg,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                writer.flush_if_due()?;
+                std::thread::sleep(RESULTS_PAUSE);
+                continue;
+            }
+        };
         match msg {
             Msg::Class {
                 class,
@@ -711,26 +779,27 @@ fn write_results(
                     })?;
                 }
             }
-            Msg::Skipped => w.skipped += 1,
-            Msg::Exec(e) => {
-                w.commands += 1;
-                let _ = w.latency.record((e.latency_ns() / 1000).max(1));
-                let _ = w.lag.record((e.lag_ns() / 1000).max(1));
-                let _ = w.corrected.record((e.corrected_ns() / 1000).max(1));
-                let _ = window.record((e.latency_ns() / 1000).max(1));
-                if let Some(code) = e.error {
-                    w.errors += 1;
-                    *codes.entry(code).or_default() += 1;
+            Msg::Batch { executed, skipped } => {
+                w.skipped += skipped;
+                for e in executed {
+                    w.commands += 1;
+                    let _ = w.latency.record((e.latency_ns() / 1000).max(1));
+                    let _ = w.lag.record((e.lag_ns() / 1000).max(1));
+                    let _ = w.corrected.record((e.corrected_ns() / 1000).max(1));
+                    let _ = window.record((e.latency_ns() / 1000).max(1));
+                    if let Some(code) = e.error {
+                        w.errors += 1;
+                        *codes.entry(code).or_default() += 1;
+                    }
+                    if !e.mismatch.is_empty() {
+                        w.mismatches += 1;
+                    }
+                    w.last_finish = w.last_finish.max(Duration::from_nanos(e.finished_ns));
+                    bar.update(&e, w.commands, w.errors, &mut window, &w.lag, origin);
+                    writer.append(&ResultRecord::Exec(e))?;
                 }
-                if !e.mismatch.is_empty() {
-                    w.mismatches += 1;
-                }
-                w.last_finish = w.last_finish.max(Duration::from_nanos(e.finished_ns));
-                bar.update(&e, w.commands, w.errors, &mut window, &w.lag, origin);
-                writer.append(&ResultRecord::Exec(e))?;
             }
         }
-        writer.flush_if_due()?;
     }
     bar.finish();
     writer.close()?;
