@@ -12,6 +12,7 @@ pub mod exec;
 pub mod inspect;
 pub mod metrics;
 pub mod progress;
+pub mod refill;
 pub mod report;
 pub mod routes;
 pub mod run;

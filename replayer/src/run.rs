@@ -25,6 +25,7 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::exec::{self, CANNOT_CONNECT, CONNECTION_LOST, Done, Session};
 use crate::metrics::Metrics;
+use crate::refill::Refill;
 use crate::target::{Speed, Target};
 
 /// How many captured records may wait per replay connection. Bounds memory (×
@@ -47,18 +48,12 @@ const BATCH: usize = 64;
 /// file and the progress line stay current when commands are slow.
 const BATCH_AGE: Duration = Duration::from_millis(50);
 
-/// How long the reader thread pauses when a connection's queue is full instead of
-/// blocking on it. Blocking means being woken for every single command, a context switch
-/// each, which on a CPU shared with the target is time the target loses (a third of the
-/// replayer's CPU at `--speed max` went to switching). A pause of a millisecond frees
-/// at most a few dozen slots at the fastest connections: far inside the read-ahead.
-const PAUSE: Duration = Duration::from_millis(1);
-
 /// How long the results thread pauses when its queue is empty. It never blocks on the
 /// queue, so sending a batch never has to wake it (a futex call and a context switch
-/// per batch on a CPU shared with the target); 10 ms is ~5 batches at 30 k commands/s,
+/// per batch on a CPU shared with the target), and it wakes rarely (see
+/// [`crate::refill`] for what a wake-up costs); 50 ms is ~25 batches at 30 k commands/s,
 /// far inside [`RESULTS_QUEUE`], and fresh enough for a progress line redrawn at 4 Hz.
-const RESULTS_PAUSE: Duration = Duration::from_millis(10);
+const RESULTS_PAUSE: Duration = Duration::from_millis(50);
 
 /// The longest a reconnect waits between attempts (backoff doubles from 50 ms).
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -146,6 +141,8 @@ struct Ctx {
     results: mpsc::Sender<Msg>,
     metrics: Option<Metrics>,
     clock: Clock,
+    /// Wakes the capture reader when the queue it waits on has room.
+    refill: Refill,
 }
 
 impl Ctx {
@@ -165,6 +162,7 @@ impl Ctx {
     fn halt(&self) {
         self.stop.store(true, Ordering::Relaxed);
         self.stop_signal.send_replace(true);
+        self.refill.wake();
     }
 
     /// Waits until `due`; false if the run was stopped meanwhile.
@@ -316,6 +314,7 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, Error> {
             what: "starting the replay clock thread".into(),
             source: e,
         })?,
+        refill: Refill::default(),
     });
 
     // Ctrl-C / SIGTERM: stop sending, let what is in flight finish, and still write the
@@ -418,6 +417,9 @@ struct Dispatched {
     problem: Option<String>,
 }
 
+/// A replay connection's queue, and its id (whose progress wakes the reader).
+type Feed = (mpsc::Sender<Arc<Record>>, u64);
+
 /// Streams the capture into per-connection queues (× scale), spawning a task per
 /// connection as it opens.
 fn dispatch(
@@ -429,7 +431,7 @@ fn dispatch(
     duration: Option<Duration>,
 ) -> Dispatched {
     let mut out = Dispatched::default();
-    let mut queues: HashMap<u64, Vec<mpsc::Sender<Arc<Record>>>> = HashMap::new();
+    let mut queues: HashMap<u64, Vec<Feed>> = HashMap::new();
     let mut first_t = None;
     let mut last_t = 0u64;
     let limit = duration.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
@@ -469,23 +471,23 @@ fn dispatch(
                     let ctx = ctx.clone();
                     out.tasks
                         .push(handle.spawn(replay_connection(ctx, conn, copy, rx)));
-                    tx
+                    (tx, replay_conn_id(conn, copy))
                 })
                 .collect()
         });
         let record = Arc::new(record);
-        for tx in senders.iter() {
+        for (tx, id) in senders.iter() {
             // Waits while this connection is `read_ahead` records behind: bounded memory.
             // An error means the connection task ended (max errors): nothing to deliver.
             let mut item = record.clone();
             while let Err(mpsc::error::TrySendError::Full(back)) = tx.try_send(item) {
-                // Wait until half the queue is free, not one slot: waking for every
-                // slot would cost a pause per record and starve the other
-                // connections' queues.
+                // Wait until half the queue is free, not one slot: a wake-up per record
+                // would cost more than the record, and the other connections' queues
+                // would run dry meanwhile.
                 item = back;
-                while tx.capacity() < tx.max_capacity() / 2 && !tx.is_closed() {
-                    std::thread::sleep(PAUSE);
-                }
+                ctx.refill.wait_for(*id, || {
+                    tx.capacity() >= tx.max_capacity() / 2 || tx.is_closed()
+                });
             }
         }
         if is_close {
@@ -503,7 +505,7 @@ async fn replay_connection(
     copy: u32,
     mut rx: mpsc::Receiver<Arc<Record>>,
 ) {
-    let replay_conn_id = conn_id * 1000 + u64::from(copy);
+    let replay_conn_id = replay_conn_id(conn_id, copy);
     let mut conn: Option<Conn> = None;
     let mut db: Option<String> = ctx.target.map_db(None);
     let mut session = Session::default();
@@ -517,6 +519,8 @@ async fn replay_connection(
     let mut pending = Pending::new();
 
     while let Some(record) = rx.recv().await {
+        ctx.refill
+            .took(replay_conn_id, || rx.len() <= rx.max_capacity() / 2);
         if ctx.stop.load(Ordering::Relaxed) {
             break;
         }
@@ -683,9 +687,17 @@ async fn replay_connection(
         }
     }
     pending.send(&ctx.results).await;
+    // The reader may be waiting to queue more for this connection: it must see the end.
+    drop(rx);
+    ctx.refill.wake();
     if let Some(c) = conn.take() {
         let _ = c.disconnect().await;
     }
+}
+
+/// The id a replay connection has in results: the captured id × 1000 + its copy.
+fn replay_conn_id(captured: u64, copy: u32) -> u64 {
+    captured * 1000 + u64::from(copy)
 }
 
 /// Whether a statement changes data (for `--skip-writes`).
