@@ -518,7 +518,13 @@ async fn replay_connection(
     let mut stop = ctx.stop_signal.subscribe();
     let mut pending = Pending::new();
 
-    while let Some(record) = rx.recv().await {
+    loop {
+        // Nothing queued (the reader is behind, or waits on a lagging connection): what
+        // ran so far goes to the results thread before this connection waits for more.
+        if rx.is_empty() && !pending.send(&ctx.results).await {
+            break;
+        }
+        let Some(record) = rx.recv().await else { break };
         ctx.refill
             .took(replay_conn_id, || rx.len() <= rx.max_capacity() / 2);
         if ctx.stop.load(Ordering::Relaxed) {
@@ -539,7 +545,9 @@ async fn replay_connection(
                 }
             }
             Record::ConnClose(close) => {
-                // Stopping or not, the connection closes.
+                // Stopping or not, the connection closes; its results go first, not
+                // after a wait that may be long.
+                pending.send(&ctx.results).await;
                 ctx.wait_until(ctx.due(close.t), &mut stop).await;
                 if let Some(c) = conn.take() {
                     let _ = c.disconnect().await;

@@ -351,32 +351,39 @@ async fn a_target_that_dies_mid_run_gives_errors_not_a_hang() {
 
 /// Exec records readable from a results file still being written (its last chunk may be
 /// missing: the reader stops at it).
-fn executed_so_far(path: &std::path::Path) -> usize {
+fn executed_so_far(path: &std::path::Path) -> Vec<captures::Executed> {
     let Ok(reader) = captures::ResultsReader::open(path) else {
-        return 0;
+        return Vec::new();
     };
     reader
         .map_while(Result::ok)
-        .filter(|r| matches!(r, captures::ResultRecord::Exec(_)))
-        .count()
+        .filter_map(|r| match r {
+            captures::ResultRecord::Exec(e) => Some(e),
+            captures::ResultRecord::Class { .. } => None,
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_reach_the_file_while_the_replay_runs() {
-    // Connection 1 is always busy (slow commands back to back at --speed max, so it never
-    // waits for a due time); connection 2 runs one command and then waits 3 s for its
-    // next. Neither may hold its results back until the end.
+    // Connection 1 is always busy (slow commands back to back, so it never waits for a
+    // due time); connection 2 runs one command and then waits 3 s for its next;
+    // connection 3 runs one command and closes 3 s later. None may hold its results
+    // back until it ends.
     let (server, db) = setup("stream");
     let dir = tempfile::tempdir().unwrap();
     let cap = tmp(&dir, "c.sqlcap");
     let mut s = Script::default();
-    s.open(1, 0, &db).open(2, 0, &db);
+    s.open(1, 0, &db).open(2, 0, &db).open(3, 0, &db);
     s.query(2, MS, "SELECT 2", rows(1));
+    s.query(3, MS, "SELECT 3", rows(1));
     for i in 0..40u64 {
         s.query(1, (2 + i) * MS, "SELECT SLEEP(0.05)", rows(1));
     }
-    s.query(2, 3000 * MS, "SELECT 3", rows(1));
-    s.close(1, 3001 * MS).close(2, 3001 * MS);
+    s.query(2, 3000 * MS, "SELECT 2", rows(1));
+    s.close(1, 3001 * MS)
+        .close(2, 3001 * MS)
+        .close(3, 3001 * MS);
     s.write(&cap, false);
     let out = tmp(&dir, "r.sqlres");
     let run = tokio::spawn(replay(config(
@@ -388,11 +395,15 @@ async fn results_reach_the_file_while_the_replay_runs() {
     // 40 × 50 ms of sleeps take 2 s; at 1 s about 20 have run.
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     let midway = executed_so_far(&out);
+    let of = |conn: u64| midway.iter().filter(|e| e.conn == conn * 1000).count();
     assert!(
-        midway >= 5,
-        "only {midway} executed commands in the file after 1 s"
+        of(1) >= 5 && of(2) == 1 && of(3) == 1,
+        "after 1 s the file has {} / {} / {} commands of connections 1 / 2 / 3",
+        of(1),
+        of(2),
+        of(3)
     );
     let summary = run.await.unwrap();
-    assert_eq!(summary.commands, 42);
-    assert_eq!(executed(&out).0.len(), 42);
+    assert_eq!(summary.commands, 43);
+    assert_eq!(executed(&out).0.len(), 43);
 }
