@@ -29,8 +29,12 @@ cargo build -q --release -p recorder
 recorder=target/release/recorder
 
 pin_db=() pin_proxy=()
-if [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then
-  pin_db=(taskset -c 0) pin_proxy=(taskset -c 1)
+if command -v taskset >/dev/null; then
+  case ${PIN:-one} in
+    one) pin_db=(taskset -c 0) pin_proxy=(taskset -c 0) ;;
+    split) [[ $(nproc) -ge 2 ]] && pin_db=(taskset -c 0) pin_proxy=(taskset -c 1) ;;
+    *) echo "bench/recorder: PIN is one or split" >&2; exit 2 ;;
+  esac
 fi
 
 start_mariadb "${pin_db[@]}"
