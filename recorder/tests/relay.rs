@@ -212,14 +212,31 @@ async fn mysql_async_traffic_passes_unchanged_and_is_captured() {
     assert!(matches!(select.1, Outcome::Rows { count: 1, .. }));
 }
 
-#[tokio::test]
-async fn the_mariadb_command_line_client_works_through_it() {
+/// Runs `sql` with the mariadb command-line client through a capturing recorder: what
+/// the client printed, and the commands the capture holds.
+async fn cli_through_recorder(args: &[&str], sql: &str) -> (String, Vec<(Cmd, Outcome)>) {
     let server = MariaDb::shared().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("c.sqlcap");
     let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
-    let stdout = mariadb_cli(
-        rec.addr.port(),
+    let stdout = mariadb_cli(rec.addr.port(), args, sql).await;
+    rec.stop().await;
+    (stdout, commands(&read_capture(&cap)))
+}
+
+/// Asserts that the capture holds `sql` with an outcome `expected` accepts.
+fn assert_captured(cmds: &[(Cmd, Outcome)], sql: &[u8], expected: impl Fn(&Outcome) -> bool) {
+    assert!(
+        cmds.iter()
+            .any(|(c, o)| c.sql() == Some(sql) && expected(o)),
+        "{} not captured as expected: {cmds:?}",
+        String::from_utf8_lossy(sql)
+    );
+}
+
+#[tokio::test]
+async fn the_mariadb_command_line_client_works_through_it() {
+    let (stdout, cmds) = cli_through_recorder(
         &["-uroot"],
         "SELECT 1 AS one; SELECT 'two'; SHOW DATABASES LIKE 'mysql'",
     )
@@ -228,13 +245,9 @@ async fn the_mariadb_command_line_client_works_through_it() {
         stdout.contains("one\n1\n") && stdout.contains("two") && stdout.contains("mysql"),
         "{stdout}"
     );
-    rec.stop().await;
-    let cmds = commands(&read_capture(&cap));
-    assert!(
-        cmds.iter().any(|(c, o)| c.sql() == Some(b"SELECT 1 AS one")
-            && matches!(o, Outcome::Rows { count: 1, .. })),
-        "{cmds:?}"
-    );
+    assert_captured(&cmds, b"SELECT 1 AS one", |o| {
+        matches!(o, Outcome::Rows { count: 1, .. })
+    });
 }
 
 /// The mariadb client (and mysqltest) ask for progress reports (MARIADB_CLIENT_PROGRESS),
@@ -244,27 +257,20 @@ async fn the_mariadb_command_line_client_works_through_it() {
 /// recorder/transparency.sh (main.ps_1general).
 #[tokio::test]
 async fn mariadb_progress_reports_pass_through() {
-    let server = MariaDb::shared().unwrap();
-    let db = server.fresh_database("progress").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
-    let stdout = mariadb_cli(
-        rec.addr.port(),
+    let db = MariaDb::shared()
+        .unwrap()
+        .fresh_database("progress")
+        .unwrap();
+    let (stdout, cmds) = cli_through_recorder(
         &["-uroot", "--progress-reports", &db],
         "CREATE TABLE pr (a INT) ENGINE=Aria; INSERT INTO pr SELECT seq FROM seq_1_to_1000; \
          ALTER TABLE pr ADD INDEX (a); SELECT COUNT(*) AS n FROM pr",
     )
     .await;
     assert!(stdout.contains("n\n1000\n"), "{stdout}");
-    rec.stop().await;
-    let cmds = commands(&read_capture(&cap));
-    assert!(
-        cmds.iter()
-            .any(|(c, o)| c.sql() == Some(b"ALTER TABLE pr ADD INDEX (a)")
-                && matches!(o, Outcome::Ok { .. })),
-        "{cmds:?}"
-    );
+    assert_captured(&cmds, b"ALTER TABLE pr ADD INDEX (a)", |o| {
+        matches!(o, Outcome::Ok { .. })
+    });
 }
 
 /// A procedure that OPENs a cursor and SELECTs: MariaDB sets SERVER_STATUS_CURSOR_EXISTS
@@ -276,13 +282,11 @@ async fn mariadb_progress_reports_pass_through() {
 /// (main.sp-cursor).
 #[tokio::test]
 async fn a_procedure_with_an_open_cursor_returns_its_rows() {
-    let server = MariaDb::shared().unwrap();
-    let db = server.fresh_database("spcursor").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
-    let stdout = mariadb_cli(
-        rec.addr.port(),
+    let db = MariaDb::shared()
+        .unwrap()
+        .fresh_database("spcursor")
+        .unwrap();
+    let (stdout, cmds) = cli_through_recorder(
         &["-uroot", &db],
         "CREATE TABLE t1 (a INT); INSERT INTO t1 VALUES (1), (2);
          DELIMITER //
@@ -302,14 +306,9 @@ async fn a_procedure_with_an_open_cursor_returns_its_rows() {
         stdout.contains("v\n10\n") && stdout.contains("v\n20\n") && stdout.contains("after"),
         "{stdout}"
     );
-    rec.stop().await;
-    let cmds = commands(&read_capture(&cap));
-    assert!(
-        cmds.iter()
-            .any(|(c, o)| c.sql() == Some(b"CALL p1()")
-                && matches!(o, Outcome::Rows { count: 2, .. })),
-        "{cmds:?}"
-    );
+    assert_captured(&cmds, b"CALL p1()", |o| {
+        matches!(o, Outcome::Rows { count: 2, .. })
+    });
 }
 
 #[tokio::test]
