@@ -66,8 +66,11 @@ replay() {
 # to the Unix socket).
 directs=() bares=() maxes=()
 for ((round = 1; round <= rounds; round++)); do
-  (( round > 1 )) && directs+=("$("${pin[@]}" "${sb[@]}" --mysql-port="$db_port" oltp_point_select run | qps)")
-  (( round == 1 )) && directs+=("$direct")
+  if (( round == 1 )); then
+    directs+=("$direct")   # measured above, before the open-loop recording
+  else
+    directs+=("$("${pin[@]}" "${sb[@]}" --mysql-port="$db_port" oltp_point_select run | qps)")
+  fi
   bares+=("$("${pin[@]}" "$bin/examples/bare_loop" "mysql://root@127.0.0.1:$db_port/sbtest?prefer_socket=false" \
     8 "$secs" 4 10000 | awk '{print $4}')")
   read -r rate _ _ _ < <(replay sb max)

@@ -31,14 +31,8 @@ fn main() -> Result<()> {
     let tables = arg(4, 4)?.max(1);
     let size = arg(5, 10_000)?.max(1);
     let opts = Opts::from_url(&url)?;
-    // The same runtime choice as the replayer: one thread when confined to one CPU.
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut builder = if cpus == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    let rt = builder.enable_all().build()?;
+    // The replayer's own runtime choice: one thread when confined to one CPU.
+    let rt = replayer::run::runtime()?;
     let (queries, elapsed) = rt.block_on(async {
         let started = Instant::now();
         let end = started + Duration::from_secs(secs);

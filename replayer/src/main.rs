@@ -208,7 +208,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 speed,
                 &args.label,
             )?;
-            let rt = runtime()?;
+            let rt = replayer::run::runtime()?;
             let summary = rt.block_on(replayer::run::run(cfg))?;
             print_summary(&summary, speed, &args.out);
             if summary.interrupted {
@@ -297,25 +297,12 @@ fn run_config(
     })
 }
 
-/// A multi-thread runtime, unless this process may use one CPU only (e.g. `taskset -c
-/// 0`): then a current-thread runtime, which runs every replay connection on this thread
-/// with no hand-off to a worker.
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut builder = if cpus == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    Ok(builder.enable_all().build()?)
-}
-
 /// Replays at each speed in turn until the target saturates; writes one results file
 /// per speed, ramp.json and ramp.html, and prints the knee.
 fn ramp(args: &RampArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let rt = runtime()?;
+    let rt = replayer::run::runtime()?;
     let mut steps = Vec::new();
     let mut interrupted = false;
     for s in &args.speeds {

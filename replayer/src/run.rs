@@ -234,6 +234,19 @@ impl Pending {
     }
 }
 
+/// The runtime a replay runs on: multi-thread, unless this process may use one CPU only
+/// (e.g. `taskset -c 0`): then current-thread, which runs every replay connection on the
+/// calling thread with no hand-off to a worker.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
 /// Checks the capture and the target, then replays. Errors before anything runs
 /// (unreadable or redacted capture, unreachable target) come back as `Err`.
 pub async fn run(cfg: RunConfig) -> Result<RunSummary, Error> {
