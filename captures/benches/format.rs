@@ -91,6 +91,8 @@ fn mix(i: u64) -> Record {
         t_end: t + 150_000 + i % 90_000,
         cmd,
         outcome,
+        // AUTOCOMMIT, as most real statements leave it: the typical record size.
+        status: Some(captures::status::AUTOCOMMIT),
     })
 }
 

@@ -39,6 +39,14 @@ pub trait Format {
     const MIN_VERSION: u16;
     type Header: Serialize + DeserializeOwned;
     type Record: Serialize + DeserializeOwned;
+
+    /// Decodes one record of a file written by `version` (checked to be in
+    /// `MIN_VERSION..=VERSION`), returning the bytes after it. Formats whose record shape
+    /// changed between versions override it to decode the older shapes.
+    fn take_record(version: u16, bytes: &[u8]) -> postcard::Result<(Self::Record, &[u8])> {
+        let _ = version;
+        postcard::take_from_bytes(bytes)
+    }
 }
 
 /// Capture files: `Meta` + `Record`s.
@@ -48,10 +56,15 @@ pub struct CaptureFormat;
 impl Format for CaptureFormat {
     const NAME: &'static str = "capture";
     const MAGIC: [u8; 8] = *b"SQLCAP\0\0";
-    const VERSION: u16 = 1;
+    /// 2 added `Command::status`.
+    const VERSION: u16 = 2;
     const MIN_VERSION: u16 = 1;
     type Header = Meta;
     type Record = Record;
+
+    fn take_record(version: u16, bytes: &[u8]) -> postcard::Result<(Record, &[u8])> {
+        crate::record::take_record(version, bytes)
+    }
 }
 
 /// Results files: `RunMeta` + `ResultRecord`s.
@@ -496,7 +509,7 @@ impl<R: Read, F: Format> Reader<R, F> {
                 return Ok(None);
             }
         }
-        match postcard::take_from_bytes::<F::Record>(&self.data[self.pos..]) {
+        match F::take_record(self.version, &self.data[self.pos..]) {
             Ok((record, rest)) => {
                 self.pos = self.data.len() - rest.len();
                 self.records += 1;

@@ -26,6 +26,7 @@ mod error;
 pub mod fingerprint;
 pub mod record;
 pub mod results;
+pub mod status;
 
 pub use container::{
     CaptureFormat, Format, Reader, ResultsFormat, Writer, WriterOptions, WriterStats,

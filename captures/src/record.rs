@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::status;
+
 /// Capture-wide facts, written once in the file header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
@@ -86,6 +88,73 @@ pub struct Command {
     pub t_end: u64,
     pub cmd: Cmd,
     pub outcome: Outcome,
+    /// Server status flags ([`crate::status`]) of the response's final OK or EOF packet
+    /// (for multi-result responses the last one, without `MORE_RESULTS_EXISTS`): the
+    /// session's transaction and autocommit state after the command. `None` when the
+    /// response ended in ERR, carried no status (PREPARE_OK, COM_STATISTICS), there was
+    /// no response, it was dropped, or the file is format version 1. Added in version 2.
+    pub status: Option<u16>,
+}
+
+impl Command {
+    /// Whether a transaction was open after the command (read-only ones included);
+    /// `None` without a [`Command::status`].
+    pub fn in_transaction(&self) -> Option<bool> {
+        self.status
+            .map(|s| s & (status::IN_TRANS | status::IN_TRANS_READONLY) != 0)
+    }
+
+    /// Whether autocommit was on after the command; `None` without a [`Command::status`].
+    pub fn autocommit(&self) -> Option<bool> {
+        self.status.map(|s| s & status::AUTOCOMMIT != 0)
+    }
+}
+
+/// [`Record`] as format version 1 wrote it: the same variants in the same order (postcard
+/// encodes the variant index), with the version 1 [`Command`].
+#[derive(Deserialize)]
+enum RecordV1 {
+    ConnOpen(ConnOpen),
+    Command(CommandV1),
+    ConnClose(ConnClose),
+}
+
+/// [`Command`] as format version 1 wrote it: without `status`.
+#[derive(Deserialize)]
+struct CommandV1 {
+    conn: ConnId,
+    t_start: u64,
+    t_end: u64,
+    cmd: Cmd,
+    outcome: Outcome,
+}
+
+impl From<RecordV1> for Record {
+    fn from(r: RecordV1) -> Self {
+        match r {
+            RecordV1::ConnOpen(o) => Record::ConnOpen(o),
+            RecordV1::Command(c) => Record::Command(Command {
+                conn: c.conn,
+                t_start: c.t_start,
+                t_end: c.t_end,
+                cmd: c.cmd,
+                outcome: c.outcome,
+                status: None,
+            }),
+            RecordV1::ConnClose(c) => Record::ConnClose(c),
+        }
+    }
+}
+
+/// Decodes one record of a capture written by format `version`, returning the bytes
+/// after it. Postcard is not self-describing, so each version needs its own shape.
+pub(crate) fn take_record(version: u16, bytes: &[u8]) -> postcard::Result<(Record, &[u8])> {
+    if version == 1 {
+        let (r, rest) = postcard::take_from_bytes::<RecordV1>(bytes)?;
+        Ok((r.into(), rest))
+    } else {
+        postcard::take_from_bytes(bytes)
+    }
 }
 
 /// Why a connection ended.

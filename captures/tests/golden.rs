@@ -1,19 +1,22 @@
 //! Format versioning: files written by earlier versions must keep reading.
 //!
 //! `tests/data/golden-v1.sqlcap` and `golden-v1.sqlres` were written by format version 1
-//! from the records below. Never regenerate them to make a test pass: a change that
-//! breaks this test breaks users' existing captures. When the format gains a version,
-//! add `golden-v2.*` beside them and keep these. To create a new version's files, run
-//! `CAPTURES_BLESS=1 cargo test -p captures --test golden` once with the new version.
+//! from the records below, `golden-v2.sqlcap` by capture format version 2. Never
+//! regenerate them to make a test pass: a change that breaks this test breaks users'
+//! existing captures. When a format gains a version, add `golden-vN.*` beside them and
+//! keep these. To create a new version's files, run
+//! `CAPTURES_BLESS=1 cargo test -p captures --test golden` once with the new version:
+//! only the files of the version this build writes are rewritten.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
 
 use std::path::PathBuf;
 
+use captures::Format;
 use captures::{
-    CaptureReader, CaptureWriter, CloseReason, Cmd, Command, ConnClose, ConnOpen, Executed,
-    Mismatch, Outcome, Param, Record, ResultRecord, ResultsReader, ResultsWriter, Value,
+    CaptureFormat, CaptureReader, CaptureWriter, CloseReason, Cmd, Command, ConnClose, ConnOpen,
+    Executed, Mismatch, Outcome, Param, Record, ResultRecord, ResultsReader, ResultsWriter, Value,
     WriterOptions,
 };
 
@@ -234,6 +237,7 @@ fn v1_records() -> Vec<Record> {
             t_end: t + 500,
             cmd,
             outcome,
+            status: None,
         }));
     }
     for reason in [
@@ -292,14 +296,47 @@ fn v1_results() -> Vec<ResultRecord> {
     ]
 }
 
+/// [`v1_records`] as version 2 keeps them: a status on every command whose response
+/// ends in OK or EOF, covering the flags a session moves through and a varint of every
+/// length (postcard encodes a `u16` in 1 to 3 bytes).
+fn v2_records() -> Vec<Record> {
+    use captures::status::{AUTOCOMMIT, IN_TRANS, IN_TRANS_READONLY, SESSION_STATE_CHANGED};
+    let flags = [
+        AUTOCOMMIT,
+        IN_TRANS | AUTOCOMMIT,
+        IN_TRANS,
+        0,
+        IN_TRANS_READONLY | IN_TRANS | SESSION_STATE_CHANGED,
+        u16::MAX,
+    ];
+    let mut n = 0;
+    let mut out = v1_records();
+    for r in &mut out {
+        if let Record::Command(c) = r
+            && matches!(c.outcome, Outcome::Ok { .. } | Outcome::Rows { .. })
+            && !matches!(c.cmd, Cmd::Prepare { .. })
+        {
+            c.status = Some(flags[n % flags.len()]);
+            n += 1;
+        }
+    }
+    out
+}
+
 fn bless() -> bool {
     std::env::var_os("CAPTURES_BLESS").is_some()
+}
+
+/// Whether to rewrite the golden capture of `version`: only ever the one this build
+/// writes, so blessing a new version cannot overwrite an older version's file.
+fn bless_capture(version: u16) -> bool {
+    bless() && CaptureFormat::VERSION == version
 }
 
 #[test]
 fn reads_golden_v1_capture() {
     let path = data("golden-v1.sqlcap");
-    if bless() {
+    if bless_capture(1) {
         let mut w =
             CaptureWriter::create(&path, &common::meta(), WriterOptions::default()).unwrap();
         for r in v1_records() {
@@ -312,6 +349,45 @@ fn reads_golden_v1_capture() {
     assert_eq!(reader.header(), &common::meta());
     let records: Vec<Record> = reader.map(Result::unwrap).collect();
     assert_eq!(records, v1_records());
+    assert!(records.iter().all(|r| match r {
+        Record::Command(c) => c.status.is_none() && c.in_transaction().is_none(),
+        _ => true,
+    }));
+}
+
+#[test]
+fn reads_golden_v2_capture() {
+    let path = data("golden-v2.sqlcap");
+    if bless_capture(2) {
+        let mut w =
+            CaptureWriter::create(&path, &common::meta(), WriterOptions::default()).unwrap();
+        for r in v2_records() {
+            w.append(&r).unwrap();
+        }
+        w.close().unwrap();
+    }
+    let reader = CaptureReader::open(&path).unwrap();
+    assert_eq!(reader.version(), 2);
+    assert_eq!(reader.header(), &common::meta());
+    let records: Vec<Record> = reader.map(Result::unwrap).collect();
+    assert_eq!(records, v2_records());
+    let commands: Vec<&Command> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Command(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    // The first SELECT 1: autocommit, no transaction; the next OK: inside one.
+    assert_eq!(commands[0].status, Some(captures::status::AUTOCOMMIT));
+    assert_eq!(
+        (commands[0].in_transaction(), commands[0].autocommit()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(commands[1].status, None, "an ERR keeps no status");
+    assert_eq!(commands[2].status, None, "PREPARE_OK has no status");
+    assert_eq!(commands[3].in_transaction(), Some(true));
+    assert!(commands.iter().filter(|c| c.status.is_some()).count() > 100);
 }
 
 #[test]

@@ -637,6 +637,8 @@ impl Session {
             t_end: self.shared.now(),
             cmd,
             outcome,
+            // Filled from the response in the next step.
+            status: None,
         }));
     }
 

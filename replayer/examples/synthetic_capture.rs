@@ -76,6 +76,7 @@ fn main() -> Result<()> {
                     count: 1,
                     warnings: 0,
                 },
+                status: Some(captures::status::AUTOCOMMIT),
             }))?;
             written += 1;
         }

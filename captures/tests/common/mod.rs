@@ -182,15 +182,24 @@ pub fn record() -> impl Strategy<Value = Record> {
                     })
                 }
             ),
-        (any::<u64>(), any::<u64>(), any::<u64>(), cmd(), outcome()).prop_map(
-            |(conn, t_start, t_end, cmd, outcome)| Record::Command(Command {
-                conn,
-                t_start,
-                t_end,
-                cmd,
-                outcome
-            })
-        ),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            cmd(),
+            outcome(),
+            proptest::option::of(any::<u16>())
+        )
+            .prop_map(|(conn, t_start, t_end, cmd, outcome, status)| {
+                Record::Command(Command {
+                    conn,
+                    t_start,
+                    t_end,
+                    cmd,
+                    outcome,
+                    status,
+                })
+            }),
         (any::<u64>(), any::<u64>(), close_reason())
             .prop_map(|(conn, t, reason)| Record::ConnClose(ConnClose { conn, t, reason })),
     ]
@@ -351,6 +360,8 @@ pub fn sample_records(n: usize) -> Vec<Record> {
             t_end: t + 120_000,
             cmd,
             outcome,
+            // Version 1 had no status; `tests/golden.rs` reads these back from v1 files.
+            status: None,
         }));
         i += 1;
     }

@@ -51,6 +51,7 @@ impl Script {
             t_end: t + 100_000,
             cmd,
             outcome,
+            status: None,
         }));
         self
     }
