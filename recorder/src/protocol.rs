@@ -249,6 +249,8 @@ pub struct Response {
     /// Set by PREPARE_OK: (statement id, params, columns).
     pub prepared: Option<(u32, u16, u16)>,
     error: Option<(u16, String, String)>,
+    /// Status flags of the OK/EOF that completed the response (see [`Response::status`]).
+    status: Option<StatusFlags>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,6 +303,7 @@ impl Response {
             cursor_possible: false,
             prepared: None,
             error: None,
+            status: None,
         }
     }
 
@@ -407,20 +410,26 @@ impl Response {
                     Ok(Step::More)
                 }
             },
-            State::OkOrErr => match first {
-                0x00 | 0xfe => {
-                    if let Ok(ok) = ParseBuf(payload)
+            State::OkOrErr => {
+                // Parsed leniently, as before statuses were kept: an odd OK still ends
+                // the response, only without a status.
+                self.status = match first {
+                    0x00 => ParseBuf(payload)
                         .parse::<OkPacketDeserializer<'_, CommonOkPacket>>(self.caps)
-                    {
-                        let ok = ok.into_inner();
-                        self.affected = ok.affected_rows();
-                        self.warnings = ok.warnings();
-                    }
-                    self.state = State::Done;
-                    Ok(Step::Done)
-                }
-                _ => Err(format!("expected OK or ERR, got 0x{first:02x}")),
-            },
+                        .ok()
+                        .map(|ok| {
+                            let ok = ok.into_inner();
+                            self.affected = ok.affected_rows();
+                            self.warnings = ok.warnings();
+                            ok.status_flags()
+                        }),
+                    // COM_SET_OPTION answers EOF (OK-as-EOF under CLIENT_DEPRECATE_EOF).
+                    0xfe => self.terminator_status(payload, self.deprecate_eof()).ok(),
+                    _ => return Err(format!("expected OK or ERR, got 0x{first:02x}")),
+                };
+                self.state = State::Done;
+                Ok(Step::Done)
+            }
             State::Columns(n) => {
                 self.state = match (n - 1, self.deprecate_eof()) {
                     (0, true) => State::Rows,
@@ -481,6 +490,7 @@ impl Response {
             }
             State::FieldList => {
                 if self.is_terminator(payload) {
+                    self.status = self.terminator_status(payload, self.deprecate_eof()).ok();
                     self.state = State::Done;
                     Ok(Step::Done)
                 } else {
@@ -505,12 +515,15 @@ impl Response {
     }
 
     /// After an OK or a result set's end: another result follows, or we are done.
+    /// The last result's status is the one kept: it tells the session state after the
+    /// whole command.
     fn after_result(&mut self, status: StatusFlags) {
-        self.state = if status.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS) {
-            State::First
+        if status.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS) {
+            self.state = State::First;
         } else {
-            State::Done
-        };
+            self.state = State::Done;
+            self.status = Some(status);
+        }
     }
 
     /// EOF (old, < 9 bytes) or OK-with-0xFE (CLIENT_DEPRECATE_EOF) ending rows.
@@ -539,6 +552,17 @@ impl Response {
         Ok(ok.status_flags())
     }
 
+    /// Server status flags (`SERVER_STATUS_*`) of the OK or EOF that ended the response,
+    /// the final one of a multi-result response. `None` if it ended in ERR (an ERR
+    /// carries no status, and one after a partial multi-result voids the earlier OKs) or
+    /// in a packet without status (PREPARE_OK, COM_STATISTICS).
+    pub fn status(&self) -> Option<u16> {
+        match self.error {
+            Some(_) => None,
+            None => self.status.map(|s| s.bits()),
+        }
+    }
+
     /// What the whole response amounted to.
     pub fn outcome(&self) -> Outcome {
         if let Some((code, sqlstate, message)) = &self.error {
@@ -561,6 +585,16 @@ impl Response {
             }
         }
     }
+}
+
+/// The status flags of an OK packet (one ending an authentication exchange), if it
+/// parses as one.
+pub fn ok_status(payload: &[u8], capabilities: u32) -> Option<u16> {
+    let caps = CapabilityFlags::from_bits_truncate(capabilities);
+    let ok = ParseBuf(payload)
+        .parse::<OkPacketDeserializer<'_, CommonOkPacket>>(caps)
+        .ok()?;
+    Some(ok.into_inner().status_flags().bits())
 }
 
 /// Per-statement state needed to decode EXECUTE parameters.
@@ -764,6 +798,7 @@ mod tests {
                 warnings: 0
             }
         );
+        assert_eq!(r.status(), Some(captures::status::AUTOCOMMIT));
     }
 
     #[test]
@@ -785,6 +820,47 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(r.status(), Some(captures::status::AUTOCOMMIT));
+    }
+
+    #[test]
+    fn the_status_is_the_final_ok_or_eofs() {
+        use captures::status::{AUTOCOMMIT, IN_TRANS};
+        // OK-as-EOF (CLIENT_DEPRECATE_EOF) ending a result set inside a transaction.
+        let mut r = Response::new(Expect::Results, true, 0);
+        assert_eq!(r.feed(&[1], Expect::Results), Ok(Step::More));
+        assert_eq!(r.feed(b"\x03defcoldef", Expect::Results), Ok(Step::More));
+        assert_eq!(r.feed(b"\x01a", Expect::Results), Ok(Step::More));
+        assert_eq!(
+            r.feed(&[0xfe, 0, 0, 3, 0, 0, 0], Expect::Results),
+            Ok(Step::Done)
+        );
+        assert_eq!(r.status(), Some(IN_TRANS | AUTOCOMMIT));
+        // A multi-result response whose second statement fails: no status.
+        let mut r = Response::new(Expect::Results, true, 0);
+        assert_eq!(
+            r.feed(&[0, 1, 0, 0x0b, 0, 0, 0], Expect::Results),
+            Ok(Step::More)
+        );
+        let err = b"\xff\x7a\x04#42S02no such table";
+        assert_eq!(r.feed(err, Expect::Results), Ok(Step::Done));
+        assert_eq!(r.status(), None);
+        // PREPARE_OK: id 1, no columns, no params; it carries no status.
+        let mut r = Response::new(Expect::Prepare, true, 0);
+        let prepare_ok = [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(r.feed(&prepare_ok, Expect::Prepare), Ok(Step::Done));
+        assert_eq!(r.status(), None);
+        // An OK-or-ERR command (COM_PING) and an old EOF (COM_SET_OPTION).
+        let mut r = Response::new(Expect::OkOrErr, false, 0);
+        assert_eq!(
+            r.feed(&[0, 0, 0, 2, 0, 0, 0], Expect::OkOrErr),
+            Ok(Step::Done)
+        );
+        assert_eq!(r.status(), Some(AUTOCOMMIT));
+        let mut r = Response::new(Expect::OkOrErr, false, 0);
+        assert_eq!(r.feed(&[0xfe, 0, 0, 1, 0], Expect::OkOrErr), Ok(Step::Done));
+        assert_eq!(r.status(), Some(IN_TRANS));
+        assert_eq!(ok_status(&[0, 0, 0, 0x22, 0, 0, 0], 0), Some(0x22));
     }
 
     #[test]

@@ -366,7 +366,7 @@ impl Session {
             != 0;
         let mut auth_plugin = login.auth_plugin;
         if matches!(
-            self.auth(c, s, seq_shift, &mut auth_plugin).await?,
+            self.auth(c, s, seq_shift, &mut auth_plugin).await?.0,
             Outcome::Err { .. }
         ) {
             return Ok(CloseReason::Quit);
@@ -458,8 +458,8 @@ impl Session {
             drop(body);
             s.write(&raw).await?;
 
-            let outcome = match expect {
-                Expect::Nothing => Outcome::NoResponse,
+            let (outcome, status) = match expect {
+                Expect::Nothing => (Outcome::NoResponse, None),
                 Expect::Unknown => {
                     tracing::info!(
                         conn = self.conn,
@@ -468,7 +468,7 @@ impl Session {
                     );
                     // Something we cannot follow (replication, a new command): relay the
                     // rest of the connection untouched.
-                    self.record(cmd, t_start, Outcome::NoResponse);
+                    self.record(cmd, t_start, Outcome::NoResponse, None);
                     self.passthrough(c, s).await?;
                     return Ok(CloseReason::ClientGone);
                 }
@@ -504,11 +504,11 @@ impl Session {
                     if code == COM_RESET_CONNECTION && matches!(outcome, Outcome::Ok { .. }) {
                         self.stmts.clear();
                     }
-                    outcome
+                    (outcome, response.status())
                 }
             };
             if capture {
-                self.record(cmd, t_start, outcome);
+                self.record(cmd, t_start, outcome, status);
             }
             self.shared.stats.commands.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("recorder.commands").increment(1);
@@ -627,7 +627,7 @@ impl Session {
         })
     }
 
-    fn record(&mut self, mut cmd: Cmd, t_start: u64, mut outcome: Outcome) {
+    fn record(&mut self, mut cmd: Cmd, t_start: u64, mut outcome: Outcome, status: Option<u16>) {
         if self.shared.redact {
             redact(&mut cmd, &mut outcome, &mut self.fp);
         }
@@ -637,8 +637,7 @@ impl Session {
             t_end: self.shared.now(),
             cmd,
             outcome,
-            // Filled from the response in the next step.
-            status: None,
+            status,
         }));
     }
 
@@ -734,14 +733,15 @@ impl Session {
     /// An authentication exchange (login, CHANGE_USER): both directions relayed as they
     /// come until the server says OK or ERR. `seq_shift`: see [`Connected::Ready`].
     /// `plugin` becomes the plugin an auth switch names (e.g. client_ed25519), so the
-    /// capture says which one was finally used.
+    /// capture says which one was finally used. Also returns the final OK's status flags
+    /// (a COM_CHANGE_USER resets the session's transaction state).
     async fn auth(
         &mut self,
         c: &mut Peer,
         s: &mut Peer,
         seq_shift: i8,
         plugin: &mut String,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<(Outcome, Option<u16>), Error> {
         loop {
             tokio::select! {
                 n = s.next_packet() => {
@@ -752,10 +752,13 @@ impl Session {
                     shift_seq(&mut raw, -seq_shift);
                     c.write(&raw).await?;
                     match raw.get(4) {
-                        Some(0x00) => return Ok(Outcome::Ok { affected_rows: 0, last_insert_id: 0, warnings: 0 }),
+                        Some(0x00) => {
+                            let status = raw.get(4..).and_then(|ok| protocol::ok_status(ok, self.caps));
+                            return Ok((Outcome::Ok { affected_rows: 0, last_insert_id: 0, warnings: 0 }, status));
+                        }
                         Some(0xff) => {
                             let code = raw.get(5..7).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
-                            return Ok(Outcome::Err { code, sqlstate: String::new(), message: String::new() });
+                            return Ok((Outcome::Err { code, sqlstate: String::new(), message: String::new() }, None));
                         }
                         Some(0xfe) if raw.len() > 5 => {
                             // Auth switch: the plugin name, NUL-terminated, then its data.
