@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use captures::{CaptureReader, Cmd, CmdKind, Outcome, Record, Value};
+use captures::{CaptureReader, Cmd, CmdKind, Command, Outcome, Record, Value};
 use common::{assert_server_error, commands, conn_opens, mariadb_cli, read_capture, start, url};
 use mysql_async::prelude::*;
 use mysql_async::{Opts, OptsBuilder};
@@ -215,13 +215,19 @@ async fn mysql_async_traffic_passes_unchanged_and_is_captured() {
 /// Runs `sql` with the mariadb command-line client through a capturing recorder: what
 /// the client printed, and the commands the capture holds.
 async fn cli_through_recorder(args: &[&str], sql: &str) -> (String, Vec<(Cmd, Outcome)>) {
+    let (stdout, records) = cli_capture(args, sql).await;
+    (stdout, commands(&records))
+}
+
+/// [`cli_through_recorder`], keeping the whole capture.
+async fn cli_capture(args: &[&str], sql: &str) -> (String, Vec<Record>) {
     let server = MariaDb::shared().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("c.sqlcap");
     let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
     let stdout = mariadb_cli(rec.addr.port(), args, sql).await;
     rec.stop().await;
-    (stdout, commands(&read_capture(&cap)))
+    (stdout, read_capture(&cap))
 }
 
 /// Asserts that the capture holds `sql` with an outcome `expected` accepts.
@@ -309,6 +315,132 @@ async fn a_procedure_with_an_open_cursor_returns_its_rows() {
     assert_captured(&cmds, b"CALL p1()", |o| {
         matches!(o, Outcome::Rows { count: 2, .. })
     });
+}
+
+/// A transaction, then autocommit off: each statement with the (transaction,
+/// autocommit) state its final OK/EOF reports. The transaction state after
+/// `SET autocommit=0` and `SELECT 1` is left unchecked: MariaDB opens no transaction for
+/// statements that touch no table (both report 0x0000), which is the server's business,
+/// not the recorder's.
+const STATUS_SCRIPT: [(&str, Option<bool>, bool); 7] = [
+    ("BEGIN", Some(true), true),
+    ("INSERT INTO st VALUES (1)", Some(true), true),
+    ("SELECT id FROM st", Some(true), true),
+    ("COMMIT", Some(false), true),
+    ("SET autocommit=0", None, false),
+    ("SELECT 1", None, false),
+    ("COMMIT", Some(false), false),
+];
+
+/// The captured commands with SQL `sql`, in capture order.
+fn commands_with_sql<'a>(records: &'a [Record], sql: &str) -> Vec<&'a Command> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Command(c) if c.cmd.sql() == Some(sql.as_bytes()) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Checks the captured statuses of [`STATUS_SCRIPT`] (`None` expected: not asserted).
+fn assert_script_statuses(records: &[Record]) {
+    let mut seen = std::collections::HashMap::<&str, usize>::new();
+    for (sql, in_trans, autocommit) in STATUS_SCRIPT {
+        let nth = seen.entry(sql).or_default();
+        let c = commands_with_sql(records, sql)[*nth];
+        *nth += 1;
+        assert!(c.status.is_some(), "{sql}: no status in {c:?}");
+        if in_trans.is_some() {
+            assert_eq!(c.in_transaction(), in_trans, "{sql}: {c:?}");
+        }
+        assert_eq!(c.autocommit(), Some(autocommit), "{sql}: {c:?}");
+    }
+}
+
+/// Capture format 2 keeps each response's final server status: transaction and
+/// autocommit state, through text results (OK-as-EOF, mysql_async asks for
+/// CLIENT_DEPRECATE_EOF), prepared statements, and errors.
+#[tokio::test]
+async fn server_status_flags_are_captured() {
+    let server = MariaDb::shared().unwrap();
+    let db = server.fresh_database("status").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("c.sqlcap");
+    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let mut conn = mysql_async::Conn::from_url(url(rec.addr, &db))
+        .await
+        .unwrap();
+    conn.query_drop("CREATE TABLE st (id INT PRIMARY KEY) ENGINE=InnoDB")
+        .await
+        .unwrap();
+    for (sql, ..) in STATUS_SCRIPT {
+        conn.query_drop(sql).await.unwrap();
+    }
+    conn.query_drop("SELECT * FROM st_missing")
+        .await
+        .unwrap_err();
+    conn.query_drop("SET autocommit=1").await.unwrap();
+    conn.query_drop("BEGIN").await.unwrap();
+    let stmt = conn.prep("SELECT id FROM st WHERE id > ?").await.unwrap();
+    let ids: Vec<i32> = conn.exec(&stmt, (0,)).await.unwrap();
+    assert_eq!(ids, vec![1]);
+    conn.query_drop("COMMIT").await.unwrap();
+    // COM_CHANGE_USER ends an open transaction (rolled back) and answers an OK.
+    conn.query_drop("BEGIN").await.unwrap();
+    conn.change_user(mysql_async::ChangeUserOpts::default().with_db_name(Some(db.clone())))
+        .await
+        .unwrap();
+    conn.disconnect().await.unwrap();
+    rec.stop().await;
+
+    let records = read_capture(&cap);
+    assert_eq!(CaptureReader::open(&cap).unwrap().version(), 2);
+    assert_script_statuses(&records);
+    let failed = commands_with_sql(&records, "SELECT * FROM st_missing")[0];
+    assert!(failed.outcome.is_err());
+    assert_eq!((failed.status, failed.in_transaction()), (None, None));
+    let prepare = commands_with_sql(&records, "SELECT id FROM st WHERE id > ?")[0];
+    assert_eq!(prepare.status, None, "PREPARE_OK carries no status");
+    let execute = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Command(c) if matches!(c.cmd, Cmd::Execute { .. }) => Some(c),
+            _ => None,
+        })
+        .unwrap();
+    assert!(matches!(execute.outcome, Outcome::Rows { count: 1, .. }));
+    assert_eq!(execute.in_transaction(), Some(true), "{execute:?}");
+    assert_eq!(execute.autocommit(), Some(true), "{execute:?}");
+    let change_user = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Command(c) if matches!(c.cmd, Cmd::ChangeUser { .. }) => Some(c),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(change_user.in_transaction(), Some(false), "{change_user:?}");
+    assert_eq!(change_user.autocommit(), Some(true), "{change_user:?}");
+}
+
+/// The same statuses through classic EOF packets: the mariadb client does not ask for
+/// CLIENT_DEPRECATE_EOF.
+#[tokio::test]
+async fn server_status_flags_are_captured_from_eof_packets() {
+    let db = MariaDb::shared()
+        .unwrap()
+        .fresh_database("status_eof")
+        .unwrap();
+    let script: Vec<&str> = STATUS_SCRIPT.iter().map(|(sql, ..)| *sql).collect();
+    let (_, records) = cli_capture(
+        &["-uroot", &db],
+        &format!(
+            "CREATE TABLE st (id INT PRIMARY KEY) ENGINE=InnoDB; {};",
+            script.join("; ")
+        ),
+    )
+    .await;
+    assert_script_statuses(&records);
 }
 
 #[tokio::test]
