@@ -35,7 +35,7 @@ pub use error::Error;
 pub use record::{
     CloseReason, Cmd, CmdKind, Command, ConnClose, ConnOpen, Meta, Outcome, Param, Record, Value,
 };
-pub use results::{Executed, Mismatch, ResultRecord, RunMeta};
+pub use results::{Executed, Mismatch, ResultRecord, RunEnd, RunMeta};
 
 /// A reader of capture files.
 pub type CaptureReader<R> = Reader<R, CaptureFormat>;

@@ -48,6 +48,39 @@ pub enum ResultRecord {
     },
     /// One executed command.
     Exec(Executed),
+    /// How the run went as a whole, written once after its last command (absent from
+    /// files of older versions and from runs that were killed).
+    End(RunEnd),
+}
+
+/// A run's closing facts: what reports need beyond the commands themselves.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunEnd {
+    /// Span of the replayed part of the capture (first to last command start), ns.
+    pub captured_ns: u64,
+    /// Commands the capture held for the replayed part, and how many of them failed
+    /// there (a replay's errors are judged against these).
+    pub captured_commands: u64,
+    pub captured_errors: u64,
+    /// `pooled` or `captured`.
+    pub connections: String,
+    /// Pooled replay: the pool's bound, the most target connections in use at once,
+    /// and how many were opened in all.
+    pub max_connections: u64,
+    pub peak_connections: u64,
+    pub opened_connections: u64,
+    /// Captured connections pinned to one target connection, by reason.
+    pub pinned: Vec<(String, u64)>,
+    /// `--sync commits`: whether it was on, how many units waited for earlier commits,
+    /// and their total wait.
+    pub sync_commits: bool,
+    pub sync_waits: u64,
+    pub sync_wait_ns: u64,
+    pub connect_failures: u64,
+    pub interrupted: bool,
+    pub stopped_by_max_errors: bool,
+    /// Why the capture ended early (truncated tail, corruption), if it did.
+    pub capture_problem: Option<String>,
 }
 
 /// Timing and outcome of one replayed command.

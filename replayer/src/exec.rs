@@ -31,84 +31,74 @@ pub const CONNECTION_LOST: u16 = 2013;
 /// CR_CONN_HOST_ERROR.
 pub const CANNOT_CONNECT: u16 = 2003;
 
-/// Per-connection replay state: captured statement ids mapped to the target's statements,
-/// long data waiting for its EXECUTE.
+/// Statements one target connection keeps prepared. Bounds what a replay holds on the
+/// server (its `max_prepared_stmt_count` is shared by every connection) when a pooled
+/// target connection serves the statements of many captured connections; a statement
+/// evicted and executed again is simply prepared again.
+const MAX_STATEMENTS: usize = 256;
+
+/// A prepared statement of a captured connection: (captured connection, statement id).
+type StmtKey = (u64, u32);
+
+/// Per-target-connection replay state: captured statement ids mapped to the target's
+/// statements, long data waiting for its EXECUTE.
 #[derive(Debug, Default)]
 pub struct Session {
-    stmts: HashMap<u32, Statement>,
-    long_data: HashMap<(u32, u16), Vec<u8>>,
+    stmts: HashMap<StmtKey, Statement>,
+    /// Insertion order of `stmts`, oldest first, for eviction.
+    order: std::collections::VecDeque<StmtKey>,
+    long_data: HashMap<(StmtKey, u16), Vec<u8>>,
 }
+
+/// What to run: a captured command of captured connection `conn`, with the SQL its
+/// statement was prepared from (for statement commands), so a connection that has not
+/// prepared it yet can.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub conn: u64,
+    pub cmd: &'a Cmd,
+    pub stmt_sql: Option<&'a [u8]>,
+}
+
+const DONE: Done = Done::Ok {
+    rows: 0,
+    affected: 0,
+    result_set: false,
+};
 
 impl Session {
     /// Forget server-side state (after a reconnect, RESET_CONNECTION or CHANGE_USER).
     pub fn clear(&mut self) {
         self.stmts.clear();
+        self.order.clear();
         self.long_data.clear();
     }
 
-    /// Runs `cmd`. `Err` means the connection is unusable (the caller reconnects);
+    /// Runs a command. `Err` means the connection is unusable (the caller reconnects);
     /// server errors are `Ok(Done::ServerError)`.
     pub async fn execute(
         &mut self,
         conn: &mut Conn,
-        cmd: &Cmd,
+        req: Request<'_>,
         target: &Target,
     ) -> Result<Done, mysql_async::Error> {
-        let result = match cmd {
-            Cmd::Query { sql } => {
-                let result = conn.query_iter(sql.as_slice()).await;
-                match result {
-                    Ok(mut result) => drain(&mut result).await,
-                    Err(e) => Err(e),
-                }
-            }
+        let result = match req.cmd {
+            Cmd::Query { sql } => match conn.query_iter(sql.as_slice()).await {
+                Ok(mut result) => drain(&mut result).await,
+                Err(e) => Err(e),
+            },
             Cmd::Prepare { sql, stmt_id, .. } => match conn.prep(sql.as_slice()).await {
                 Ok(stmt) => {
-                    if let Some(old) = self.stmts.insert(*stmt_id, stmt) {
-                        // The capture reused an id without closing: free ours too.
-                        conn.close(old).await?;
-                    }
-                    Ok(Done::Ok {
-                        rows: 0,
-                        affected: 0,
-                        result_set: false,
-                    })
+                    self.insert(conn, (req.conn, *stmt_id), stmt).await?;
+                    Ok(DONE)
                 }
                 Err(e) => Err(e),
             },
             Cmd::Execute {
                 stmt_id, params, ..
             } => {
-                let Session { stmts, long_data } = self;
-                let Some(stmt) = stmts.get(stmt_id) else {
-                    // Prepared before the capture started, or its PREPARE failed: the
-                    // server would say "unknown prepared statement handler".
-                    return Ok(Done::ServerError(1243));
-                };
-                let values: Vec<mysql_async::Value> = params
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| {
-                        // Long data is rare: no lookup per parameter when there is none.
-                        let long = (!long_data.is_empty())
-                            .then(|| u16::try_from(i).ok())
-                            .flatten()
-                            .and_then(|i| long_data.remove(&(*stmt_id, i)));
-                        match long {
-                            Some(bytes) => mysql_async::Value::Bytes(bytes),
-                            None => to_mysql(&p.value),
-                        }
-                    })
-                    .collect();
-                let params = if values.is_empty() {
-                    Params::Empty
-                } else {
-                    Params::Positional(values)
-                };
-                match conn.exec_iter(stmt, params).await {
-                    Ok(mut result) => drain(&mut result).await,
-                    Err(e) => Err(e),
-                }
+                self.exec(conn, (req.conn, *stmt_id), req.stmt_sql, params)
+                    .await
             }
             Cmd::SendLongData {
                 stmt_id,
@@ -117,69 +107,41 @@ impl Session {
             } => {
                 // mysql_async sends long values itself at EXECUTE: collect the pieces.
                 self.long_data
-                    .entry((*stmt_id, *param))
+                    .entry(((req.conn, *stmt_id), *param))
                     .or_default()
                     .extend_from_slice(data);
-                return Ok(Done::Ok {
-                    rows: 0,
-                    affected: 0,
-                    result_set: false,
-                });
+                return Ok(DONE);
             }
             Cmd::StmtClose { stmt_id } => {
-                if let Some(stmt) = self.stmts.remove(stmt_id) {
+                let key = (req.conn, *stmt_id);
+                if let Some(stmt) = self.stmts.remove(&key) {
+                    self.order.retain(|k| *k != key);
                     conn.close(stmt).await?;
                 }
-                self.long_data.retain(|(id, _), _| id != stmt_id);
-                return Ok(Done::Ok {
-                    rows: 0,
-                    affected: 0,
-                    result_set: false,
-                });
+                self.long_data.retain(|(k, _), _| *k != key);
+                return Ok(DONE);
             }
             Cmd::StmtReset { stmt_id } => {
                 // The driver has no COM_STMT_RESET; the effect that matters (discarding
                 // long data) is ours to undo.
-                self.long_data.retain(|(id, _), _| id != stmt_id);
-                return Ok(Done::Ok {
-                    rows: 0,
-                    affected: 0,
-                    result_set: false,
-                });
+                let key = (req.conn, *stmt_id);
+                self.long_data.retain(|(k, _), _| *k != key);
+                return Ok(DONE);
             }
             Cmd::InitDb { db } => match target.map_db(Some(db)) {
-                Some(db) => conn
-                    .query_drop(format!("USE `{}`", db.replace('`', "``")))
-                    .await
-                    .map(|()| Done::Ok {
-                        rows: 0,
-                        affected: 0,
-                        result_set: false,
-                    }),
+                Some(db) => use_db(conn, &db).await.map(|()| DONE),
                 None => return Ok(Done::Skipped),
             },
-            Cmd::Ping => conn.ping().await.map(|()| Done::Ok {
-                rows: 0,
-                affected: 0,
-                result_set: false,
-            }),
+            Cmd::Ping => conn.ping().await.map(|()| DONE),
             Cmd::ResetConnection => {
                 self.clear();
-                conn.reset().await.map(|_| Done::Ok {
-                    rows: 0,
-                    affected: 0,
-                    result_set: false,
-                })
+                conn.reset().await.map(|_| DONE)
             }
             Cmd::ChangeUser { db, .. } => {
                 // The target's own credentials: the capture never holds passwords.
                 self.clear();
                 let opts = ChangeUserOpts::default().with_db_name(target.map_db(db.as_deref()));
-                conn.change_user(opts).await.map(|()| Done::Ok {
-                    rows: 0,
-                    affected: 0,
-                    result_set: false,
-                })
+                conn.change_user(opts).await.map(|()| DONE)
             }
             Cmd::Quit
             | Cmd::StmtFetch { .. }
@@ -193,6 +155,84 @@ impl Session {
             Err(e) => Err(e),
         }
     }
+
+    /// EXECUTE, preparing the statement first if this connection has not (pooled
+    /// replay: it was prepared on another target connection).
+    async fn exec(
+        &mut self,
+        conn: &mut Conn,
+        key: StmtKey,
+        sql: Option<&[u8]>,
+        params: &[captures::Param],
+    ) -> Result<Done, mysql_async::Error> {
+        if !self.stmts.contains_key(&key) {
+            let Some(sql) = sql else {
+                // Prepared before the capture started, or its PREPARE failed: the
+                // server would say "unknown prepared statement handler".
+                return Ok(Done::ServerError(1243));
+            };
+            let stmt = conn.prep(sql).await?;
+            self.insert(conn, key, stmt).await?;
+        }
+        let Some(stmt) = self.stmts.get(&key) else {
+            return Ok(Done::ServerError(1243));
+        };
+        let long_data = &mut self.long_data;
+        let values: Vec<mysql_async::Value> = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                // Long data is rare: no lookup per parameter when there is none.
+                let long = (!long_data.is_empty())
+                    .then(|| u16::try_from(i).ok())
+                    .flatten()
+                    .and_then(|i| long_data.remove(&(key, i)));
+                match long {
+                    Some(bytes) => mysql_async::Value::Bytes(bytes),
+                    None => to_mysql(&p.value),
+                }
+            })
+            .collect();
+        let params = if values.is_empty() {
+            Params::Empty
+        } else {
+            Params::Positional(values)
+        };
+        match conn.exec_iter(stmt, params).await {
+            Ok(mut result) => drain(&mut result).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Keeps a prepared statement, closing the one it replaces and the oldest beyond
+    /// [`MAX_STATEMENTS`].
+    async fn insert(
+        &mut self,
+        conn: &mut Conn,
+        key: StmtKey,
+        stmt: Statement,
+    ) -> Result<(), mysql_async::Error> {
+        if let Some(old) = self.stmts.insert(key, stmt) {
+            // The capture reused an id without closing: free ours too.
+            conn.close(old).await?;
+        } else {
+            self.order.push_back(key);
+        }
+        while self.order.len() > MAX_STATEMENTS {
+            if let Some(oldest) = self.order.pop_front()
+                && let Some(stmt) = self.stmts.remove(&oldest)
+            {
+                conn.close(stmt).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Makes `db` the connection's default database.
+pub async fn use_db(conn: &mut Conn, db: &str) -> Result<(), mysql_async::Error> {
+    conn.query_drop(format!("USE `{}`", db.replace('`', "``")))
+        .await
 }
 
 /// Reads every result set of a response, counting rows and summing affected rows.

@@ -179,3 +179,27 @@ pub fn print_text(i: &Inspection) {
         println!("         (everything before that point is counted above and can be replayed)");
     }
 }
+
+/// Width of the windows in which [`peak_busy`] averages concurrency.
+const BUSY_WINDOW_NS: u64 = 100_000_000;
+
+/// How many connections the capture kept busy at its peak: the most command time that
+/// fell into one 100 ms window, divided by the window (so 1 for a single connection
+/// busy throughout; an average, so short bursts count for what they last).
+pub fn peak_busy(path: &Path) -> Result<u64, captures::Error> {
+    let reader = CaptureReader::open(path)?;
+    let mut busy: HashMap<u64, u64> = HashMap::new();
+    for item in reader {
+        let Ok(record) = item else { break };
+        let Record::Command(c) = record else { continue };
+        let (mut from, to) = (c.t_start, c.t_end.max(c.t_start));
+        while from < to {
+            let window = from / BUSY_WINDOW_NS;
+            let end = ((window + 1) * BUSY_WINDOW_NS).min(to);
+            *busy.entry(window).or_default() += end - from;
+            from = end;
+        }
+    }
+    let peak = busy.values().copied().max().unwrap_or(0);
+    Ok(peak.div_ceil(BUSY_WINDOW_NS).max(1))
+}

@@ -5,19 +5,21 @@
 //! - [`compare`] and [`report`]: per-class statistics across results files, and the
 //!   text/JSON/HTML reports.
 
+pub mod classify;
 pub mod clock;
 pub mod compare;
 pub mod error;
 pub mod exec;
+pub mod histogram;
 pub mod inspect;
 pub mod metrics;
 pub mod progress;
-pub mod refill;
 pub mod report;
 pub mod routes;
 pub mod run;
 pub mod signal;
 pub mod target;
 pub mod timeline;
+pub mod verdict;
 
 pub use error::Error;

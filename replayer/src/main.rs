@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use captures::fingerprint::io::{Input, Output, transform};
 use clap::{Args, Parser, Subcommand};
-use replayer::run::{RunConfig, print_summary};
+use replayer::run::{Connections, RunConfig, print_summary};
 use replayer::target::{Speed, Target, redact_url};
 
 #[derive(Debug, Parser)]
@@ -56,6 +56,19 @@ enum Command {
     Ramp(RampArgs),
 }
 
+/// Order kept across connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Sync {
+    /// Each unit on its own schedule.
+    None,
+    /// Commit order: a unit waits for the commits captured before it.
+    Commits,
+}
+
+/// Most replay connections per captured connection: beyond, a replay opens more
+/// connections than a server accepts (and `--scale` is about load, not fan-out).
+const MAX_SCALE: u32 = 1000;
+
 #[derive(Debug, Args)]
 struct TargetArgs {
     /// mysql://USER[:PASS]@HOST:PORT[/DB] (password also from MYSQL_PWD).
@@ -82,9 +95,26 @@ struct TargetArgs {
     /// statsd server (DogStatsD tags), e.g. 127.0.0.1:8125.
     #[arg(long)]
     statsd: Option<String>,
-    /// Captured records queued per connection (bounds memory).
+    /// Captured records queued per lane (bounds memory).
     #[arg(long, default_value_t = replayer::run::DEFAULT_READ_AHEAD, hide = true)]
     read_ahead: usize,
+    /// `pooled`: units of work on a shared pool of target connections, as the
+    /// application's own pool would under N× load; `captured`: one target connection per
+    /// captured connection, strictly serial.
+    #[arg(long, value_enum, default_value_t = Connections::Pooled)]
+    connections: Connections,
+    /// Pooled replay: most target connections open at once (default: twice the
+    /// capture's peak busy connections × speed, at least 8).
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// `commits`: a unit starts only after every transaction that committed before it
+    /// in the capture has committed in the replay.
+    #[arg(long, value_enum, default_value_t = Sync::None)]
+    sync: Sync,
+    /// Shell command run before each replay (e.g. a snapshot restore or `shop seed`), so
+    /// every run starts from the same state; its failure stops the run.
+    #[arg(long)]
+    before: Option<String>,
     /// No progress line.
     #[arg(long)]
     quiet: bool,
@@ -208,12 +238,16 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 speed,
                 &args.label,
             )?;
+            run_before(args.target.before.as_deref())?;
             let rt = replayer::run::runtime()?;
             let summary = rt.block_on(replayer::run::run(cfg))?;
             print_summary(&summary, speed, &args.out);
             if summary.interrupted {
                 // The results hold what ran; the caller asked to stop, so no explaining.
                 return Ok(ExitCode::from(130));
+            }
+            if let replayer::verdict::Verdict::Invalid { reason } = &summary.verdict {
+                bail!("the run is invalid: {reason}");
             }
             // Against Vitess: how vtgate routes each class, for `compare`.
             let target = Target::parse(
@@ -261,6 +295,15 @@ fn run_config(
     speed: Speed,
     label: &str,
 ) -> Result<RunConfig> {
+    if !(1..=MAX_SCALE).contains(&t.scale) {
+        bail!("--scale must be between 1 and {MAX_SCALE}, not {}", t.scale);
+    }
+    if same_file(capture, &out) {
+        bail!(
+            "--out {} is the capture itself: refusing to overwrite it",
+            out.display()
+        );
+    }
     let target = Target::parse(&t.target, std::env::var("MYSQL_PWD").ok(), &t.db_map)?;
     let only_class = t
         .only_class
@@ -291,10 +334,42 @@ fn run_config(
         max_errors: t.max_errors,
         duration: t.duration,
         read_ahead: t.read_ahead,
+        connections: t.connections,
+        max_connections: t.max_connections,
+        sync_commits: t.sync == Sync::Commits,
         progress: !t.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         metrics,
         handle_signals: true,
     })
+}
+
+/// Whether two paths name one file (the second may not exist yet).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// `--before CMD`: runs it with `sh -c` so every replay starts from the same state; its
+/// failure stops the run, showing what it printed.
+fn run_before(before: Option<&str>) -> Result<()> {
+    let Some(cmd) = before else { return Ok(()) };
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running --before {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "--before {cmd:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Replays at each speed in turn until the target saturates; writes one results file
@@ -313,6 +388,7 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
         let label = format!("ramp-{factor}x");
         let out = args.out.join(format!("speed-{factor}x.results"));
         let cfg = run_config(&args.capture, &args.target, out.clone(), speed, &label)?;
+        run_before(args.target.before.as_deref())?;
         let summary = rt.block_on(replayer::run::run(cfg))?;
         print_summary(&summary, speed, &out);
         if summary.interrupted {

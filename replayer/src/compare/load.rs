@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use captures::{ResultRecord, ResultsReader, RunMeta};
+use captures::{ResultRecord, ResultsReader, RunEnd, RunMeta};
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::run::histogram;
+use crate::histogram::histogram;
 
 /// Latencies kept per class for the bootstrap (reservoir sampling). Enough for stable
 /// p99 intervals, fixed memory (16 KiB per class and run).
@@ -56,6 +56,8 @@ pub struct RunData {
     pub lag: Histogram<u64>,
     /// Per second of the run: (commands, summed latency ns).
     pub timeline: Vec<(u64, u64)>,
+    /// The run's closing record (absent in older files and killed runs).
+    pub end: Option<RunEnd>,
 }
 
 impl RunData {
@@ -101,6 +103,7 @@ pub fn load_run(path: &Path) -> anyhow::Result<RunData> {
         latency: histogram(),
         lag: histogram(),
         timeline: Vec::new(),
+        end: None,
     };
     for item in reader {
         match item {
@@ -154,6 +157,7 @@ pub fn load_run(path: &Path) -> anyhow::Result<RunData> {
                     }
                 }
             }
+            Ok(ResultRecord::End(end)) => run.end = Some(end),
             Err(e) if e.is_truncation() => {
                 tracing::warn!("{}: {e}; using the records before it", path.display());
                 break;

@@ -116,6 +116,9 @@ pub fn config(capture: &Path, url: &str, out: &Path, speed: Speed) -> RunConfig 
         max_errors: None,
         duration: None,
         read_ahead: 64,
+        connections: replayer::run::Connections::Pooled,
+        max_connections: None,
+        sync_commits: false,
         progress: false,
         metrics: None,
         handle_signals: false,
@@ -134,9 +137,19 @@ pub fn executed(path: &Path) -> (Vec<captures::Executed>, Vec<String>) {
         match r.unwrap() {
             ResultRecord::Exec(e) => execs.push(e),
             ResultRecord::Class { fingerprint, .. } => classes.push(fingerprint),
+            ResultRecord::End(_) => {}
         }
     }
+    // Pooled replay runs a connection's units concurrently: its commands finish (and
+    // reach the file) in any order. Captured order is what tests reason about.
+    execs.sort_by_key(|e| (e.conn, e.seq));
     (execs, classes)
+}
+
+/// The same run with one serial target connection per captured connection.
+pub fn captured(mut cfg: RunConfig) -> RunConfig {
+    cfg.connections = replayer::run::Connections::Captured;
+    cfg
 }
 
 pub fn tmp(dir: &tempfile::TempDir, name: &str) -> PathBuf {

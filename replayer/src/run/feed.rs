@@ -1,0 +1,592 @@
+//! The capture reader: streams the capture once, in order, works out each command's
+//! class, session effect and unit of work (it is the only one that sees every
+//! connection's records in capture order), and hands steps to lanes.
+//!
+//! It never waits on one lane: a lane whose queue is full gets its steps parked in its
+//! [`Overflow`] (memory up to a shared budget, then the spill file), so the connection
+//! holding a lock always receives the COMMIT that releases it. What bounds the reader
+//! is time: it reads a horizon ahead of the replay clock (at `--speed max`, ahead of the
+//! furthest command started), and, in pooled replay, how many units wait for admission.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use captures::{CaptureReader, Cmd, Command, Record};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use super::commits::CommitLog;
+use super::ctx::Ctx;
+use super::lane::{LaneShared, run_lane};
+use super::overflow::{Overflow, Spill};
+use super::park::{LANE_END, ROOM};
+use super::results::Msg;
+use super::session::ConnState;
+use super::step::{Step, UnitStart};
+use super::{Connections, Dispatched};
+use crate::classify::{Class, Classifier};
+use crate::target::Speed;
+
+/// How far ahead of the replay clock the reader reads (wall time at a speed factor,
+/// capture time at `--speed max`). Longer than any lock wait worth replaying faithfully
+/// (a lock holder's COMMIT must be read while the waiter waits) and short enough that
+/// little is read that a stopped run throws away.
+const HORIZON: Duration = Duration::from_secs(1);
+
+/// Steps kept in memory across all lanes' overflows; beyond it they go to the spill file.
+/// ~200 bytes each: ~13 MiB.
+const OVERFLOW_MEMORY: usize = 64 * 1024;
+
+/// Steps the spill file may hold before the reader waits for lanes to catch up. Only a
+/// replay lagging by minutes gets here; the file is then a few GiB at most.
+const MAX_SPILLED: usize = 8 * 1024 * 1024;
+
+/// Units of work read but not yet admitted (pooled replay), when the pool is saturated.
+/// Each costs a lane entry (~200 bytes) and its steps wait in the overflow.
+const MAX_WAITING_UNITS: usize = 100_000;
+
+/// Records read between two looks at lanes waiting for room or admission.
+const SERVICE_EVERY: u32 = 64;
+
+/// The longest the reader parks without being woken (wake-ups are not lost; this only
+/// bounds a time-based wait such as the horizon's).
+const MAX_PARK: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone)]
+pub struct FeedOptions {
+    pub connections: Connections,
+    pub scale: u32,
+    pub read_ahead: usize,
+    /// Pooled: lanes running at once (waiting for a connection or on one).
+    pub admit_limit: usize,
+    pub duration: Option<Duration>,
+    pub only_class: HashSet<u64>,
+    pub skip_writes: bool,
+    pub sync_commits: bool,
+}
+
+struct LaneEntry {
+    tx: mpsc::Sender<Step>,
+    /// Held until the lane is admitted (its task spawned).
+    rx: Option<mpsc::Receiver<Step>>,
+    replay_conn: u64,
+    overflow: Overflow,
+    /// No more steps will come for it: its queue closes once the overflow is delivered.
+    ended: bool,
+    shared: Arc<LaneShared>,
+}
+
+pub struct Feed {
+    ctx: Arc<Ctx>,
+    handle: Handle,
+    opts: FeedOptions,
+    classifier: Classifier,
+    conns: HashMap<u64, ConnState>,
+    lanes: HashMap<u64, LaneEntry>,
+    next_lane: u64,
+    /// Pooled: lanes waiting for admission, oldest first.
+    waiting: VecDeque<u64>,
+    /// Lanes that may have overflow (checked and pruned by `service`).
+    overflowing: Vec<u64>,
+    spill: Spill,
+    overflow_memory: usize,
+    commits: CommitLog,
+    alive: mpsc::Sender<()>,
+    out: Dispatched,
+    t0: Option<u64>,
+    last_t: u64,
+}
+
+impl Feed {
+    pub fn new(ctx: Arc<Ctx>, handle: Handle, opts: FeedOptions, alive: mpsc::Sender<()>) -> Self {
+        Feed {
+            ctx,
+            handle,
+            opts,
+            classifier: Classifier::new(),
+            conns: HashMap::new(),
+            lanes: HashMap::new(),
+            next_lane: 0,
+            waiting: VecDeque::new(),
+            overflowing: Vec::new(),
+            spill: Spill::new(),
+            overflow_memory: 0,
+            commits: CommitLog::default(),
+            alive,
+            out: Dispatched::default(),
+            t0: None,
+            last_t: 0,
+        }
+    }
+
+    /// Reads the whole capture (or its `--duration` prefix) into lanes; returns once
+    /// every step is handed over.
+    pub fn run(mut self, reader: CaptureReader<std::fs::File>) -> Dispatched {
+        let limit = self
+            .opts
+            .duration
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let mut read = 0u32;
+        for item in reader {
+            if self.ctx.stopped() {
+                break;
+            }
+            let record = match item {
+                Ok(record) => record,
+                Err(e) => {
+                    self.out.problem = Some(e.to_string());
+                    break;
+                }
+            };
+            let t = record.t();
+            let t0 = *self.t0.get_or_insert_with(|| {
+                self.ctx.t0.store(t, Ordering::Relaxed);
+                t
+            });
+            if limit.is_some_and(|l| t.saturating_sub(t0) > l) {
+                // `--duration`: a prefix; every lane ends with it, not at its captured close.
+                break;
+            }
+            self.wait_for_horizon(t);
+            self.route(record);
+            read += 1;
+            if read.is_multiple_of(SERVICE_EVERY) {
+                self.service();
+            }
+        }
+        self.out.span_ns = self.t0.map_or(0, |t0| self.last_t.saturating_sub(t0));
+        self.drain();
+        self.out.spilled_bytes = self.spill.bytes();
+        self.out
+    }
+
+    /// Waits until a record captured at `t` is within the horizon, serving lanes meanwhile.
+    fn wait_for_horizon(&mut self, t: u64) {
+        loop {
+            self.service();
+            if self.ctx.stopped() {
+                return;
+            }
+            let (ready, timeout, progress) = self.horizon(t);
+            let room = self.waiting.len() < MAX_WAITING_UNITS && self.spilled() < MAX_SPILLED;
+            if ready && room {
+                return;
+            }
+            let lanes_wanted = !self.waiting.is_empty() || !self.overflowing.is_empty();
+            let wants = if lanes_wanted { ROOM | LANE_END } else { 0 };
+            self.ctx
+                .park
+                .wait(wants, progress, timeout, || self.ctx.stopped());
+        }
+    }
+
+    /// Whether `t` is within the horizon; if not, how long to park and what progress to
+    /// be woken at.
+    fn horizon(&self, t: u64) -> (bool, Duration, Option<u64>) {
+        match self.ctx.speed {
+            Speed::Factor(_) => {
+                let due = self.ctx.due(t).unwrap_or_else(Instant::now);
+                let now = Instant::now();
+                let ahead = due.saturating_duration_since(now);
+                (
+                    ahead <= HORIZON,
+                    (ahead - HORIZON.min(ahead)).min(MAX_PARK),
+                    None,
+                )
+            }
+            Speed::Max => {
+                let t0 = self.t0.unwrap_or(0);
+                let progress = self.ctx.progress.load(Ordering::Relaxed).max(t0);
+                let horizon = u64::try_from(HORIZON.as_nanos()).unwrap_or(u64::MAX);
+                let want = t.saturating_sub(horizon);
+                (progress >= want, MAX_PARK, Some(want.max(1)))
+            }
+        }
+    }
+
+    fn spilled(&self) -> usize {
+        // Counted when lanes are served; an estimate between two services is enough.
+        self.lanes.values().map(|l| l.overflow.on_disk()).sum()
+    }
+
+    fn route(&mut self, record: Record) {
+        match record {
+            Record::ConnOpen(open) => {
+                let state = ConnState::new(open.db.clone());
+                self.conns.insert(open.conn, state);
+                self.out.connections += u64::from(self.opts.scale.max(1));
+                if self.opts.connections == Connections::Captured {
+                    let lanes = self.open_lanes(open.conn, None);
+                    self.deliver_all(&lanes, &Arc::new(Record::ConnOpen(open)), 0, None);
+                }
+            }
+            Record::Command(command) => self.command(command),
+            Record::ConnClose(close) => {
+                let Some(state) = self.conns.remove(&close.conn) else {
+                    return;
+                };
+                if self.opts.connections == Connections::Captured {
+                    let record = Arc::new(Record::ConnClose(close));
+                    self.deliver_all(&state.lanes, &record, 0, None);
+                }
+                self.end_lanes(&state.lanes);
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        self.last_t = self.last_t.max(command.t_start);
+        let conn = command.conn;
+        if let std::collections::hash_map::Entry::Vacant(e) = self.conns.entry(conn) {
+            // Opened before the capture started: replay what the capture has of it.
+            e.insert(ConnState::new(None));
+            self.out.connections += u64::from(self.opts.scale.max(1));
+        }
+        let (class, stmt) = self.classify(&command);
+        let filtered = (!self.opts.only_class.is_empty()
+            && !self.opts.only_class.contains(&class.id))
+            || (self.opts.skip_writes && class.is_write);
+        if self
+            .conns
+            .get_mut(&conn)
+            .is_some_and(ConnState::begins_unit)
+        {
+            self.start_unit(conn, command.t_start);
+        }
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let observed = state.apply(&command, &class);
+        if let Some(reason) = observed.pinned_now {
+            *self.out.pinned.entry(reason).or_default() += 1;
+        }
+        let commit = (observed.commits && self.opts.sync_commits && !filtered)
+            .then(|| self.commits.issue(command.t_end));
+        if filtered {
+            if let Some(state) = self.conns.get_mut(&conn) {
+                state.seq += 1;
+            }
+            return;
+        }
+        self.out.captured_commands += u64::from(command.cmd.expects_response());
+        self.out.captured_errors += u64::from(command.outcome.is_err());
+        self.announce(&class);
+        self.deliver_command(conn, command, class.id, stmt, commit, observed.pins);
+    }
+
+    /// Class of a command and, for statement commands, the statement's SQL.
+    fn classify(&mut self, command: &Command) -> (Class, Option<Arc<[u8]>>) {
+        match &command.cmd {
+            Cmd::Query { sql } | Cmd::Prepare { sql, .. } => {
+                let (class, effect) = self.classifier.statement(sql);
+                if let Some(state) = self.conns.get_mut(&command.conn) {
+                    state.effect = effect;
+                }
+                (class, None)
+            }
+            Cmd::Execute { stmt_id, .. }
+            | Cmd::SendLongData { stmt_id, .. }
+            | Cmd::StmtClose { stmt_id }
+            | Cmd::StmtReset { stmt_id }
+            | Cmd::StmtFetch { stmt_id, .. } => {
+                let state = self.conns.get_mut(&command.conn);
+                let info = state.and_then(|s| {
+                    s.effect = crate::classify::Effect::None;
+                    s.stmts.get(stmt_id).cloned()
+                });
+                match info {
+                    Some(info) => (info.class, Some(info.sql)),
+                    None => (
+                        Class {
+                            id: 0,
+                            is_write: false,
+                            first_seen: None,
+                        },
+                        None,
+                    ),
+                }
+            }
+            other => {
+                if let Some(state) = self.conns.get_mut(&command.conn) {
+                    state.effect = crate::classify::Effect::None;
+                }
+                (self.classifier.admin(other.kind()), None)
+            }
+        }
+    }
+
+    /// The first time a class is met, the results file learns its fingerprint.
+    fn announce(&self, class: &Class) {
+        if let Some((fingerprint, example)) = &class.first_seen {
+            let _ = self.ctx.results.blocking_send(Msg::Class {
+                class: class.id,
+                fingerprint: fingerprint.clone(),
+                example: example.clone(),
+            });
+        }
+    }
+
+    /// A new unit of work begins at the connection's next delivered command.
+    fn start_unit(&mut self, conn: u64, t_start: u64) {
+        let after_commit = if self.opts.sync_commits {
+            self.commits.before(t_start)
+        } else {
+            None
+        };
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        state.unit = Some(UnitStart {
+            db: state.db.clone(),
+            names: state.names.clone(),
+            after_commit,
+        });
+        if self.opts.connections == Connections::Pooled {
+            let lanes = std::mem::take(&mut state.lanes);
+            self.end_lanes(&lanes);
+        }
+    }
+
+    fn deliver_command(
+        &mut self,
+        conn: u64,
+        command: Command,
+        class: u64,
+        stmt: Option<Arc<[u8]>>,
+        commit: Option<u64>,
+        pins: bool,
+    ) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let unit = state.unit.take();
+        let seq = state.seq;
+        state.seq += 1;
+        let lanes = if state.lanes.is_empty() {
+            self.open_lanes(conn, unit.as_ref())
+        } else {
+            state.lanes.clone()
+        };
+        let step = Step {
+            record: Arc::new(Record::Command(command)),
+            class,
+            seq,
+            stmt,
+            unit,
+            commit,
+            pins,
+        };
+        for id in lanes {
+            self.deliver(id, step.clone());
+        }
+    }
+
+    fn deliver_all(
+        &mut self,
+        lanes: &[u64],
+        record: &Arc<Record>,
+        seq: u64,
+        unit: Option<UnitStart>,
+    ) {
+        for &id in lanes {
+            let step = Step {
+                record: record.clone(),
+                class: 0,
+                seq,
+                stmt: None,
+                unit: unit.clone(),
+                commit: None,
+                pins: false,
+            };
+            self.deliver(id, step);
+        }
+    }
+
+    /// New lanes for a captured connection (one per `--scale` copy).
+    fn open_lanes(&mut self, conn: u64, _unit: Option<&UnitStart>) -> Vec<u64> {
+        let scale = self.opts.scale.max(1);
+        let ids: Vec<u64> = (0..scale)
+            .map(|copy| {
+                let replay_conn = conn * u64::from(scale) + u64::from(copy);
+                self.new_lane(replay_conn)
+            })
+            .collect();
+        if let Some(state) = self.conns.get_mut(&conn) {
+            state.lanes = ids.clone();
+        }
+        ids
+    }
+
+    fn new_lane(&mut self, replay_conn: u64) -> u64 {
+        let id = self.next_lane;
+        self.next_lane += 1;
+        let (tx, rx) = mpsc::channel(self.opts.read_ahead.max(1));
+        self.lanes.insert(
+            id,
+            LaneEntry {
+                tx,
+                rx: Some(rx),
+                replay_conn,
+                overflow: Overflow::default(),
+                ended: false,
+                shared: Arc::new(LaneShared::default()),
+            },
+        );
+        let admit_now = self.opts.connections == Connections::Captured
+            || (self.waiting.is_empty() && self.live() < self.opts.admit_limit);
+        if admit_now {
+            self.admit(id);
+        } else {
+            self.waiting.push_back(id);
+        }
+        id
+    }
+
+    fn live(&self) -> usize {
+        usize::try_from(self.ctx.live_lanes.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    }
+
+    /// Spawns a lane's task.
+    fn admit(&mut self, id: u64) {
+        let Some(lane) = self.lanes.get_mut(&id) else {
+            return;
+        };
+        let Some(rx) = lane.rx.take() else { return };
+        self.ctx.live_lanes.fetch_add(1, Ordering::Relaxed);
+        let task = run_lane(
+            self.ctx.clone(),
+            lane.replay_conn,
+            rx,
+            lane.shared.clone(),
+            self.alive.clone(),
+        );
+        self.handle.spawn(task);
+        self.refill(id);
+    }
+
+    /// Hands a step to its lane, or parks it in the lane's overflow.
+    fn deliver(&mut self, id: u64, step: Step) {
+        let Some(lane) = self.lanes.get_mut(&id) else {
+            return;
+        };
+        let step = if lane.rx.is_none() && lane.overflow.is_empty() {
+            match lane.tx.try_send(step) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(step)) => step,
+                // The lane ended early (the run is stopping): nothing to deliver.
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        } else {
+            step
+        };
+        if lane.overflow.is_empty() {
+            self.overflowing.push(id);
+        }
+        lane.overflow.push(step);
+        lane.shared.has_overflow.store(true, Ordering::Relaxed);
+        self.overflow_memory += 1;
+        if self.overflow_memory > OVERFLOW_MEMORY {
+            match lane.overflow.spill_back(&mut self.spill) {
+                Ok(n) => self.overflow_memory -= n,
+                Err(e) => {
+                    // Keep going in memory: a full disk must not break the replay.
+                    tracing::warn!("spilling replay steps to disk failed: {e}");
+                }
+            }
+        }
+    }
+
+    /// Moves what fits from a lane's overflow into its queue; closes ended lanes.
+    fn refill(&mut self, id: u64) {
+        let Some(lane) = self.lanes.get_mut(&id) else {
+            return;
+        };
+        if lane.rx.is_none() {
+            while lane.tx.capacity() > 0 {
+                let before = lane.overflow.in_memory();
+                let step = match lane.overflow.pop(&self.spill) {
+                    Ok(Some(step)) => step,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!("reading replay steps back from the spill file: {e}");
+                        self.ctx.halt();
+                        break;
+                    }
+                };
+                // A block read back counts into memory; the popped step leaves it.
+                self.overflow_memory =
+                    (self.overflow_memory + lane.overflow.in_memory()).saturating_sub(before);
+                match lane.tx.try_send(step) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(step)) => {
+                        lane.overflow.unpop(step);
+                        self.overflow_memory += 1;
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        self.overflow_memory = self
+                            .overflow_memory
+                            .saturating_sub(lane.overflow.in_memory());
+                        lane.overflow = Overflow::default();
+                        break;
+                    }
+                }
+            }
+        }
+        let empty = lane.overflow.is_empty();
+        lane.shared.has_overflow.store(!empty, Ordering::Relaxed);
+        if empty && lane.ended && lane.rx.is_none() {
+            self.lanes.remove(&id);
+        }
+    }
+
+    /// No more steps for these lanes.
+    fn end_lanes(&mut self, ids: &[u64]) {
+        for &id in ids {
+            if let Some(lane) = self.lanes.get_mut(&id) {
+                lane.ended = true;
+            }
+            self.refill(id);
+        }
+    }
+
+    /// Admits waiting units while there is room, and refills lanes with overflow.
+    fn service(&mut self) {
+        while self.live() < self.opts.admit_limit {
+            let Some(id) = self.waiting.pop_front() else {
+                break;
+            };
+            self.admit(id);
+        }
+        let overflowing = std::mem::take(&mut self.overflowing);
+        for id in overflowing {
+            self.refill(id);
+            if self.lanes.get(&id).is_some_and(|l| !l.overflow.is_empty()) {
+                self.overflowing.push(id);
+            }
+        }
+    }
+
+    /// End of the capture: every lane ends once what is parked for it is delivered.
+    fn drain(&mut self) {
+        let open: Vec<u64> = self.conns.drain().flat_map(|(_, s)| s.lanes).collect();
+        self.end_lanes(&open);
+        while !self.waiting.is_empty() || !self.overflowing.is_empty() {
+            self.service();
+            if self.ctx.stopped() {
+                break;
+            }
+            let pending = !self.waiting.is_empty() || !self.overflowing.is_empty();
+            if pending {
+                self.ctx
+                    .park
+                    .wait(ROOM | LANE_END, None, MAX_PARK, || self.ctx.stopped());
+            }
+        }
+        // Whatever is left (the run stopped) is dropped; closing the queues ends lanes.
+        self.lanes.clear();
+        self.waiting.clear();
+    }
+}

@@ -1,0 +1,379 @@
+//! `replayer run`: a capture re-enacted against a target, on the captured timeline
+//! scaled by the speed, every command measured.
+//!
+//! Shape (see ARCHITECTURE.md):
+//! - [`feed`]: one reader thread streams the capture, classifies every command, cuts
+//!   each captured connection into units of work and hands steps to lanes, never
+//!   waiting on one lane ([`overflow`]);
+//! - [`lane`]: one task per lane (a captured connection, or a unit of work in pooled
+//!   replay) paces, runs and measures its steps on a target connection ([`pool`]),
+//!   honouring commit order ([`commits`]) when asked;
+//! - [`results`]: one thread writes the results file, keeps the histograms and the
+//!   progress line.
+//!
+//! Memory is bounded by the lane queues, the overflow budget and the results queue,
+//! whatever the target does; what a slow target leaves behind waits on disk.
+
+mod commits;
+mod ctx;
+mod feed;
+mod lane;
+mod overflow;
+mod park;
+mod pool;
+mod results;
+mod session;
+mod step;
+mod summary;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use captures::{CaptureReader, ResultsWriter, RunEnd, RunMeta, WriterOptions};
+use mysql_async::Conn;
+use tokio::sync::{mpsc, watch};
+
+use self::ctx::Ctx;
+use self::feed::{Feed, FeedOptions};
+use self::pool::{Connector, Pool};
+use self::results::{Msg, RESULTS_QUEUE, Written, write_results};
+use crate::classify::PinReason;
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::target::{Speed, Target};
+
+pub use self::summary::{RunSummary, print_summary};
+
+/// How many steps may wait per lane. Bounds memory (× lanes) while letting a lane run
+/// ahead of the reader a little; what does not fit waits in the reader's overflow.
+pub const DEFAULT_READ_AHEAD: usize = 256;
+
+/// Most target connections pooled replay opens when `--max-connections` is not given.
+const DEFAULT_MAX_CONNECTIONS_CAP: usize = 512;
+
+/// How replay connections map to captured ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Connections {
+    /// Units of work on a shared pool of target connections, as the application's own
+    /// pool would run them under N× load.
+    #[default]
+    Pooled,
+    /// One target connection per captured connection (× `--scale`), strictly serial.
+    Captured,
+}
+
+impl Connections {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Connections::Pooled => "pooled",
+            Connections::Captured => "captured",
+        }
+    }
+}
+
+/// Everything `replayer run` needs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub capture: PathBuf,
+    pub target: Target,
+    pub target_url_display: String,
+    pub out: PathBuf,
+    pub speed: Speed,
+    pub scale: u32,
+    pub label: String,
+    pub only_class: Vec<u64>,
+    pub skip_writes: bool,
+    pub max_errors: Option<u64>,
+    pub duration: Option<Duration>,
+    pub read_ahead: usize,
+    pub connections: Connections,
+    /// Pooled replay: the pool's bound (`None`: from the capture's peak concurrency).
+    pub max_connections: Option<usize>,
+    /// `--sync commits`.
+    pub sync_commits: bool,
+    pub progress: bool,
+    pub metrics: Option<Metrics>,
+    /// Take over SIGINT/SIGTERM to end the run gracefully (the binary does; a library
+    /// caller embedding `run` may not want its signals taken).
+    pub handle_signals: bool,
+}
+
+/// What the reader found, handed back when it is done.
+#[derive(Debug, Default)]
+struct Dispatched {
+    connections: u64,
+    span_ns: u64,
+    problem: Option<String>,
+    pinned: BTreeMap<PinReason, u64>,
+    captured_commands: u64,
+    captured_errors: u64,
+    spilled_bytes: u64,
+}
+
+/// The runtime a replay runs on: multi-thread, unless this process may use one CPU only
+/// (e.g. `taskset -c 0`): then current-thread, which runs every lane on the calling
+/// thread with no hand-off to a worker.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
+/// Checks the capture and the target, then replays. Errors before anything runs
+/// (unreadable or redacted capture, unreachable target) come back as `Err`.
+pub async fn run(cfg: RunConfig) -> Result<RunSummary, Error> {
+    let reader = open_capture(&cfg)?;
+    let server_version = probe(&cfg.target).await?;
+    let max_connections = match (cfg.connections, cfg.max_connections) {
+        (Connections::Captured, _) => 0,
+        (Connections::Pooled, Some(n)) => n.max(1),
+        (Connections::Pooled, None) => default_max_connections(&cfg)?,
+    };
+    let (run_id, meta) = run_meta(&cfg, server_version);
+    let writer = create_results(&cfg, &meta)?;
+    let (results_tx, results_rx) = mpsc::channel(RESULTS_QUEUE);
+    let ctx = Arc::new(new_ctx(&cfg, max_connections, results_tx)?);
+    let interrupt = watch_signals(&ctx, cfg.handle_signals);
+
+    let (progress, speed, origin) = (cfg.progress, cfg.speed, ctx.origin);
+    let results_thread = spawn_thread("results", move || {
+        write_results(writer, results_rx, progress, speed, origin)
+    })?;
+
+    // Lanes hold a clone of `alive`; when the last is gone, every lane has ended.
+    let (alive, mut all_ended) = mpsc::channel::<()>(1);
+    let feed = Feed::new(
+        ctx.clone(),
+        tokio::runtime::Handle::current(),
+        feed_options(&cfg, max_connections),
+        alive,
+    );
+    let reader_thread = spawn_thread("capture-reader", move || feed.run(reader))?;
+    let dispatched = tokio::task::spawn_blocking(move || reader_thread.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let _ = all_ended.recv().await;
+    if let Some(pool) = &ctx.pool {
+        pool.close().await;
+    }
+    if ctx.metrics.is_some() {
+        tokio::task::spawn_blocking(crate::metrics::flush)
+            .await
+            .ok();
+    }
+    interrupt.abort();
+
+    let end = run_end(&ctx, &cfg, max_connections, &dispatched);
+    let _ = ctx.results.send(Msg::End(Box::new(end.clone()))).await;
+    drop(ctx);
+    let written: Written = tokio::task::spawn_blocking(move || results_thread.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| Error::Io {
+            what: "the results thread failed".into(),
+            source: std::io::Error::other("panicked"),
+        })??;
+    Ok(RunSummary::new(
+        run_id,
+        cfg.speed,
+        written,
+        end,
+        &dispatched,
+    ))
+}
+
+fn open_capture(cfg: &RunConfig) -> Result<CaptureReader<std::fs::File>, Error> {
+    let reader = CaptureReader::open(&cfg.capture).map_err(|source| Error::Capture {
+        path: cfg.capture.clone(),
+        source,
+    })?;
+    if reader.header().redacted {
+        return Err(Error::Redacted {
+            path: cfg.capture.clone(),
+        });
+    }
+    Ok(reader)
+}
+
+/// Fails before anything runs if the target cannot be reached; its version otherwise.
+async fn probe(target: &Target) -> Result<String, Error> {
+    let probe = Conn::new(target.opts_for(None))
+        .await
+        .map_err(|source| Error::Unreachable {
+            target: target.display().to_string(),
+            source,
+        })?;
+    let (major, minor, patch) = probe.server_version();
+    let _ = probe.disconnect().await;
+    Ok(format!("{major}.{minor}.{patch}"))
+}
+
+/// Pool size when none is given: twice what the capture kept busy at its peak, times
+/// the speed (an application under N× load keeps about N× as many connections busy),
+/// at least 8.
+fn default_max_connections(cfg: &RunConfig) -> Result<usize, Error> {
+    let peak = crate::inspect::peak_busy(&cfg.capture).map_err(|source| Error::Capture {
+        path: cfg.capture.clone(),
+        source,
+    })?;
+    let speed = match cfg.speed {
+        Speed::Factor(f) => f.max(1.0),
+        Speed::Max => 1.0,
+    };
+    let scaled = (peak.max(1) as f64 * speed * 2.0 * f64::from(cfg.scale.max(1))).ceil();
+    Ok((scaled as usize).clamp(8, DEFAULT_MAX_CONNECTIONS_CAP))
+}
+
+fn run_meta(cfg: &RunConfig, server_version: String) -> (String, RunMeta) {
+    let started_unix_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let run_id = format!("{}-{:x}", cfg.label, started_unix_ns / 1_000_000);
+    let mut labels = BTreeMap::new();
+    labels.insert("connections".into(), cfg.connections.as_str().into());
+    if cfg.sync_commits {
+        labels.insert("sync".into(), "commits".into());
+    }
+    let meta = RunMeta {
+        tool: format!("replayer {}", env!("CARGO_PKG_VERSION")),
+        run_id: run_id.clone(),
+        label: cfg.label.clone(),
+        target: cfg.target_url_display.clone(),
+        server_version,
+        speed: cfg.speed.factor(),
+        scale: cfg.scale,
+        capture: cfg.capture.display().to_string(),
+        captured_ns: 0,
+        started_unix_ns,
+        labels,
+    };
+    (run_id, meta)
+}
+
+fn create_results(cfg: &RunConfig, meta: &RunMeta) -> Result<ResultsWriter<std::fs::File>, Error> {
+    // zstd level 1: the results thread shares the CPU with the replay (and often the
+    // target); level 3 would cost it twice the time for a file ~10 % smaller.
+    let options = WriterOptions {
+        level: 1,
+        ..WriterOptions::default()
+    };
+    ResultsWriter::create(&cfg.out, meta, options).map_err(|source| Error::Capture {
+        path: cfg.out.clone(),
+        source,
+    })
+}
+
+fn new_ctx(
+    cfg: &RunConfig,
+    max_connections: usize,
+    results: mpsc::Sender<Msg>,
+) -> Result<Ctx, Error> {
+    let pool = (cfg.connections == Connections::Pooled)
+        .then(|| Pool::new(cfg.target.clone(), max_connections));
+    Ok(Ctx {
+        speed: cfg.speed,
+        origin: Instant::now(),
+        t0: AtomicU64::new(0),
+        max_errors: cfg.max_errors,
+        errors: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        stop_signal: watch::Sender::new(false),
+        interrupted: AtomicBool::new(false),
+        results,
+        metrics: cfg.metrics.clone(),
+        clock: Clock::start().map_err(|e| Error::Io {
+            what: "starting the replay clock thread".into(),
+            source: e,
+        })?,
+        park: Default::default(),
+        pool,
+        connector: Connector::new(cfg.target.clone()),
+        commits: cfg.sync_commits.then(Default::default),
+        sync_waits: AtomicU64::new(0),
+        sync_wait_ns: AtomicU64::new(0),
+        progress: AtomicU64::new(0),
+        live_lanes: AtomicU64::new(0),
+    })
+}
+
+fn feed_options(cfg: &RunConfig, max_connections: usize) -> FeedOptions {
+    FeedOptions {
+        connections: cfg.connections,
+        scale: cfg.scale.max(1),
+        read_ahead: cfg.read_ahead.max(1),
+        // Units waiting for a connection count as running: twice the pool keeps it busy
+        // with the next units ready, without a task per unit of a long backlog.
+        admit_limit: max_connections.saturating_mul(2).max(16),
+        duration: cfg.duration,
+        only_class: cfg.only_class.iter().copied().collect::<HashSet<u64>>(),
+        skip_writes: cfg.skip_writes,
+        sync_commits: cfg.sync_commits,
+    }
+}
+
+/// Ctrl-C / SIGTERM: stop sending, let what is in flight finish, and still write the
+/// results and the summary (a long replay cut short is worth reading). A second signal
+/// exits at once.
+fn watch_signals(ctx: &Arc<Ctx>, handle_signals: bool) -> tokio::task::JoinHandle<()> {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        if handle_signals && crate::signal::first().await.is_ok() {
+            tracing::warn!("interrupted: finishing the commands in flight (again to quit)");
+            ctx.interrupted.store(true, Ordering::Relaxed);
+            ctx.halt();
+            if crate::signal::first().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    })
+}
+
+fn spawn_thread<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>, Error> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| Error::Io {
+            what: format!("starting the {name} thread"),
+            source: e,
+        })
+}
+
+fn run_end(ctx: &Ctx, cfg: &RunConfig, max_connections: usize, d: &Dispatched) -> RunEnd {
+    let interrupted = ctx.interrupted.load(Ordering::Relaxed);
+    RunEnd {
+        captured_ns: d.span_ns,
+        captured_commands: d.captured_commands,
+        captured_errors: d.captured_errors,
+        connections: cfg.connections.as_str().into(),
+        max_connections: max_connections as u64,
+        peak_connections: ctx.pool.as_ref().map_or(d.connections, |p| p.peak()),
+        opened_connections: ctx.pool.as_ref().map_or(d.connections, |p| p.opened()),
+        pinned: d
+            .pinned
+            .iter()
+            .map(|(reason, n)| (reason.as_str().to_string(), *n))
+            .collect(),
+        sync_commits: cfg.sync_commits,
+        sync_waits: ctx.sync_waits.load(Ordering::Relaxed),
+        sync_wait_ns: ctx.sync_wait_ns.load(Ordering::Relaxed),
+        connect_failures: ctx.connect_failures(),
+        interrupted,
+        stopped_by_max_errors: ctx.stopped() && !interrupted,
+        capture_problem: d.problem.clone(),
+    }
+}
