@@ -180,18 +180,32 @@ pub fn print_text(i: &Inspection) {
     }
 }
 
-/// Width of the windows in which [`peak_busy`] averages concurrency.
+/// Width of the windows in which [`Shape::peak_busy`] averages concurrency.
 const BUSY_WINDOW_NS: u64 = 100_000_000;
 
-/// How many connections the capture kept busy at its peak: the most command time that
-/// fell into one 100 ms window, divided by the window (so 1 for a single connection
-/// busy throughout; an average, so short bursts count for what they last).
-pub fn peak_busy(path: &Path) -> Result<u64, captures::Error> {
+/// What a replay plans by, from one quick pass over a capture.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shape {
+    /// How many connections the capture kept busy at its peak: the most command time
+    /// that fell into one 100 ms window, divided by the window (so 1 for a single
+    /// connection busy throughout; an average, so short bursts count for what they last).
+    pub peak_busy: u64,
+    /// Statements that change data.
+    pub writes: u64,
+}
+
+/// Reads the capture once for its [`Shape`].
+pub fn shape(path: &Path) -> Result<Shape, captures::Error> {
     let reader = CaptureReader::open(path)?;
     let mut busy: HashMap<u64, u64> = HashMap::new();
+    let mut classifier = crate::classify::Classifier::new();
+    let mut writes = 0;
     for item in reader {
         let Ok(record) = item else { break };
         let Record::Command(c) = record else { continue };
+        if let Cmd::Query { sql } | Cmd::Prepare { sql, .. } = &c.cmd {
+            writes += u64::from(classifier.statement(sql).0.is_write);
+        }
         let (mut from, to) = (c.t_start, c.t_end.max(c.t_start));
         while from < to {
             let window = from / BUSY_WINDOW_NS;
@@ -201,5 +215,8 @@ pub fn peak_busy(path: &Path) -> Result<u64, captures::Error> {
         }
     }
     let peak = busy.values().copied().max().unwrap_or(0);
-    Ok(peak.div_ceil(BUSY_WINDOW_NS).max(1))
+    Ok(Shape {
+        peak_busy: peak.div_ceil(BUSY_WINDOW_NS).max(1),
+        writes,
+    })
 }

@@ -343,6 +343,25 @@ fn run_config(
     })
 }
 
+/// A capture that writes, replayed at several speeds on one database, collides with
+/// itself from the second step on (the same keys inserted again): say so up front.
+fn warn_if_ramping_writes(args: &RampArgs) -> Result<()> {
+    if args.target.before.is_some() || args.target.skip_writes {
+        return Ok(());
+    }
+    let shape = replayer::inspect::shape(&args.capture)
+        .with_context(|| format!("reading {}", args.capture.display()))?;
+    if shape.writes > 0 {
+        eprintln!(
+            "replayer: warning: the capture holds {} writes and every step replays them on the \
+             same database: from the second step on they collide with the first's rows. \
+             Restore the starting state with --before CMD, or leave them out with --skip-writes",
+            shape.writes
+        );
+    }
+    Ok(())
+}
+
 /// Whether two paths name one file (the second may not exist yet).
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
@@ -378,6 +397,7 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let rt = replayer::run::runtime()?;
+    warn_if_ramping_writes(args)?;
     let mut steps = Vec::new();
     let mut interrupted = false;
     for s in &args.speeds {
@@ -408,6 +428,8 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
             p99_ms: p99,
             error_rate: summary.errors as f64 / summary.commands.max(1) as f64,
             saturated,
+            kept: summary.verdict.kept(),
+            lag_p99_ms: summary.lag.value_at_quantile(0.99) as f64 / 1000.0,
         });
         if saturated {
             break;
@@ -420,20 +442,26 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
     )?;
     replayer::report::ramp::write_ramp_html(&steps, knee, &args.out.join("ramp.html"))?;
     println!(
-        "\n{:>8} {:>12} {:>12} {:>9} {:>9} {:>7}",
-        "speed", "scheduled/s", "achieved/s", "p50 ms", "p99 ms", "errors"
+        "\n{:>8} {:>12} {:>12} {:>9} {:>9} {:>11} {:>7}  schedule",
+        "speed", "scheduled/s", "achieved/s", "p50 ms", "p99 ms", "lag p99 ms", "errors"
     );
     for s in &steps {
         println!(
-            "{:>7}x {:>12.0} {:>12.0} {:>9.3} {:>9.3} {:>6.2}%{}",
+            "{:>7}x {:>12.0} {:>12.0} {:>9.3} {:>9.3} {:>11.3} {:>6.2}%  {}{}",
             s.speed,
             s.scheduled_qps,
             s.achieved_qps,
             s.p50_ms,
             s.p99_ms,
+            s.lag_p99_ms,
             s.error_rate * 100.0,
+            if s.kept { "kept" } else { "FELL BEHIND" },
             if s.saturated { "  ← saturated" } else { "" }
         );
+    }
+    match replayer::report::ramp::highest_kept(&steps) {
+        Some(speed) => println!("highest speed that kept its schedule: {speed}x"),
+        None => println!("no speed kept its schedule"),
     }
     match knee {
         Some(0) => println!("the target is saturated already at {}x", steps[0].speed),

@@ -42,10 +42,15 @@ impl Facts {
     /// Counts `n` errors with `code`.
     pub fn count_errors(&mut self, code: u16, n: u64) {
         self.errors += n;
-        if UNREACHABLE.contains(&code) {
+        if is_unreachable(code) {
             self.unreachable += n;
         }
     }
+}
+
+/// Whether an error code means the command never reached a server.
+pub fn is_unreachable(code: u16) -> bool {
+    UNREACHABLE.contains(&code)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,6 +24,7 @@ fn args(runs: Vec<PathBuf>) -> CompareArgs {
         threshold: 10.0,
         min_samples: 30,
         verdict_on: Quantile::P50,
+        allow_fell_behind: false,
         top: 25,
     }
 }
@@ -274,17 +275,18 @@ async fn a_slower_target_is_reported_slower_and_fails_the_gate() {
     let slow = tmp(&dir, "slow.sqlres");
     // The two identical runs go side by side, so that whatever else the machine does
     // (other tests, CI neighbours) weighs on both alike.
+    // One serial connection each: the comparison, not the pool, is under test.
     tokio::join!(
-        replay(config(&cap, &server.url(), &fast1, Speed::Max)),
-        replay(config(&cap, &server.url(), &fast2, Speed::Max)),
+        replay(captured(config(&cap, &server.url(), &fast1, Speed::Max))),
+        replay(captured(config(&cap, &server.url(), &fast2, Speed::Max))),
     );
     let proxy = delay_proxy(server.addr(), Duration::from_millis(3)).await;
-    replay(config(
+    replay(captured(config(
         &cap,
         &format!("mysql://root@{proxy}"),
         &slow,
         Speed::Max,
-    ))
+    )))
     .await;
 
     assert_eq!(
@@ -305,4 +307,61 @@ async fn a_slower_target_is_reported_slower_and_fails_the_gate() {
     // or an interval that includes 1).
     let v = verdicts(&[fast1, fast2]);
     assert!(v.iter().all(|v| *v != Verdict::Slower), "{v:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_fell_behind_says_so_everywhere_and_fails_the_gate() {
+    let server = MariaDb::shared().unwrap();
+    let db = server.fresh_database("behind").unwrap();
+    server
+        .sql(&format!(
+            "CREATE TABLE `{db}`.t (id INT PRIMARY KEY); INSERT INTO `{db}`.t VALUES (1)"
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = tmp(&dir, "c.sqlcap");
+    let mut s = Script::default();
+    s.open(1, 0, &db);
+    // A query every 2 ms: easy for the server, impossible through one connection
+    // that adds 5 ms to each.
+    for i in 0..100u64 {
+        s.query(1, (1 + 2 * i) * MS, "SELECT * FROM t WHERE id = 1", rows(1));
+    }
+    s.close(1, 210 * MS);
+    s.write(&cap, false);
+    let base = tmp(&dir, "base.sqlres");
+    let behind = tmp(&dir, "behind.sqlres");
+    let kept = replay(config(&cap, &server.url(), &base, Speed::Factor(1.0))).await;
+    assert!(kept.verdict.kept(), "{}", kept.verdict);
+    let proxy = delay_proxy(server.addr(), Duration::from_millis(5)).await;
+    let mut cfg = config(
+        &cap,
+        &format!("mysql://root@{proxy}"),
+        &behind,
+        Speed::Factor(1.0),
+    );
+    cfg.max_connections = Some(1);
+    let slow = replay(cfg).await;
+    assert!(slow.verdict.fell_behind(), "{}", slow.verdict);
+
+    let runs = vec![load_run(&base).unwrap(), load_run(&behind).unwrap()];
+    let mut a = args(vec![base.clone(), behind.clone()]);
+    let c = compare(&runs, &a);
+    let text = replayer::report::text::render(&c, 10);
+    assert!(text.contains("FELL BEHIND"), "{text}");
+    assert!(text.contains("kept its schedule"), "{text}");
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["runs"][0]["verdict"]["verdict"], "kept");
+    assert_eq!(json["runs"][1]["verdict"]["verdict"], "fell_behind");
+    assert!(json["runs"][1]["from_schedule_p99_ms"].as_f64().unwrap() > 20.0);
+    let html = replayer::report::html::render(&c, &runs);
+    assert!(html.contains("Not every run kept its schedule"));
+    assert!(html.contains("FELL BEHIND"));
+
+    // No class regresses by a million %, but a run that fell behind fails the gate...
+    a.fail_on_regression = Some(1e6);
+    assert_eq!(replayer::compare::run(&a).unwrap(), ExitCode::from(1));
+    // ...unless that is accepted.
+    a.allow_fell_behind = true;
+    assert_eq!(replayer::compare::run(&a).unwrap(), ExitCode::SUCCESS);
 }

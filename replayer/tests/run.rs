@@ -348,6 +348,13 @@ async fn a_target_that_dies_mid_run_gives_errors_not_a_hang() {
         summary.errors
     );
     assert!(summary.errors < 120, "commands before the kill succeeded");
+    assert!(
+        summary.verdict.is_invalid(),
+        "a dead target makes the run invalid, not faster: {}",
+        summary.verdict
+    );
+    let run = replayer::compare::load_run(&out).unwrap();
+    assert!(run.verdict().is_invalid());
 }
 
 /// Exec records readable from a results file still being written (its last chunk may be

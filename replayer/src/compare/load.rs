@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::histogram::histogram;
+use crate::verdict::{Facts, Verdict};
 
 /// Latencies kept per class for the bootstrap (reservoir sampling). Enough for stable
 /// p99 intervals, fixed memory (16 KiB per class and run).
@@ -36,6 +37,8 @@ pub struct ClassRun {
     pub mismatches: u64,
     /// Latency in µs.
     pub hist: Histogram<u64>,
+    /// Latency from the schedule (finished − scheduled, free of coordinated omission), µs.
+    pub from_schedule: Histogram<u64>,
     /// Up to [`RESERVOIR`] latencies (µs), uniformly sampled.
     pub sample: Vec<u64>,
 }
@@ -54,6 +57,11 @@ pub struct RunData {
     pub wall_ns: u64,
     pub latency: Histogram<u64>,
     pub lag: Histogram<u64>,
+    pub from_schedule: Histogram<u64>,
+    /// Commands that could not be sent (target unreachable, connection lost).
+    pub unreachable: u64,
+    /// Latest scheduled send (ns after the start): the schedule's length.
+    pub last_scheduled_ns: u64,
     /// Per second of the run: (commands, summed latency ns).
     pub timeline: Vec<(u64, u64)>,
     /// The run's closing record (absent in older files and killed runs).
@@ -61,6 +69,29 @@ pub struct RunData {
 }
 
 impl RunData {
+    /// Did this run keep its schedule (see [`crate::verdict`])?
+    pub fn verdict(&self) -> Verdict {
+        let end = self.end.clone().unwrap_or_default();
+        let speed = self.meta.speed;
+        // Files without an end record: the last scheduled send, scaled back by the speed.
+        let captured_ns = if self.end.is_some() {
+            end.captured_ns
+        } else {
+            (self.last_scheduled_ns as f64 * speed.unwrap_or(1.0)) as u64
+        };
+        Verdict::of(&Facts {
+            speed,
+            captured_ns,
+            wall_ns: self.wall_ns,
+            lag_p99_us: self.lag.value_at_quantile(0.99),
+            commands: self.commands,
+            errors: self.errors,
+            unreachable: self.unreachable,
+            captured_commands: end.captured_commands,
+            captured_errors: end.captured_errors,
+        })
+    }
+
     pub fn summary_json(&self) -> super::RunSummaryJson {
         let ms = |v: u64| v as f64 / 1000.0;
         let wall_s = self.wall_ns as f64 / 1e9;
@@ -80,6 +111,21 @@ impl RunData {
             latency_p50_ms: ms(self.latency.value_at_quantile(0.5)),
             latency_p99_ms: ms(self.latency.value_at_quantile(0.99)),
             lag_p99_ms: ms(self.lag.value_at_quantile(0.99)),
+            from_schedule_p50_ms: ms(self.from_schedule.value_at_quantile(0.5)),
+            from_schedule_p99_ms: ms(self.from_schedule.value_at_quantile(0.99)),
+            verdict: self.verdict(),
+            connections: self.end.as_ref().map(|e| e.connections.clone()),
+            peak_connections: self.end.as_ref().map(|e| e.peak_connections),
+            pinned: self
+                .end
+                .as_ref()
+                .map(|e| e.pinned.clone())
+                .unwrap_or_default(),
+            sync_waits: self
+                .end
+                .as_ref()
+                .filter(|e| e.sync_commits)
+                .map(|e| e.sync_waits),
         }
     }
 }
@@ -102,6 +148,9 @@ pub fn load_run(path: &Path) -> anyhow::Result<RunData> {
         wall_ns: 0,
         latency: histogram(),
         lag: histogram(),
+        from_schedule: histogram(),
+        unreachable: 0,
+        last_scheduled_ns: 0,
         timeline: Vec::new(),
         end: None,
     };
@@ -122,7 +171,11 @@ pub fn load_run(path: &Path) -> anyhow::Result<RunData> {
                 run.wall_ns = run.wall_ns.max(e.finished_ns);
                 let _ = run.latency.record(lat_us);
                 let _ = run.lag.record((e.lag_ns() / 1000).max(1));
+                let sched_us = (e.corrected_ns() / 1000).max(1);
+                let _ = run.from_schedule.record(sched_us);
+                run.last_scheduled_ns = run.last_scheduled_ns.max(e.scheduled_ns);
                 run.errors += u64::from(e.error.is_some());
+                run.unreachable += u64::from(e.error.is_some_and(crate::verdict::is_unreachable));
                 run.mismatches += u64::from(!e.mismatch.is_empty());
                 let second = usize::try_from(e.sent_ns / 1_000_000_000).unwrap_or(usize::MAX);
                 if second < MAX_BUCKETS {
@@ -138,6 +191,7 @@ pub fn load_run(path: &Path) -> anyhow::Result<RunData> {
                     errors: 0,
                     mismatches: 0,
                     hist: histogram(),
+                    from_schedule: histogram(),
                     sample: Vec::new(),
                 });
                 c.count += 1;
@@ -145,6 +199,7 @@ pub fn load_run(path: &Path) -> anyhow::Result<RunData> {
                 c.errors += u64::from(e.error.is_some());
                 c.mismatches += u64::from(!e.mismatch.is_empty());
                 let _ = c.hist.record(lat_us);
+                let _ = c.from_schedule.record(sched_us);
                 // Reservoir sampling (Algorithm R): every execution equally likely kept.
                 if c.sample.len() < RESERVOIR {
                     c.sample.push(lat_us);

@@ -42,6 +42,10 @@ pub struct CompareArgs {
     /// Which latency quantile the verdict is based on.
     #[arg(long, value_enum, default_value = "p50")]
     pub verdict_on: Quantile,
+    /// With --fail-on-regression: do not fail because a run fell behind its schedule
+    /// (or was invalid); only slower classes count.
+    #[arg(long)]
+    pub allow_fell_behind: bool,
     /// Classes shown in the text table (JSON and HTML have all).
     #[arg(long, default_value_t = 25)]
     pub top: usize,
@@ -82,6 +86,19 @@ pub struct RunSummaryJson {
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     pub lag_p99_ms: f64,
+    /// Latency measured from the schedule (finished − scheduled): what the application
+    /// would have seen, free of coordinated omission.
+    pub from_schedule_p50_ms: f64,
+    pub from_schedule_p99_ms: f64,
+    /// Did the run keep its schedule? Ratios of a run that fell behind describe a
+    /// lower load than its speed names; an invalid run gets no ratios.
+    pub verdict: crate::verdict::Verdict,
+    /// `pooled` or `captured` (absent in files of older versions).
+    pub connections: Option<String>,
+    pub peak_connections: Option<u64>,
+    pub pinned: Vec<(String, u64)>,
+    /// With `--sync commits`: units that waited for earlier commits.
+    pub sync_waits: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -102,6 +119,8 @@ pub struct ClassRunJson {
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// p99 measured from the schedule (see [`RunSummaryJson::from_schedule_p99_ms`]).
+    pub from_schedule_p99_ms: f64,
     pub errors: u64,
     pub mismatches: u64,
     pub routing: Option<Routing>,
@@ -177,6 +196,7 @@ impl Verdict {
 /// Builds the comparison from loaded runs.
 pub fn compare(runs: &[RunData], args: &CompareArgs) -> Comparison {
     let base = &runs[0];
+    let invalid: Vec<bool> = runs.iter().map(|r| r.verdict().is_invalid()).collect();
     // Every class of any run, ordered by the baseline's total time (then others').
     let mut ids: Vec<u64> = Vec::new();
     for run in runs {
@@ -217,6 +237,8 @@ pub fn compare(runs: &[RunData], args: &CompareArgs) -> Comparison {
                     let ms = |v: u64| v as f64 / 1000.0;
                     let vs_base = match (i, base_class) {
                         (0, _) | (_, None) => None,
+                        // A failed run (or baseline) answers nothing: no ratios.
+                        _ if invalid[i] || invalid[0] => None,
                         (_, Some(b)) => Some(delta(b, c, args)),
                     };
                     Some(ClassRunJson {
@@ -226,6 +248,7 @@ pub fn compare(runs: &[RunData], args: &CompareArgs) -> Comparison {
                         p95_ms: ms(c.hist.value_at_quantile(0.95)),
                         p99_ms: ms(c.hist.value_at_quantile(0.99)),
                         max_ms: ms(c.hist.max()),
+                        from_schedule_p99_ms: ms(c.from_schedule.value_at_quantile(0.99)),
                         errors: c.errors,
                         mismatches: c.mismatches,
                         routing: run.routes.get(id).cloned(),
@@ -299,6 +322,15 @@ pub fn regressions(c: &Comparison, pct: f64) -> Vec<(String, String, f64)> {
     out
 }
 
+/// Runs that fell behind their schedule or are invalid: (label, verdict).
+pub fn schedule_failures(c: &Comparison) -> Vec<(&str, &crate::verdict::Verdict)> {
+    c.runs
+        .iter()
+        .filter(|r| r.verdict.fell_behind() || r.verdict.is_invalid())
+        .map(|r| (r.label.as_str(), &r.verdict))
+        .collect()
+}
+
 /// `replayer compare`.
 pub fn run(args: &CompareArgs) -> Result<ExitCode> {
     let runs = args
@@ -326,6 +358,16 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
             for (id, label, ratio) in found.iter().take(10) {
                 eprintln!("  {id} in {label}: {ratio:.2}× the baseline");
             }
+            return Ok(ExitCode::from(1));
+        }
+        if !args.allow_fell_behind && !schedule_failures(&comparison).is_empty() {
+            for (label, verdict) in schedule_failures(&comparison) {
+                eprintln!("replayer: {label}: {verdict}");
+            }
+            eprintln!(
+                "replayer: its ratios do not describe the load asked for \
+                 (--allow-fell-behind to accept)"
+            );
             return Ok(ExitCode::from(1));
         }
     }

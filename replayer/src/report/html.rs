@@ -14,7 +14,8 @@ h1{font-size:22px}h2{font-size:18px;margin-top:32px}table{border-collapse:collap
 td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}th{background:#f4f4f4}\
 td.fp{text-align:left;font-family:monospace;max-width:520px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\
 .slower,.bad{background:#fde2e1}.faster{background:#dff5e1}.scatter{color:#b00;font-weight:bold}\
-.muted{color:#888}svg{display:block;margin:8px 0}";
+.muted{color:#888}svg{display:block;margin:8px 0}\
+.kept{color:#1a7f37}.behind{background:#fde2e1;color:#8a1c1c;padding:4px 8px}td.behind{padding:3px 7px}";
 
 /// Colours per run (baseline first), cycling.
 const COLORS: [RGBColor; 6] = [
@@ -31,6 +32,46 @@ pub fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn verdict_class(v: &crate::verdict::Verdict) -> &'static str {
+    if v.kept() {
+        "kept"
+    } else if v.fell_behind() || v.is_invalid() {
+        "behind"
+    } else {
+        ""
+    }
+}
+
+/// Before any ratio: which runs did not send the load their speed names.
+fn schedule_banner(h: &mut String, c: &Comparison) {
+    let failed: Vec<_> = c
+        .runs
+        .iter()
+        .filter(|r| r.verdict.fell_behind() || r.verdict.is_invalid())
+        .collect();
+    if failed.is_empty() {
+        let _ = write!(
+            h,
+            "<p class='kept' id='schedule'>Every timed run kept its schedule: the load offered was the load asked for.</p>"
+        );
+        return;
+    }
+    let _ = write!(
+        h,
+        "<div class='behind' id='schedule'><b>Not every run kept its schedule.</b> Its ratios were measured under less load than its speed names (or, for an invalid run, not at all):<ul>"
+    );
+    for r in failed {
+        let _ = write!(
+            h,
+            "<li><b>{}</b>: {}</li>",
+            escape(&r.label),
+            escape(&r.verdict.to_string())
+        );
+    }
+    let _ = write!(h, "</ul></div>");
 }
 
 pub fn render(c: &Comparison, runs: &[RunData]) -> String {
@@ -49,20 +90,24 @@ pub fn render(c: &Comparison, runs: &[RunData]) -> String {
         c.min_samples
     );
 
+    schedule_banner(&mut h, c);
     // Runs.
     let _ = write!(
         h,
-        "<h2>Runs</h2><table><tr><th>run</th><th>target</th><th>speed</th><th>commands</th><th>errors</th><th>mismatches</th><th>commands/s</th><th>wall s</th><th>p50 ms</th><th>p99 ms</th><th>lag p99 ms</th></tr>"
+        "<h2>Runs</h2><table><tr><th>run</th><th>schedule</th><th>target</th><th>speed</th><th>commands</th><th>errors</th><th>mismatches</th><th>commands/s</th><th>wall s</th><th>p50 ms</th><th>p99 ms</th><th>lag p99 ms</th><th>p99 from schedule ms</th></tr>"
     );
     for (i, r) in c.runs.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let _ = write!(
             h,
-            "<tr><td style='text-align:left;color:rgb({},{},{})'><b>{}</b></td><td style='text-align:left'>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.1}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+            "<tr><td style='text-align:left;color:rgb({},{},{})'><b>{}</b></td><td class='{}' title='{}'>{}</td><td style='text-align:left'>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.1}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
             color.0,
             color.1,
             color.2,
             escape(&r.label),
+            verdict_class(&r.verdict),
+            escape(&r.verdict.to_string()),
+            escape(r.verdict.label()),
             escape(&r.target),
             r.speed.map_or("max".into(), |s| format!("{s}×")),
             r.commands,
@@ -72,7 +117,8 @@ pub fn render(c: &Comparison, runs: &[RunData]) -> String {
             r.wall_s,
             r.latency_p50_ms,
             r.latency_p99_ms,
-            r.lag_p99_ms
+            r.lag_p99_ms,
+            r.from_schedule_p99_ms
         );
     }
     let _ = write!(h, "</table>");

@@ -15,6 +15,20 @@ pub struct RampStep {
     pub p99_ms: f64,
     pub error_rate: f64,
     pub saturated: bool,
+    /// The step kept its schedule (see `crate::verdict`).
+    #[serde(default)]
+    pub kept: bool,
+    #[serde(default)]
+    pub lag_p99_ms: f64,
+}
+
+/// The highest speed whose step kept its schedule.
+pub fn highest_kept(steps: &[RampStep]) -> Option<f64> {
+    steps
+        .iter()
+        .filter(|s| s.kept)
+        .map(|s| s.speed)
+        .reduce(f64::max)
 }
 
 /// The capacity chart as an SVG string.

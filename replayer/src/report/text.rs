@@ -6,6 +6,27 @@ use crate::compare::{Comparison, Verdict};
 
 use super::shorten;
 
+/// Did each run send the load its speed names? Said before any ratio is read.
+fn schedule(s: &mut String, c: &Comparison) {
+    let _ = writeln!(
+        s,
+        "\nschedule (did each run send the load its speed names?):"
+    );
+    for r in &c.runs {
+        let _ = writeln!(
+            s,
+            "  {:<22} {}   latency from schedule p50 {:.3} p99 {:.3} ms",
+            r.label, r.verdict, r.from_schedule_p50_ms, r.from_schedule_p99_ms
+        );
+    }
+    if c.runs.iter().any(|r| r.verdict.fell_behind()) {
+        let _ = writeln!(
+            s,
+            "  † marks ratios of a run that fell behind: measured under less load than asked"
+        );
+    }
+}
+
 pub fn render(c: &Comparison, top: usize) -> String {
     let mut s = String::new();
     let base = &c.runs[0];
@@ -29,11 +50,13 @@ pub fn render(c: &Comparison, top: usize) -> String {
             r.target
         );
     }
+    schedule(&mut s, c);
     let _ = writeln!(
         s,
         "\nper class (top {top} by baseline time; ratio = run / {} at {:?}, 95% CI; threshold {}%):",
         base.label, c.verdict_on, c.threshold_pct
     );
+    let behind: Vec<bool> = c.runs.iter().map(|r| r.verdict.fell_behind()).collect();
     let mut header = format!(
         "  {:<16} {:<48} {:>8} {:>9}",
         "class", "fingerprint", "count", "p50 ms"
@@ -51,7 +74,7 @@ pub fn render(c: &Comparison, top: usize) -> String {
             b.map_or("-".into(), |b| b.count.to_string()),
             b.map_or("-".into(), |b| format!("{:.3}", b.p50_ms)),
         );
-        for run in &class.runs[1..] {
+        for (i, run) in class.runs.iter().enumerate().skip(1) {
             let cell = match run {
                 None => "-".to_string(),
                 Some(r) => {
@@ -59,6 +82,9 @@ pub fn render(c: &Comparison, top: usize) -> String {
                         Some(d) => format!("{:.2}× {}", d.p50_ratio, d.verdict.as_str()),
                         None => format!("{:.3} ms", r.p50_ms),
                     };
+                    if behind[i] {
+                        cell.push('†');
+                    }
                     if let Some(route) = &r.routing {
                         let _ = write!(cell, " {}", route.opcode);
                     }

@@ -223,10 +223,12 @@ async fn probe(target: &Target) -> Result<String, Error> {
 /// the speed (an application under N× load keeps about N× as many connections busy),
 /// at least 8.
 fn default_max_connections(cfg: &RunConfig) -> Result<usize, Error> {
-    let peak = crate::inspect::peak_busy(&cfg.capture).map_err(|source| Error::Capture {
-        path: cfg.capture.clone(),
-        source,
-    })?;
+    let peak = crate::inspect::shape(&cfg.capture)
+        .map_err(|source| Error::Capture {
+            path: cfg.capture.clone(),
+            source,
+        })?
+        .peak_busy;
     let speed = match cfg.speed {
         Speed::Factor(f) => f.max(1.0),
         Speed::Max => 1.0,
