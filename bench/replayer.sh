@@ -13,11 +13,16 @@
 # Everything is pinned to one CPU (taskset -c 0) so runs are comparable. Part 1 runs in
 # ROUNDS interleaved rounds (sysbench, bare loop, replayer) and reports each one's median:
 # single runs on a shared machine spread by ±10 %.
-# Usage: [ROUNDS=3] bench/replayer.sh [SECONDS, default 10]
+# RAND picks sysbench's access distribution (uniform, or its default "special", where
+# the server does less per query and the replayer's own cost shows more); CONNECTIONS
+# picks the replay mode (pooled, the default, or captured).
+# Usage: [ROUNDS=3] [RAND=uniform|special] [CONNECTIONS=pooled|captured] bench/replayer.sh [SECONDS, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 rounds=${ROUNDS:-3}
+rand=${RAND:-uniform}
+connections=${CONNECTIONS:-pooled}
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 command -v sysbench >/dev/null || { echo "bench/replayer: sysbench missing (scripts/install-deps.sh)" >&2; exit 1; }
@@ -29,7 +34,7 @@ command -v taskset >/dev/null && pin=(taskset -c 0)
 start_mariadb "${pin[@]}"
 mariadb --no-defaults -h127.0.0.1 -P"$db_port" -uroot -e "CREATE DATABASE sbtest"
 sb=(sysbench --db-driver=mysql --mysql-host=127.0.0.1 --mysql-user=root --mysql-db=sbtest
-    --tables=4 --table-size=10000 --threads=8 --time="$secs" --report-interval=0 --rand-type=uniform)
+    --tables=4 --table-size=10000 --threads=8 --time="$secs" --report-interval=0 --rand-type="$rand")
 "${sb[@]}" --mysql-port="$db_port" oltp_point_select prepare >/dev/null
 qps() { awk '/queries:/ {gsub(/[()]/,"",$3); print $3; exit}'; }
 
@@ -56,8 +61,8 @@ kill -INT "$rec_pid"; wait "$rec_pid" 2>/dev/null || true
 # One replay of capture $1 at speed $2; prints "rate lag_p99_ms wall_s captured_s".
 replay() {
   "${pin[@]}" "$bin/replayer" run "$work/$1.sqlcap" --target "mysql://root@127.0.0.1:$db_port/sbtest" \
-    --speed "$2" --out "$work/r-$1-$2.sqlres" --quiet |
-    awk '/wall/ {w=$2; c=$4; sub(/s$/,"",w); sub(/s$/,"",c); for (i=1;i<=NF;i++) if ($i=="rate") r=$(i+1); sub(/\/s$/,"",r)}
+    --speed "$2" --connections "$connections" --out "$work/r-$1-$2.sqlres" --quiet |
+    awk '/^  wall/ {w=$2; c=$4; sub(/s$/,"",w); sub(/s$/,"",c); for (i=1;i<=NF;i++) if ($i=="rate") r=$(i+1); sub(/\/s$/,"",r)}
          /lag ms/ {l=$6}
          END {print r, l, w, c}'
 }
@@ -84,14 +89,15 @@ for capture in sb open; do
   done
 done
 
-python3 - "$recorded" "$open_rate" "${directs[*]}" "${bares[*]}" "${maxes[*]}" "${fidelity[@]}" <<'PY'
-import statistics, sys
+RAND="$rand" CONNS="$connections" python3 - "$recorded" "$open_rate" "${directs[*]}" "${bares[*]}" "${maxes[*]}" "${fidelity[@]}" <<'PY'
+import os, statistics, sys
+RAND, CONNS = os.environ["RAND"], os.environ["CONNS"]
 recorded, open_rate = map(float, sys.argv[1:3])
 directs, bares, maxes = ([float(x) for x in a.split()] for a in sys.argv[3:6])
 rows = sys.argv[6:]
 direct, bare, max_rate = (statistics.median(v) for v in (directs, bares, maxes))
 each = lambda v: " ".join(f"{x:.0f}" for x in v)
-print(f"sysbench oltp_point_select, 8 threads, all on one CPU (median of {len(directs)} rounds; each round in brackets)")
+print(f"sysbench oltp_point_select, 8 threads, --rand-type={RAND}, replay --connections {CONNS}, all on one CPU (median of {len(directs)} rounds; each round in brackets)")
 print(f"  sysbench direct          {direct:10.0f} queries/s    [{each(directs)}]")
 print(f"  sysbench via recorder    {recorded:10.0f} queries/s    (the saturated capture)")
 print(f"  bare mysql_async loop    {bare:10.0f} queries/s    {bare / direct:.2f}x sysbench, the client library alone [{each(bares)}]")

@@ -25,11 +25,7 @@ pub enum Done {
     Skipped,
 }
 
-/// Client-side errors that end a connection get this code in results: CR_SERVER_LOST.
-pub const CONNECTION_LOST: u16 = 2013;
-/// A command that could not be sent because the connection could not be (re)opened:
-/// CR_CONN_HOST_ERROR.
-pub const CANNOT_CONNECT: u16 = 2003;
+pub use crate::verdict::{CANNOT_CONNECT, CONNECTION_LOST};
 
 /// Statements one target connection keeps prepared. Bounds what a replay holds on the
 /// server (its `max_prepared_stmt_count` is shared by every connection) when a pooled

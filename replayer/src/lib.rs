@@ -1,6 +1,6 @@
 //! Replay a capture against a target, measure every command, compare runs.
 //!
-//! - [`run`]: the timeline replay (`replayer run`), per DESIGN.md "Replay semantics";
+//! - [`run`]: the timeline replay (`replayer run`), see ARCHITECTURE.md;
 //! - [`inspect`]: what a capture holds;
 //! - [`compare`] and [`report`]: per-class statistics across results files, and the
 //!   text/JSON/HTML reports.

@@ -16,8 +16,14 @@ pub const MAX_WALL_OVER: f64 = 0.02;
 /// ...plus this much, for the last command's own service time in short runs.
 pub const WALL_SLACK_MS: f64 = 20.0;
 
+/// Client-side errors that end a connection get this code in results: CR_SERVER_LOST.
+pub const CONNECTION_LOST: u16 = 2013;
+/// A command that could not be sent because the connection could not be (re)opened:
+/// CR_CONN_HOST_ERROR.
+pub const CANNOT_CONNECT: u16 = 2003;
+
 /// Client-side codes of commands that never reached a server.
-const UNREACHABLE: [u16; 2] = [crate::exec::CANNOT_CONNECT, crate::exec::CONNECTION_LOST];
+const UNREACHABLE: [u16; 2] = [CANNOT_CONNECT, CONNECTION_LOST];
 
 /// What a verdict is judged from (all available from a results file alone).
 #[derive(Debug, Clone, Default)]
@@ -201,7 +207,7 @@ mod tests {
     #[test]
     fn an_unreachable_target_makes_a_run_invalid() {
         let mut f = facts(1.0, 10_000, 0);
-        f.count_errors(crate::exec::CANNOT_CONNECT, 50);
+        f.count_errors(CANNOT_CONNECT, 50);
         assert!(Verdict::of(&f).is_invalid());
         let mut f = facts(1.0, 10_000, 0);
         f.errors = 500;
