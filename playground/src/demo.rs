@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
+use crate::events::around_replay;
 use crate::procs::{Proc, run_logged};
 use crate::stage::Stages;
 use crate::tools::{self, Binaries};
@@ -77,9 +78,12 @@ pub struct DemoArgs {
     /// Seed of the deterministic dataset.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Skip Telegraf and InfluxDB.
+    /// Skip Telegraf and InfluxDB (and so the live dashboard).
     #[arg(long)]
     pub no_metrics: bool,
+    /// Port of the live dashboard (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 0)]
+    pub dashboard_port: u16,
     /// Do not run the install scripts (everything is already installed).
     #[arg(long)]
     pub skip_install: bool,
@@ -165,6 +169,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
         })?)
     };
     let statsd = metrics.as_ref().map(|m| m.statsd_addr().to_string());
+    let events = match &metrics {
+        Some(m) => Some(crate::dashboard::start_with_events(m, args.dashboard_port)?),
+        None => None,
+    };
+    stages.set_events(events.clone());
 
     let mariadb = stages.run("start MariaDB", || {
         Ok(testkit::MariaDb::start_with(testkit::MariaDbOptions {
@@ -270,17 +279,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
                         &format!("reseed and replay at {speed}× against MariaDB"),
                         || {
                             reseed_mariadb(&bins, &mariadb, &seed, &logs.join("seed.log"))?;
-                            replay(
-                                &bins,
-                                &capture,
-                                &mariadb.url_for(SHOP_DB),
-                                None,
-                                speed,
-                                &label,
-                                &path,
-                                statsd.as_deref(),
-                                &logs,
-                            )
+                            around_replay(events.as_ref(), &label, || {
+                                replay(
+                                    &bins,
+                                    &capture,
+                                    &mariadb.url_for(SHOP_DB),
+                                    None,
+                                    speed,
+                                    &label,
+                                    &path,
+                                    statsd.as_deref(),
+                                    &logs,
+                                )
+                            })
                         },
                     )?;
                     results.push(path);
@@ -319,17 +330,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
                         ),
                         || {
                             reseed_vitess(&bins, &vt, &seed, &logs.join("seed.log"))?;
-                            replay(
-                                &bins,
-                                &capture,
-                                &vt.url,
-                                vt.db_map.as_deref(),
-                                speed,
-                                &label,
-                                &path,
-                                statsd.as_deref(),
-                                &logs,
-                            )
+                            around_replay(events.as_ref(), &label, || {
+                                replay(
+                                    &bins,
+                                    &capture,
+                                    &vt.url,
+                                    vt.db_map.as_deref(),
+                                    speed,
+                                    &label,
+                                    &path,
+                                    statsd.as_deref(),
+                                    &logs,
+                                )
+                            })
                         },
                     )?;
                     results.push(path);
@@ -362,6 +375,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 vtgate_buffer: args.vtgate_buffer,
                 seed: &seed,
                 statsd: statsd.as_deref(),
+                influx: metrics.as_ref().map(|m| m.influx_url()),
+                events: events.as_ref(),
                 out: &out,
                 logs: &logs,
             },

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::demo::{SeedSpec, VitessTarget, free_addr, reseed_vitess};
+use crate::events::EventLog;
 use crate::procs::{Proc, run_logged};
 use crate::stage::Stages;
 use crate::tools::Binaries;
@@ -34,6 +35,9 @@ pub struct Live<'a> {
     pub vtgate_buffer: bool,
     pub seed: &'a SeedSpec,
     pub statsd: Option<&'a str>,
+    /// InfluxDB's URL: reshard.sh writes its milestones there too (dashboard markers).
+    pub influx: Option<String>,
+    pub events: Option<&'a EventLog>,
     pub out: &'a Path,
     pub logs: &'a Path,
 }
@@ -95,6 +99,16 @@ pub fn run(live: &Live<'_>, stages: &mut Stages) -> Result<LiveOutcome> {
                 replay,
                 &live.logs.join("replay-live-reshard.log"),
             )?;
+            let note = |kind: &str, what: &str| {
+                if let Some(events) = live.events {
+                    events.note(
+                        kind,
+                        Some("live-reshard"),
+                        &format!("replay live-reshard {what}"),
+                    );
+                }
+            };
+            note("replay-start", "starts");
             // Some traffic before anything moves: the baseline of the timeline.
             std::thread::sleep(SETTLE);
             let mut reshard = Command::new(live.repo.join("vitess/reshard.sh"));
@@ -103,12 +117,16 @@ pub fn run(live: &Live<'_>, stages: &mut Stages) -> Result<LiveOutcome> {
                 .arg(&dir)
                 .arg("--live")
                 .env("RESHARD_EVENTS", &events);
+            if let Some(url) = &live.influx {
+                reshard.env("SQLREPLAY_INFLUX_URL", url);
+            }
             let resharded =
                 run_logged("vitess/reshard.sh", reshard, &live.logs.join("reshard.log"));
             std::thread::sleep(SETTLE);
             // SIGTERM: the replayer stops sending, writes what ran, exits 130; if the
             // capture ran out first it has exited 0 already.
             let status = replay.stop(Duration::from_secs(60))?;
+            note("replay-end", "ends");
             resharded?;
             if !status.success() && status.code() != Some(130) {
                 bail!("the replay failed ({status}); see logs/replay-live-reshard.log");

@@ -1,6 +1,8 @@
 //! `playground`: run the whole story locally, or keep the stack up to experiment.
 
+mod dashboard;
 mod demo;
+mod events;
 mod live;
 mod procs;
 mod stack;
@@ -36,6 +38,10 @@ enum Cmd {
     },
     /// Show what the last playground started and whether it still runs.
     Status,
+    /// Serve the live dashboard for an InfluxDB holding this project's metrics.
+    Dashboard(dashboard::DashboardArgs),
+    /// Write one event (a marker on the dashboard's charts) to InfluxDB.
+    Event(events::EventArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +52,8 @@ fn main() -> ExitCode {
         Cmd::Up(args) => run_interruptible(move || stack::up(args), &interrupted),
         Cmd::Down { repo } => stack::down(repo),
         Cmd::Status => stack::status(),
+        Cmd::Dashboard(args) => dashboard::run(args),
+        Cmd::Event(args) => events::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
