@@ -16,6 +16,7 @@ set -euo pipefail
 #   libmariadb-dev: headers mysqlclient (Python) builds against, for the recorder's tests
 #   mariadb-test: MariaDB's own test suite, which recorder/transparency.sh runs through it
 #   chromium: headless browser the dashboard test loads the live page in (and screenshots)
+#   curl: vitess/reshard.sh writes its milestones to InfluxDB with it (dashboard markers)
 declare -A PACKAGES=(
   [mariadb-test]=/usr/share/mysql/mysql-test/mariadb-test-run.pl
   [libmariadb-dev]=/usr/include/mariadb/mysql.h
@@ -25,6 +26,7 @@ declare -A PACKAGES=(
   [socat]=/usr/bin/socat
   [sysbench]=/usr/bin/sysbench
   [chromium]=/usr/bin/chromium
+  [curl]=/usr/bin/curl
 )
 
 missing=()
