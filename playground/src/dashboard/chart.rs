@@ -73,21 +73,22 @@ pub fn render(panel: &Panel, markers: &[Marker], w: &Window) -> String {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         let _ = root.fill(&WHITE);
         let x = w.start_ms as f64..w.end_ms as f64;
-        let (lo, hi) = y_bounds(panel);
-        let result = if panel.log_y {
+        let log = panel.log_y && spread(panel) > LOG_SPREAD;
+        let (lo, hi) = y_bounds(panel, log);
+        let result = if log {
             ChartBuilder::on(&root)
                 .margin(10)
                 .x_label_area_size(30)
                 .y_label_area_size(56)
                 .build_cartesian_2d(x, (lo..hi).log_scale())
-                .map(|mut c| draw(&mut c, panel, markers, lo, hi))
+                .map(|mut c| draw(&mut c, panel, markers, (lo, hi, log)))
         } else {
             ChartBuilder::on(&root)
                 .margin(10)
                 .x_label_area_size(30)
                 .y_label_area_size(56)
                 .build_cartesian_2d(x, lo..hi)
-                .map(|mut c| draw(&mut c, panel, markers, lo, hi))
+                .map(|mut c| draw(&mut c, panel, markers, (lo, hi, log)))
         };
         if result.is_err() {
             return String::new();
@@ -97,22 +98,39 @@ pub fn render(panel: &Panel, markers: &[Marker], w: &Window) -> String {
     svg
 }
 
-/// The y range: from 0 (rates) or a decade under the lowest value (log), to a bit
-/// above the highest.
-fn y_bounds(panel: &Panel) -> (f64, f64) {
-    let values = || {
-        panel
-            .lines
-            .iter()
-            .flat_map(|l| l.points.iter().map(|p| p.1))
-    };
-    let max = values().fold(0.0_f64, f64::max);
-    if panel.log_y {
-        let min = values().filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
-        let max = max.max(0.001);
-        (min.min(max).max(1e-4) * 0.5, max * 2.0)
+/// A latency axis turns logarithmic past this max/min ratio: a cut-over stall of
+/// seconds and sub-millisecond queries must both stay readable, but within one decade
+/// a log axis has no labels worth reading.
+const LOG_SPREAD: f64 = 20.0;
+
+fn values(panel: &Panel) -> impl Iterator<Item = f64> + '_ {
+    panel
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+}
+
+fn spread(panel: &Panel) -> f64 {
+    let max = values(panel).fold(0.0_f64, f64::max);
+    let min = values(panel)
+        .filter(|v| *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    max / min
+}
+
+/// The y range: from 0 (linear) or under the lowest value (log), to a bit above the
+/// highest.
+fn y_bounds(panel: &Panel, log: bool) -> (f64, f64) {
+    let max = values(panel).fold(0.0_f64, f64::max);
+    if log {
+        let min = values(panel)
+            .filter(|v| *v > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        (min.max(1e-4) * 0.5, max * 2.0)
+    } else if max > 0.0 {
+        (0.0, max * 1.15)
     } else {
-        (0.0, (max * 1.15).max(1.0))
+        (0.0, 1.0)
     }
 }
 
@@ -120,21 +138,25 @@ fn draw<'a, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
     panel: &Panel,
     markers: &[Marker],
-    lo: f64,
-    hi: f64,
+    (lo, hi, log): (f64, f64, bool),
 ) where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
+    let unit = if log {
+        format!("{} (log)", panel.unit)
+    } else {
+        panel.unit.to_string()
+    };
     let _ = chart
         .configure_mesh()
         .x_labels(6)
         .y_labels(6)
         .x_label_formatter(&|ms| clock(*ms as i64))
         .x_desc("UTC")
-        .y_desc(panel.unit)
+        .y_desc(unit)
         .light_line_style(WHITE.mix(0.0))
         .draw();
-    draw_markers(chart, markers, lo, hi);
+    draw_markers(chart, markers, (lo, hi, log));
     for (line, color) in panel.lines.iter().zip(colors(panel)) {
         let style = if line.bold {
             color.stroke_width(2)
@@ -144,47 +166,58 @@ fn draw<'a, Y>(
         let points = line
             .points
             .iter()
-            .filter(|p| !panel.log_y || p.1 > 0.0)
+            .filter(|p| !log || p.1 > 0.0)
             .map(|&(t, v)| (t as f64, v));
-        if let Ok(series) = chart.draw_series(LineSeries::new(points, style)) {
-            series
-                .label(line.name.clone())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], style));
-        }
+        let _ = chart.draw_series(LineSeries::new(points, style));
     }
-    let _ = chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 11))
-        .draw();
 }
 
-/// Events as grey vertical lines, labels staggered so neighbours stay readable.
+/// Each line's name and colour (`#rrggbb`), for the legend the page draws under the
+/// chart (in HTML, where it cannot cover the lines or the event labels).
+pub fn legend(panel: &Panel) -> Vec<(&str, String, bool)> {
+    panel
+        .lines
+        .iter()
+        .zip(colors(panel))
+        .map(|(line, c)| {
+            let hex = format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2);
+            (line.name.as_str(), hex, line.bold)
+        })
+        .collect()
+}
+
+/// Events as grey vertical lines, labels staggered so neighbours stay readable. Demo
+/// stages are only faint lines: labelled, a demo's dozen of them would bury the
+/// replay and reshard labels (the events table lists them).
 fn draw_markers<'a, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
     markers: &[Marker],
-    lo: f64,
-    hi: f64,
+    (lo, hi, log): (f64, f64, bool),
 ) where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
     let x_range = chart.x_range();
     let right_third = x_range.start + (x_range.end - x_range.start) * 0.66;
-    for (i, m) in markers.iter().enumerate() {
+    let mut labelled = 0;
+    for m in markers {
         let at = m.at_ms as f64;
         if !x_range.contains(&at) {
             continue;
         }
+        let stage = m.kind == "stage";
+        let alpha = if stage { 0.12 } else { 0.35 };
         let _ = chart.draw_series(LineSeries::new(
             [(at, lo), (at, hi)],
-            BLACK.mix(0.35).stroke_width(1),
+            BLACK.mix(alpha).stroke_width(1),
         ));
+        if stage {
+            continue;
+        }
         // Stagger downwards in six rows; in the right third, labels sit left of their
         // line so they are not cut off.
-        let row = (i % 6) as f64 + 1.0;
-        let y = if lo > 0.0 && hi / lo > 100.0 {
+        let row = f64::from(labelled % 6) + 1.0;
+        labelled += 1;
+        let y = if log {
             hi / (hi / lo).powf(row / 12.0)
         } else {
             hi - (hi - lo) * row / 12.0
@@ -231,8 +264,35 @@ mod tests {
         };
         let svg = render(&panel, &[marker], &w);
         assert!(svg.starts_with("<svg"), "{svg}");
-        assert!(svg.contains("run &lt;1&gt;"), "{svg}");
+        assert!(svg.contains("<polyline"), "{svg}");
         assert!(svg.contains("replay &amp; start"), "{svg}");
+        assert_eq!(
+            legend(&panel),
+            vec![("run <1>", "#9467bd".to_string(), true)]
+        );
         assert_eq!(clock(3_723_000), "01:02:03");
+    }
+
+    #[test]
+    fn lines_of_one_chart_get_distinct_colours() {
+        let line = |key: String| Line {
+            name: key.clone(),
+            key,
+            points: vec![],
+            bold: true,
+        };
+        let panel = Panel {
+            title: "t".into(),
+            unit: "u",
+            log_y: false,
+            lines: (0..PALETTE.len())
+                .map(|i| line(format!("class-{i}")))
+                .collect(),
+            empty: "",
+        };
+        let mut colours: Vec<String> = legend(&panel).into_iter().map(|l| l.1).collect();
+        colours.sort();
+        colours.dedup();
+        assert_eq!(colours.len(), PALETTE.len());
     }
 }

@@ -114,13 +114,20 @@ fn charts(data: &ViewData) -> String {
             continue;
         }
         let points: usize = panel.lines.iter().map(|l| l.points.len()).sum();
-        let names: Vec<&str> = panel.lines.iter().map(|l| l.name.as_str()).collect();
+        let mut legend = String::new();
+        for (name, color, bold) in chart::legend(panel) {
+            let _ = write!(
+                legend,
+                r#"<li class="{weight}"><span style="background:{color}"></span>{}</li>"#,
+                escape(name),
+                weight = if bold { "bold" } else { "thin" },
+            );
+        }
         let _ = write!(
             out,
-            r#"<figure class="chart" data-series="{series}" data-points="{points}" data-events="{events}" data-lines="{names}"><figcaption>{title}</figcaption>{svg}</figure>"#,
+            r#"<figure class="chart" data-series="{series}" data-points="{points}" data-events="{events}"><figcaption>{title}</figcaption>{svg}<ul class="legend">{legend}</ul></figure>"#,
             series = panel.lines.len(),
             events = data.markers.len(),
-            names = escape(&names.join("|")),
             title = escape(&panel.title),
             svg = chart::render(panel, &data.markers, &data.window),
         );

@@ -18,6 +18,7 @@ pub struct Line {
 pub struct Panel {
     pub title: String,
     pub unit: &'static str,
+    /// Logarithmic y axis when the values span more than a decade or so (latency).
     pub log_y: bool,
     pub lines: Vec<Line>,
     pub empty: &'static str,
@@ -172,7 +173,7 @@ async fn panels(
                 },
             ]
         }
-        View::Latency => vec![percentiles(influx, w, LATENCY, "latency ms (log)", true).await?],
+        View::Latency => vec![percentiles(influx, w, LATENCY, "latency ms", true).await?],
         View::Lag => vec![Panel {
             title: "schedule lag p99 per run (ms behind the capture's timing)".into(),
             ..percentiles(influx, w, "replay.query.lag", "lag ms", false).await?
@@ -258,7 +259,7 @@ async fn percentiles(
     Ok(Panel {
         title: "p50 and p99 per run (count-weighted over query classes)".into(),
         unit,
-        log_y: unit.contains("log"),
+        log_y: with_p50,
         lines,
         empty: "No data in this time range yet.",
     })
@@ -314,7 +315,7 @@ async fn classes(influx: &Influx, w: &Window, run: Option<&str>) -> Result<Panel
     };
     let mut panel = Panel {
         title: format!("p99 of the {} slowest classes of run {run}", q::TOP_CLASSES),
-        unit: "p99 ms (log)",
+        unit: "p99 ms",
         log_y: true,
         lines: Vec::new(),
         empty: "No data for this run in this time range.",
