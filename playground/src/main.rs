@@ -46,10 +46,11 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let interrupted = install_interrupt_handler();
+    // Only the commands that start servers take over Ctrl-C (to stop them first); the
+    // dashboard and the rest keep the default, which simply ends them.
     let result = match cli.command {
-        Cmd::Demo(args) => run_interruptible(move || demo::run(args), &interrupted),
-        Cmd::Up(args) => run_interruptible(move || stack::up(args), &interrupted),
+        Cmd::Demo(args) => run_interruptible(move || demo::run(args), &install_interrupt_handler()),
+        Cmd::Up(args) => run_interruptible(move || stack::up(args), &install_interrupt_handler()),
         Cmd::Down { repo } => stack::down(repo),
         Cmd::Status => stack::status(),
         Cmd::Dashboard(args) => dashboard::run(args),
