@@ -165,8 +165,10 @@ fn events_table(view: View, markers: &[Marker]) -> String {
     )
 }
 
-/// The status line at the top of the page.
+/// The status line at the top of the page; it also carries the runs in range (most
+/// recently active first) for the page's run chooser, so one query serves both.
 pub fn status(influx_url: &str, outcome: &Result<Vec<String>, InfluxError>) -> String {
+    let no_runs = Vec::new();
     let (state, text) = match outcome {
         Err(e) => problem(e),
         Ok(runs) if runs.is_empty() => (
@@ -181,8 +183,11 @@ pub fn status(influx_url: &str, outcome: &Result<Vec<String>, InfluxError>) -> S
             ),
         ),
     };
+    let runs = outcome.as_ref().unwrap_or(&no_runs);
+    let runs = serde_json::to_string(runs).unwrap_or_else(|_| "[]".into());
     format!(
-        r#"<div id="status" data-state="{state}">{}</div>"#,
+        r#"<div id="status" data-state="{state}" data-runs="{}">{}</div>"#,
+        escape(&runs),
         escape(&text)
     )
 }

@@ -82,12 +82,6 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
             let runs = views::runs(influx, &w).await;
             reply(StatusCode::OK, html, page::status(influx.url(), &runs))
         }
-        "/runs" => {
-            let w = window(state, param("range")).await;
-            let runs = views::runs(influx, &w).await.unwrap_or_default();
-            let json = serde_json::to_string(&runs).unwrap_or_else(|_| "[]".into());
-            reply(StatusCode::OK, "application/json", json)
-        }
         _ => match path.strip_prefix("/view/").and_then(View::parse) {
             Some(view) => {
                 let w = window(state, param("range")).await;

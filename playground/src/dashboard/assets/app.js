@@ -47,22 +47,24 @@ async function swap(selector, url) {
   }
 }
 
-async function refreshRuns() {
+// The run chooser lists the runs the status line names (most recent first).
+function refreshRuns() {
+  let runs = [];
   try {
-    const runs = JSON.parse(await fetchText("/runs?" + params()));
-    const chosen = run.value;
-    const options = [""].concat(runs);
-    if (chosen && !runs.includes(chosen)) options.push(chosen);
-    const current = Array.from(run.options).map((o) => o.value);
-    if (current.join("\n") === options.join("\n")) return;
-    run.replaceChildren(...options.map((name) => {
-      const option = document.createElement("option");
-      option.value = name;
-      option.textContent = name || "most recent";
-      return option;
-    }));
-    run.value = chosen;
-  } catch (e) { /* the status line reports an unreachable server */ }
+    runs = JSON.parse(document.getElementById("status").dataset.runs || "[]");
+  } catch (e) { return; }
+  const chosen = run.value;
+  const options = [""].concat(runs);
+  if (chosen && !runs.includes(chosen)) options.push(chosen);
+  const current = Array.from(run.options).map((o) => o.value);
+  if (current.join("\n") === options.join("\n")) return;
+  run.replaceChildren(...options.map((name) => {
+    const option = document.createElement("option");
+    option.value = name;
+    option.textContent = name || "most recent";
+    return option;
+  }));
+  run.value = chosen;
 }
 
 async function refresh() {
@@ -71,9 +73,10 @@ async function refresh() {
     status.textContent = "The dashboard server is not answering — retrying every 2 s.";
     status.dataset.state = "unreachable";
   }
+  refreshRuns();
   const views = Array.from(document.querySelectorAll("section.view"));
-  await Promise.all([refreshRuns()].concat(views.map((v) =>
-    swap('section.view[data-view="' + v.dataset.view + '"]', "/view/" + v.dataset.view + "?" + params()))));
+  await Promise.all(views.map((v) =>
+    swap('section.view[data-view="' + v.dataset.view + '"]', "/view/" + v.dataset.view + "?" + params())));
 }
 
 async function loop() {
