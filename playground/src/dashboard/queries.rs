@@ -13,8 +13,8 @@ pub const MAX_POINTS: i64 = 150;
 /// Runs drawn per chart (series are ordered by tag value, so these are the first runs
 /// alphabetically; a demo has seven).
 pub const MAX_RUNS: usize = 10;
-/// Shop routes drawn (the shop has nine).
-pub const MAX_ROUTES: usize = 12;
+/// Shop routes drawn (the shop has twelve).
+pub const MAX_ROUTES: usize = 16;
 /// Slowest classes drawn.
 pub const TOP_CLASSES: usize = 8;
 /// Event markers drawn (the most recent ones).
