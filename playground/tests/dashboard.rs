@@ -116,6 +116,15 @@ fn many_classes_and_runs_keep_every_answer_small() {
 
     let all = dashboard.get("/view/latency?range=all");
     assert!(points(&all) <= 20 * 150, "{all}");
+
+    // Views without data say what they wait for.
+    let shop = dashboard.get("/view/shop?range=5m");
+    assert!(shop.contains(r#"data-state="waiting""#), "{shop}");
+    assert!(shop.contains("Waiting for the shop"), "{shop}");
+    let empty = Dashboard::start_with(&metrics.influx_url(), &["--database", "nothing_yet"]);
+    let status = empty.get("/status?range=5m");
+    assert!(status.contains(r#"data-state="waiting""#), "{status}");
+    assert!(status.contains("does not exist yet"), "{status}");
 }
 
 // ---------------------------------------------------------------------------------
@@ -127,8 +136,13 @@ struct Dashboard {
 
 impl Dashboard {
     fn start(influx: &str) -> Self {
+        Self::start_with(influx, &[])
+    }
+
+    fn start_with(influx: &str, args: &[&str]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_playground"));
         cmd.args(["dashboard", "--influx", influx, "--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped());
         let mut child = testkit::spawn_tied_to_process(cmd).unwrap();
         let mut line = String::new();
