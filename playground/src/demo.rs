@@ -12,7 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
-use crate::events::around_replay;
+use crate::dashboard::ClassNames;
+use crate::events::{EventLog, around_replay};
 use crate::procs::{Proc, run_logged};
 use crate::stage::Stages;
 use crate::tools::{self, Binaries};
@@ -169,8 +170,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
         })?)
     };
     let statsd = metrics.as_ref().map(|m| m.statsd_addr().to_string());
+    let dashboard = match &metrics {
+        Some(m) => Some(crate::dashboard::start(
+            &m.influx_url(),
+            args.dashboard_port,
+        )?),
+        None => None,
+    };
     let events = match &metrics {
-        Some(m) => Some(crate::dashboard::start_with_events(m, args.dashboard_port)?),
+        Some(m) => Some(EventLog::new(
+            &m.influx_url(),
+            testkit::MetricsStack::DATABASE,
+        )?),
         None => None,
     };
     stages.set_events(events.clone());
@@ -265,7 +276,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
     stages.run("inspect the capture", || {
         let mut cmd = Command::new(&bins.replayer);
         cmd.arg("inspect").arg(&capture);
-        run_logged("replayer inspect", cmd, &out.join("inspect.txt"))
+        run_logged("replayer inspect", cmd, &out.join("inspect.txt"))?;
+        if let Some(dashboard) = &dashboard {
+            teach_classes(&bins, &capture, &dashboard.classes);
+        }
+        Ok(())
     })?;
 
     let mut results = Vec::new();
@@ -411,6 +426,25 @@ pub fn run(args: DemoArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Gives the dashboard the capture's class fingerprints, for its slowest-classes
+/// legend. Best effort: without them the legend shows class ids only.
+fn teach_classes(bins: &Binaries, capture: &Path, names: &ClassNames) {
+    let output = Command::new(&bins.replayer)
+        .args(["inspect", "--json", "--top", "10000"])
+        .arg(capture)
+        .output();
+    let learnt = match output {
+        Ok(o) if o.status.success() => names
+            .learn(&String::from_utf8_lossy(&o.stdout))
+            .map_err(|e| e.to_string()),
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = learnt {
+        eprintln!("playground: the dashboard will show class ids only ({e})");
+    }
 }
 
 /// The dataset every target is seeded with, identically, before every replay.

@@ -141,7 +141,10 @@ pub fn up(args: UpArgs) -> Result<()> {
         metrics.influx_url(),
         testkit::MetricsStack::DATABASE
     );
-    println!("  dashboard http://{dashboard}/  (live charts of all of the above)");
+    println!(
+        "  dashboard http://{}/  (live charts of all of the above)",
+        dashboard.addr
+    );
     println!("  logs      {}", logs.display());
     loop {
         std::thread::sleep(Duration::from_secs(3600));

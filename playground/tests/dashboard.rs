@@ -25,10 +25,20 @@ fn the_page_charts_a_real_replay_with_its_events_then_says_influxdb_is_unreachab
     let metrics = MetricsStack::start().unwrap();
     let server = MariaDb::shared().unwrap();
     let db = server.fresh_database("dashboard").unwrap();
-    let dashboard = Dashboard::start(&metrics.influx_url());
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("dash.sqlcap");
+    write_capture(&capture, &db);
+    // The fingerprints `replayer inspect --json` gives, for the classes legend.
+    let classes = dir.path().join("classes.json");
+    let inspection = replayer::inspect::inspect(&capture, 1000).unwrap();
+    std::fs::write(&classes, serde_json::to_string(&inspection).unwrap()).unwrap();
+    let dashboard = Dashboard::start_with(
+        &metrics.influx_url(),
+        &["--classes", classes.to_str().unwrap()],
+    );
 
     event(&metrics, "replay-start", "replay dash-run starts");
-    replay(&metrics, server, &db);
+    replay(&metrics, server, &capture, dir.path());
     event(&metrics, "replay-end", "replay dash-run ends");
 
     // Telegraf flushes every second; wait until InfluxDB holds the run.
@@ -55,7 +65,8 @@ fn the_page_charts_a_real_replay_with_its_events_then_says_influxdb_is_unreachab
         "no event marker on the chart"
     );
     assert!(section(&dom, "events").contains(r#"data-kind="replay-end""#));
-    assert!(section(&dom, "classes").contains("(query)"));
+    let classes = section(&dom, "classes");
+    assert!(classes.contains("(query) select sleep(?)"), "{classes}");
     assert!(dom.contains(r#"id="status" data-state="ok""#), "{dom}");
     assert!(
         dom.contains("one point per 2 s"),
@@ -304,20 +315,16 @@ fn write_lines(metrics: &MetricsStack, lines: &str) {
     );
 }
 
-/// Replays a six-second capture (two connections, three classes, one failing) at 1×
-/// with statsd to the private Telegraf.
-fn replay(metrics: &MetricsStack, server: &MariaDb, db: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let capture = dir.path().join("dash.sqlcap");
-    write_capture(&capture, db);
+/// Replays the capture at 1× with statsd to the private Telegraf.
+fn replay(metrics: &MetricsStack, server: &MariaDb, capture: &Path, dir: &Path) {
     let target = Target::parse(&server.url(), None, &[]).unwrap();
     let statsd = metrics.statsd_addr().to_string();
     let metrics = replayer::metrics::Metrics::new(&statsd, target.display(), RUN).unwrap();
     let config = RunConfig {
-        capture,
+        capture: capture.to_path_buf(),
         target,
         target_url_display: server.url(),
-        out: dir.path().join("dash.sqlres"),
+        out: dir.join("dash.sqlres"),
         speed: Speed::Factor(1.0),
         scale: 1,
         label: RUN.into(),
@@ -338,6 +345,7 @@ fn replay(metrics: &MetricsStack, server: &MariaDb, db: &str) {
     replayer::metrics::flush();
 }
 
+/// Six seconds, two connections, three classes (one failing).
 fn write_capture(path: &Path, db: &str) {
     let meta = Meta {
         tool: "dashboard test".into(),

@@ -7,6 +7,7 @@
 //! queries (see `queries`) and answers with HTML fragments holding server-drawn SVG.
 
 mod chart;
+mod classes;
 pub mod influx;
 mod page;
 mod queries;
@@ -14,11 +15,12 @@ mod server;
 mod views;
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::events::EventLog;
+pub use classes::ClassNames;
 pub use influx::Influx;
 pub use server::now_ms;
 
@@ -34,40 +36,55 @@ pub struct DashboardArgs {
     /// Where to serve the page (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+    /// `replayer inspect --json --top 10000 CAPTURE` output: the slowest-classes legend
+    /// then shows each class's fingerprint beside its id. Repeatable.
+    #[arg(long)]
+    pub classes: Vec<PathBuf>,
+}
+
+/// A dashboard started beside the rest of the playground.
+#[derive(Debug)]
+pub struct Dashboard {
+    pub addr: SocketAddr,
+    /// Teach it a capture's class fingerprints (`replayer inspect --json`).
+    pub classes: ClassNames,
 }
 
 /// `playground dashboard`: serves the page until interrupted.
 pub fn run(args: DashboardArgs) -> Result<()> {
     let influx = Influx::new(&args.influx, &args.database)?;
+    let names = ClassNames::default();
+    for path in &args.classes {
+        let json =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        names.learn(&json).with_context(|| {
+            format!("{} is not `replayer inspect --json` output", path.display())
+        })?;
+    }
     let listener = bind(args.listen)?;
     announce(&listener)?;
-    runtime()?.block_on(server::serve(listener, influx))?;
+    runtime()?.block_on(server::serve(listener, influx, names))?;
     Ok(())
 }
 
 /// Starts the dashboard on its own thread beside the rest of the playground (which is
 /// blocking code) and prints its address. It lives as long as the process.
-pub fn start(influx_url: &str, port: u16) -> Result<SocketAddr> {
+pub fn start(influx_url: &str, port: u16) -> Result<Dashboard> {
     let influx = Influx::new(influx_url, testkit::MetricsStack::DATABASE)?;
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
     let addr = announce(&listener)?;
     let rt = runtime()?;
+    let classes = ClassNames::default();
+    let names = classes.clone();
     std::thread::Builder::new()
         .name("dashboard".into())
         .spawn(move || {
-            if let Err(e) = rt.block_on(server::serve(listener, influx)) {
+            if let Err(e) = rt.block_on(server::serve(listener, influx, names)) {
                 eprintln!("playground: the dashboard stopped: {e}");
             }
         })
         .context("starting the dashboard thread")?;
-    Ok(addr)
-}
-
-/// Starts the dashboard over a running metrics stack (`up`, `demo`), and returns the
-/// writer for the events it draws as markers.
-pub fn start_with_events(metrics: &testkit::MetricsStack, port: u16) -> Result<EventLog> {
-    start(&metrics.influx_url(), port)?;
-    EventLog::new(&metrics.influx_url(), testkit::MetricsStack::DATABASE)
+    Ok(Dashboard { addr, classes })
 }
 
 fn bind(addr: SocketAddr) -> Result<TcpListener> {

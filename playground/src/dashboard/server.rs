@@ -12,6 +12,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::Semaphore;
 
+use super::classes::ClassNames;
 use super::influx::Influx;
 use super::queries::{Range, Window};
 use super::{page, views};
@@ -24,16 +25,22 @@ const MAX_CONNECTIONS: usize = 32;
 #[derive(Debug)]
 struct State {
     influx: Influx,
+    names: ClassNames,
     /// Where "whole demo" starts, once known (data only accumulates, so it stays).
     earliest: Mutex<Option<i64>>,
 }
 
 /// Serves until the listener fails.
-pub async fn serve(listener: std::net::TcpListener, influx: Influx) -> std::io::Result<()> {
+pub async fn serve(
+    listener: std::net::TcpListener,
+    influx: Influx,
+    names: ClassNames,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let state = Arc::new(State {
         influx,
+        names,
         earliest: Mutex::new(None),
     });
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -86,7 +93,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
             Some(view) => {
                 let w = window(state, param("range")).await;
                 let run = param("run");
-                let data = views::fetch(influx, view, w, run.as_deref()).await;
+                let data = views::fetch(influx, &state.names, view, w, run.as_deref()).await;
                 reply(StatusCode::OK, html, page::view(view, &data))
             }
             None => reply(StatusCode::NOT_FOUND, "text/plain", "not found".into()),

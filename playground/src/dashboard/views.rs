@@ -1,5 +1,6 @@
 //! What each view shows, and the InfluxDB queries that fill it.
 
+use super::classes::{ClassNames, shorten};
 use super::influx::{Influx, InfluxError, Series};
 use super::queries::{self as q, Window};
 
@@ -139,11 +140,12 @@ const LATENCY: &str = "replay.query.latency";
 /// the run with the most recent data).
 pub async fn fetch(
     influx: &Influx,
+    names: &ClassNames,
     view: View,
     w: Window,
     run: Option<&str>,
 ) -> Result<ViewData, InfluxError> {
-    let (panels, markers) = tokio::join!(panels(influx, view, &w, run), markers(influx, &w));
+    let (panels, markers) = tokio::join!(panels(influx, names, view, &w, run), markers(influx, &w));
     Ok(ViewData {
         panels: panels?,
         markers: markers?,
@@ -153,6 +155,7 @@ pub async fn fetch(
 
 async fn panels(
     influx: &Influx,
+    names: &ClassNames,
     view: View,
     w: &Window,
     run: Option<&str>,
@@ -178,7 +181,7 @@ async fn panels(
             title: "schedule lag p99 per run (ms behind the capture's timing)".into(),
             ..percentiles(influx, w, "replay.query.lag", "lag ms", false).await?
         }],
-        View::Classes => vec![classes(influx, w, run).await?],
+        View::Classes => vec![classes(influx, names, w, run).await?],
         View::Shop => {
             let r = influx
                 .query(&q::sum_by(
@@ -304,7 +307,12 @@ async fn recorder(influx: &Influx, w: &Window) -> Result<Vec<Panel>, InfluxError
 }
 
 /// The p99 over time of the chosen run's slowest classes.
-async fn classes(influx: &Influx, w: &Window, run: Option<&str>) -> Result<Panel, InfluxError> {
+async fn classes(
+    influx: &Influx,
+    names: &ClassNames,
+    w: &Window,
+    run: Option<&str>,
+) -> Result<Panel, InfluxError> {
     let run = match run.filter(|r| !r.is_empty()) {
         Some(run) => run.to_string(),
         None => runs(influx, w)
@@ -340,13 +348,21 @@ async fn classes(influx: &Influx, w: &Window, run: Option<&str>) -> Result<Panel
     panel.lines = nth(&r, 0)
         .iter()
         .map(|s| Line {
-            name: format!("{} ({})", s.tag("class"), s.tag("cmd")),
+            name: class_name(names, s.tag("class"), s.tag("cmd")),
             key: s.tag("class").into(),
             points: s.points("max"),
             bold: true,
         })
         .collect();
     Ok(panel)
+}
+
+/// `id (cmd)`, followed by the class's fingerprint when it is known.
+fn class_name(names: &ClassNames, class: &str, cmd: &str) -> String {
+    match names.get(class) {
+        Some(fingerprint) => format!("{class} ({cmd}) {}", shorten(&fingerprint, 60)),
+        None => format!("{class} ({cmd})"),
+    }
 }
 
 /// Runs with data in the window, the most recently active first.
