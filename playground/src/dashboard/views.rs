@@ -215,25 +215,27 @@ fn nth(results: &[Vec<Series>], i: usize) -> &[Series] {
 
 /// Per-step sums of per-second counts, as a rate per second, one line per `tag`.
 fn rate_panel(title: &str, unit: &'static str, series: &[Series], tag: &str, w: &Window) -> Panel {
-    let step = w.step_s as f64;
     Panel {
         title: title.into(),
         unit,
         log_y: false,
-        lines: series
-            .iter()
-            .map(|s| Line {
-                name: s.tag(tag).into(),
-                key: s.tag(tag).into(),
-                points: s
-                    .points("sum")
-                    .into_iter()
-                    .map(|(t, v)| (t, v / step))
-                    .collect(),
-                bold: true,
-            })
-            .collect(),
+        lines: series.iter().map(|s| rate_line(s, s.tag(tag), w)).collect(),
         empty: "No data in this time range yet.",
+    }
+}
+
+/// A series of per-step sums of per-second counts, as a rate per second.
+fn rate_line(series: &Series, name: &str, w: &Window) -> Line {
+    let step = w.step_s as f64;
+    Line {
+        name: name.into(),
+        key: name.into(),
+        points: series
+            .points("sum")
+            .into_iter()
+            .map(|(t, v)| (t, v / step))
+            .collect(),
+        bold: true,
     }
 }
 
@@ -275,19 +277,7 @@ async fn recorder(influx: &Influx, w: &Window) -> Result<Vec<Panel>, InfluxError
             q::sum_all(w, "recorder.capture.dropped", "value"),
         ]))
         .await?;
-    let step = w.step_s as f64;
-    let line = |i: usize, name: &str| {
-        nth(&r, i).first().map(|s| Line {
-            name: name.into(),
-            key: name.into(),
-            points: s
-                .points("sum")
-                .into_iter()
-                .map(|(t, v)| (t, v / step))
-                .collect(),
-            bold: true,
-        })
-    };
+    let line = |i: usize, name: &str| nth(&r, i).first().map(|s| rate_line(s, name, w));
     Ok(vec![
         Panel {
             title: "commands recorded/s".into(),
