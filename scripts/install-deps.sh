@@ -15,6 +15,8 @@ set -euo pipefail
 #   sysbench: an independent MySQL load generator for recorder tests and benchmarks
 #   libmariadb-dev: headers mysqlclient (Python) builds against, for the recorder's tests
 #   mariadb-test: MariaDB's own test suite, which recorder/transparency.sh runs through it
+#   chromium: headless browser the dashboard test loads the live page in (and screenshots)
+#   curl: vitess/reshard.sh writes its milestones to InfluxDB with it (dashboard markers)
 declare -A PACKAGES=(
   [mariadb-test]=/usr/share/mysql/mysql-test/mariadb-test-run.pl
   [libmariadb-dev]=/usr/include/mariadb/mysql.h
@@ -23,6 +25,8 @@ declare -A PACKAGES=(
   [percona-toolkit]=/usr/bin/pt-fingerprint
   [socat]=/usr/bin/socat
   [sysbench]=/usr/bin/sysbench
+  [chromium]=/usr/bin/chromium
+  [curl]=/usr/bin/curl
 )
 
 missing=()

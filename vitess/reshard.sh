@@ -13,7 +13,10 @@
 #
 # With RESHARD_EVENTS=FILE, each milestone (copy started, traffic switched, ...) is also
 # appended to FILE as a JSON line {"unix_ns": N, "label": "..."}, the events
-# `replayer timeline` draws into a replay that ran meanwhile.
+# `replayer timeline` draws into a replay that ran meanwhile. With SQLREPLAY_INFLUX_URL
+# (e.g. http://127.0.0.1:8086) each is also written to InfluxDB's `events` measurement
+# (database SQLREPLAY_INFLUX_DB, default sqlreplay), a marker on the playground's live
+# dashboard (format: playground/src/events.rs).
 #
 # With --live, traffic is expected to keep running meanwhile, through connections that
 # use `shop` as their default keyspace (as the unsharded layout's applications do):
@@ -46,7 +49,18 @@ TABLES=(customer address cart_item corder order_item)
 log() { printf 'reshard: %s\n' "$*" >&2; }
 event() {
   log "$*"
-  [[ -z ${RESHARD_EVENTS:-} ]] || printf '{"unix_ns": %s, "label": "%s"}\n' "$(date +%s%N)" "$*" >>"$RESHARD_EVENTS"
+  local now
+  now=$(date +%s%N)
+  [[ -z ${RESHARD_EVENTS:-} ]] || printf '{"unix_ns": %s, "label": "%s"}\n' "$now" "$*" >>"$RESHARD_EVENTS"
+  [[ -z ${SQLREPLAY_INFLUX_URL:-} ]] || influx_event "$now" "$*"
+}
+# Best effort: a dashboard marker is not worth failing a reshard for.
+influx_event() {
+  local label=${2//\\/\\\\}
+  label=${label//\"/\\\"}
+  curl -fsS -m 2 -XPOST "$SQLREPLAY_INFLUX_URL/write?db=${SQLREPLAY_INFLUX_DB:-sqlreplay}&precision=ns" \
+    --data-binary "events,source=reshard,kind=reshard label=\"$label\" $1" 2>>"$dir/logs/reshard.log" ||
+    log "could not write the event to InfluxDB at $SQLREPLAY_INFLUX_URL"
 }
 die() { printf 'reshard: %s\n' "$*" >&2; exit 1; }
 vtctld() { "$BIN/vtctldclient" --server "127.0.0.1:$VTCTLD_GRPC" "$@" 2>>"$dir/logs/reshard.log"; }

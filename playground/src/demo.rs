@@ -12,6 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
+use crate::dashboard::ClassNames;
+use crate::events::{EventLog, around_replay};
 use crate::procs::{Proc, run_logged};
 use crate::stage::Stages;
 use crate::tools::{self, Binaries};
@@ -77,9 +79,12 @@ pub struct DemoArgs {
     /// Seed of the deterministic dataset.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Skip Telegraf and InfluxDB.
+    /// Skip Telegraf and InfluxDB (and so the live dashboard).
     #[arg(long)]
     pub no_metrics: bool,
+    /// Port of the live dashboard (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 0)]
+    pub dashboard_port: u16,
     /// Do not run the install scripts (everything is already installed).
     #[arg(long)]
     pub skip_install: bool,
@@ -165,6 +170,21 @@ pub fn run(args: DemoArgs) -> Result<()> {
         })?)
     };
     let statsd = metrics.as_ref().map(|m| m.statsd_addr().to_string());
+    let dashboard = match &metrics {
+        Some(m) => Some(crate::dashboard::start(
+            &m.influx_url(),
+            args.dashboard_port,
+        )?),
+        None => None,
+    };
+    let events = match &metrics {
+        Some(m) => Some(EventLog::new(
+            &m.influx_url(),
+            testkit::MetricsStack::DATABASE,
+        )?),
+        None => None,
+    };
+    stages.set_events(events.clone());
 
     let mariadb = stages.run("start MariaDB", || {
         Ok(testkit::MariaDb::start_with(testkit::MariaDbOptions {
@@ -256,7 +276,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
     stages.run("inspect the capture", || {
         let mut cmd = Command::new(&bins.replayer);
         cmd.arg("inspect").arg(&capture);
-        run_logged("replayer inspect", cmd, &out.join("inspect.txt"))
+        run_logged("replayer inspect", cmd, &out.join("inspect.txt"))?;
+        if let Some(dashboard) = &dashboard {
+            teach_classes(&bins, &capture, &dashboard.classes);
+        }
+        Ok(())
     })?;
 
     let mut results = Vec::new();
@@ -270,17 +294,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
                         &format!("reseed and replay at {speed}× against MariaDB"),
                         || {
                             reseed_mariadb(&bins, &mariadb, &seed, &logs.join("seed.log"))?;
-                            replay(
-                                &bins,
-                                &capture,
-                                &mariadb.url_for(SHOP_DB),
-                                None,
-                                speed,
-                                &label,
-                                &path,
-                                statsd.as_deref(),
-                                &logs,
-                            )
+                            around_replay(events.as_ref(), &label, || {
+                                replay(
+                                    &bins,
+                                    &capture,
+                                    &mariadb.url_for(SHOP_DB),
+                                    None,
+                                    speed,
+                                    &label,
+                                    &path,
+                                    statsd.as_deref(),
+                                    &logs,
+                                )
+                            })
                         },
                     )?;
                     results.push(path);
@@ -319,17 +345,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
                         ),
                         || {
                             reseed_vitess(&bins, &vt, &seed, &logs.join("seed.log"))?;
-                            replay(
-                                &bins,
-                                &capture,
-                                &vt.url,
-                                vt.db_map.as_deref(),
-                                speed,
-                                &label,
-                                &path,
-                                statsd.as_deref(),
-                                &logs,
-                            )
+                            around_replay(events.as_ref(), &label, || {
+                                replay(
+                                    &bins,
+                                    &capture,
+                                    &vt.url,
+                                    vt.db_map.as_deref(),
+                                    speed,
+                                    &label,
+                                    &path,
+                                    statsd.as_deref(),
+                                    &logs,
+                                )
+                            })
                         },
                     )?;
                     results.push(path);
@@ -362,6 +390,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 vtgate_buffer: args.vtgate_buffer,
                 seed: &seed,
                 statsd: statsd.as_deref(),
+                influx: metrics.as_ref().map(|m| m.influx_url()),
+                events: events.as_ref(),
                 out: &out,
                 logs: &logs,
             },
@@ -396,6 +426,25 @@ pub fn run(args: DemoArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Gives the dashboard the capture's class fingerprints, for its slowest-classes
+/// legend. Best effort: without them the legend shows class ids only.
+fn teach_classes(bins: &Binaries, capture: &Path, names: &ClassNames) {
+    let output = Command::new(&bins.replayer)
+        .args(["inspect", "--json", "--top", "10000"])
+        .arg(capture)
+        .output();
+    let learnt = match output {
+        Ok(o) if o.status.success() => names
+            .learn(&String::from_utf8_lossy(&o.stdout))
+            .map_err(|e| e.to_string()),
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = learnt {
+        eprintln!("playground: the dashboard will show class ids only ({e})");
+    }
 }
 
 /// The dataset every target is seeded with, identically, before every replay.

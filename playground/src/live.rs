@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::demo::{SeedSpec, VitessTarget, free_addr, reseed_vitess};
+use crate::events::{EventLog, around_replay};
 use crate::procs::{Proc, run_logged};
 use crate::stage::Stages;
 use crate::tools::Binaries;
@@ -34,6 +35,9 @@ pub struct Live<'a> {
     pub vtgate_buffer: bool,
     pub seed: &'a SeedSpec,
     pub statsd: Option<&'a str>,
+    /// InfluxDB's URL: reshard.sh writes its milestones there too (dashboard markers).
+    pub influx: Option<String>,
+    pub events: Option<&'a EventLog>,
     pub out: &'a Path,
     pub logs: &'a Path,
 }
@@ -68,52 +72,9 @@ pub fn run(live: &Live<'_>, stages: &mut Stages) -> Result<LiveOutcome> {
             "replay at {speed:.2}× while vitess/reshard.sh runs (MoveTables, then 0 → -80, 80-)"
         ),
         || {
-            // Default keyspace `shop`, as the application had before sharding: the
-            // tables move to `customer` under the traffic, and reshard.sh --live keeps
-            // the routing rules that send `shop.customer` there. (Without a default
-            // keyspace instead, vtgate sends table-less statements such as a
-            // connection's `SELECT @@...` to the new `customer` keyspace before it has
-            // a serving tablet, and they fail.)
-            let mut replay = Command::new(&live.bins.replayer);
-            replay
-                .arg("run")
-                .arg(live.capture)
-                .arg("--target")
-                .arg(&vt.url)
-                .arg("--out")
-                .arg(&results)
-                .arg("--speed")
-                .arg(speed.to_string())
-                .arg("--label")
-                .arg("live-reshard")
-                .arg("--quiet");
-            if let Some(statsd) = live.statsd {
-                replay.arg("--statsd").arg(statsd);
-            }
-            let replay = Proc::spawn(
-                "replayer run live-reshard",
-                replay,
-                &live.logs.join("replay-live-reshard.log"),
-            )?;
-            // Some traffic before anything moves: the baseline of the timeline.
-            std::thread::sleep(SETTLE);
-            let mut reshard = Command::new(live.repo.join("vitess/reshard.sh"));
-            reshard
-                .arg("--dir")
-                .arg(&dir)
-                .arg("--live")
-                .env("RESHARD_EVENTS", &events);
-            let resharded =
-                run_logged("vitess/reshard.sh", reshard, &live.logs.join("reshard.log"));
-            std::thread::sleep(SETTLE);
-            // SIGTERM: the replayer stops sending, writes what ran, exits 130; if the
-            // capture ran out first it has exited 0 already.
-            let status = replay.stop(Duration::from_secs(60))?;
-            resharded?;
-            if !status.success() && status.code() != Some(130) {
-                bail!("the replay failed ({status}); see logs/replay-live-reshard.log");
-            }
-            Ok(())
+            around_replay(live.events, "live-reshard", || {
+                replay_while_resharding(live, &vt.url, &dir, speed, &results, &events)
+            })
         },
     )?;
     drop(cluster);
@@ -142,4 +103,65 @@ pub fn run(live: &Live<'_>, stages: &mut Stages) -> Result<LiveOutcome> {
         Ok(table)
     })?;
     Ok(LiveOutcome { html, table })
+}
+
+/// Replays the capture against `target` while vitess/reshard.sh moves and splits the
+/// customer tables of the cluster in `dir`; the milestones go to `events` (and to
+/// InfluxDB when the demo has one).
+fn replay_while_resharding(
+    live: &Live<'_>,
+    target: &str,
+    dir: &Path,
+    speed: f64,
+    results: &Path,
+    events: &Path,
+) -> Result<()> {
+    // Default keyspace `shop`, as the application had before sharding: the
+    // tables move to `customer` under the traffic, and reshard.sh --live keeps
+    // the routing rules that send `shop.customer` there. (Without a default
+    // keyspace instead, vtgate sends table-less statements such as a
+    // connection's `SELECT @@...` to the new `customer` keyspace before it has
+    // a serving tablet, and they fail.)
+    let mut replay = Command::new(&live.bins.replayer);
+    replay
+        .arg("run")
+        .arg(live.capture)
+        .arg("--target")
+        .arg(target)
+        .arg("--out")
+        .arg(results)
+        .arg("--speed")
+        .arg(speed.to_string())
+        .arg("--label")
+        .arg("live-reshard")
+        .arg("--quiet");
+    if let Some(statsd) = live.statsd {
+        replay.arg("--statsd").arg(statsd);
+    }
+    let replay = Proc::spawn(
+        "replayer run live-reshard",
+        replay,
+        &live.logs.join("replay-live-reshard.log"),
+    )?;
+    // Some traffic before anything moves: the baseline of the timeline.
+    std::thread::sleep(SETTLE);
+    let mut reshard = Command::new(live.repo.join("vitess/reshard.sh"));
+    reshard
+        .arg("--dir")
+        .arg(dir)
+        .arg("--live")
+        .env("RESHARD_EVENTS", events);
+    if let Some(url) = &live.influx {
+        reshard.env("SQLREPLAY_INFLUX_URL", url);
+    }
+    let resharded = run_logged("vitess/reshard.sh", reshard, &live.logs.join("reshard.log"));
+    std::thread::sleep(SETTLE);
+    // SIGTERM: the replayer stops sending, writes what ran, exits 130; if the
+    // capture ran out first it has exited 0 already.
+    let status = replay.stop(Duration::from_secs(60))?;
+    resharded?;
+    if !status.success() && status.code() != Some(130) {
+        bail!("the replay failed ({status}); see logs/replay-live-reshard.log");
+    }
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! `playground`: run the whole story locally, or keep the stack up to experiment.
 
+mod dashboard;
 mod demo;
+mod events;
 mod live;
 mod procs;
 mod stack;
@@ -36,16 +38,23 @@ enum Cmd {
     },
     /// Show what the last playground started and whether it still runs.
     Status,
+    /// Serve the live dashboard for an InfluxDB holding this project's metrics.
+    Dashboard(dashboard::DashboardArgs),
+    /// Write one event (a marker on the dashboard's charts) to InfluxDB.
+    Event(events::EventArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let interrupted = install_interrupt_handler();
+    // Only the commands that start servers take over Ctrl-C (to stop them first); the
+    // dashboard and the rest keep the default, which simply ends them.
     let result = match cli.command {
-        Cmd::Demo(args) => run_interruptible(move || demo::run(args), &interrupted),
-        Cmd::Up(args) => run_interruptible(move || stack::up(args), &interrupted),
+        Cmd::Demo(args) => run_interruptible(move || demo::run(args), &install_interrupt_handler()),
+        Cmd::Up(args) => run_interruptible(move || stack::up(args), &install_interrupt_handler()),
         Cmd::Down { repo } => stack::down(repo),
         Cmd::Status => stack::status(),
+        Cmd::Dashboard(args) => dashboard::run(args),
+        Cmd::Event(args) => events::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -44,6 +44,9 @@ pub struct UpArgs {
     pub products: u64,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Port of the live dashboard (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 0)]
+    pub dashboard_port: u16,
     #[arg(long)]
     pub repo: Option<PathBuf>,
 }
@@ -63,6 +66,7 @@ pub fn up(args: UpArgs) -> Result<()> {
 
     let metrics = testkit::MetricsStack::start_in(&dir.join("metrics"), true)?;
     let statsd = metrics.statsd_addr().to_string();
+    let dashboard = crate::dashboard::start(&metrics.influx_url(), args.dashboard_port)?;
 
     let mut _mariadb = None;
     let mut _cluster = None;
@@ -136,6 +140,10 @@ pub fn up(args: UpArgs) -> Result<()> {
         "  statsd    {statsd} → Telegraf → InfluxDB {} (database {})",
         metrics.influx_url(),
         testkit::MetricsStack::DATABASE
+    );
+    println!(
+        "  dashboard http://{}/  (live charts of all of the above)",
+        dashboard.addr
     );
     println!("  logs      {}", logs.display());
     loop {

@@ -3,11 +3,15 @@
 use std::io::Write as _;
 use std::time::Instant;
 
+use crate::events::EventLog;
+
 #[derive(Debug)]
 pub struct Stages {
     total: usize,
     done: usize,
     started: Instant,
+    /// Where each stage's start is also written, as a dashboard marker.
+    events: Option<EventLog>,
 }
 
 impl Stages {
@@ -16,7 +20,13 @@ impl Stages {
             total,
             done: 0,
             started: Instant::now(),
+            events: None,
         }
+    }
+
+    /// From now on, each stage's start is also an event on the dashboard.
+    pub fn set_events(&mut self, events: Option<EventLog>) {
+        self.events = events;
     }
 
     /// Runs one stage, printing `[ n/N] what ... 1.2s` (or the failure).
@@ -29,6 +39,13 @@ impl Stages {
         let width = self.total.to_string().len();
         print!("[{:>width$}/{}] {what} ... ", self.done, self.total);
         let _ = std::io::stdout().flush();
+        if let Some(events) = &self.events {
+            events.note(
+                "stage",
+                None,
+                &format!("{}/{} {what}", self.done, self.total),
+            );
+        }
         let t = Instant::now();
         match f() {
             Ok(value) => {
