@@ -218,7 +218,7 @@ impl Feed {
                 self.conns.insert(open.conn, state);
                 self.out.connections += u64::from(self.opts.scale.max(1));
                 if self.opts.connections == Connections::Captured {
-                    let lanes = self.open_lanes(open.conn, None);
+                    let lanes = self.open_lanes(open.conn);
                     self.deliver_all(&lanes, &Arc::new(Record::ConnOpen(open)), 0, None);
                 }
             }
@@ -361,11 +361,19 @@ impl Feed {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
-        let unit = state.unit.take();
+        // A lane always begins with a unit, even where the capture gave no boundary (a
+        // connection whose first command reads a previous result).
+        let unit = state.unit.take().or_else(|| {
+            state.lanes.is_empty().then(|| UnitStart {
+                db: state.db.clone(),
+                names: state.names.clone(),
+                after_commit: None,
+            })
+        });
         let seq = state.seq;
         state.seq += 1;
         let lanes = if state.lanes.is_empty() {
-            self.open_lanes(conn, unit.as_ref())
+            self.open_lanes(conn)
         } else {
             state.lanes.clone()
         };
@@ -405,7 +413,7 @@ impl Feed {
     }
 
     /// New lanes for a captured connection (one per `--scale` copy).
-    fn open_lanes(&mut self, conn: u64, _unit: Option<&UnitStart>) -> Vec<u64> {
+    fn open_lanes(&mut self, conn: u64) -> Vec<u64> {
         let scale = self.opts.scale.max(1);
         let ids: Vec<u64> = (0..scale)
             .map(|copy| {
