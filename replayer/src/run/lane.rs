@@ -220,7 +220,9 @@ impl Lane {
     }
 
     async fn execute(&mut self, step: &Step, command: &Command) -> Done {
-        let target = self.ctx.connector.target().clone();
+        // The context, not the target, is cloned: an Arc, where a Target holds maps.
+        let ctx = self.ctx.clone();
+        let target = ctx.connector.target();
         let Some(tc) = self.connection(target.map_db(None)).await else {
             return Done::ServerError(CANNOT_CONNECT);
         };
@@ -229,7 +231,7 @@ impl Lane {
             cmd: &command.cmd,
             stmt_sql: step.stmt.as_deref(),
         };
-        match tc.session.execute(&mut tc.conn, req, &target).await {
+        match tc.session.execute(&mut tc.conn, req, target).await {
             Ok(done) => {
                 if let Cmd::InitDb { db } = &command.cmd {
                     tc.db = target.map_db(Some(db));

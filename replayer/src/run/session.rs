@@ -123,7 +123,11 @@ impl ConnState {
             (Cmd::Prepare { sql, stmt_id, .. }, _) if *stmt_id != 0 => {
                 let info = StmtInfo {
                     sql: Arc::from(sql.as_slice()),
-                    class: class.clone(),
+                    // Announced with the PREPARE: its executes must not announce it again.
+                    class: Class {
+                        first_seen: None,
+                        ..class.clone()
+                    },
                 };
                 self.stmts.insert(*stmt_id, info);
             }
