@@ -26,7 +26,7 @@ connections=${CONNECTIONS:-pooled}
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 command -v sysbench >/dev/null || { echo "bench/replayer: sysbench missing (scripts/install-deps.sh)" >&2; exit 1; }
-cargo build -q --release -p recorder -p replayer --example bare_loop
+cargo build -q --release -p recorder -p replayer --bins --example bare_loop
 bin=target/release
 pin=()
 command -v taskset >/dev/null && pin=(taskset -c 0)
