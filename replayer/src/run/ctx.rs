@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use super::commits::Commits;
 use super::park::Park;
 use super::pool::{Connector, Pool};
-use super::results::Msg;
+use super::results::{Msg, Stash};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::target::Speed;
@@ -28,6 +28,8 @@ pub struct Ctx {
     pub stop_signal: watch::Sender<bool>,
     pub interrupted: AtomicBool,
     pub results: mpsc::Sender<Msg>,
+    /// Pooled units' results on their way to a batch.
+    pub stash: std::sync::Arc<Stash>,
     pub metrics: Option<Metrics>,
     pub clock: Clock,
     /// Wakes the capture reader when what it waits for happened.
@@ -43,8 +45,11 @@ pub struct Ctx {
     /// Highest capture time a lane has started a command of (the reader's horizon at
     /// `--speed max`).
     pub progress: AtomicU64,
-    /// Lanes running (spawned and not yet ended).
+    /// Lanes running (spawned and not yet ended), and how many may (pooled).
     pub live_lanes: AtomicU64,
+    pub admit_limit: u64,
+    /// Commands started so far (the reader tells a stalled replay from a busy one).
+    pub activity: AtomicU64,
 }
 
 impl Ctx {
@@ -97,6 +102,7 @@ impl Ctx {
 
     /// A lane started a command captured at `t` (moves the reader's horizon at max).
     pub fn started(&self, t: u64) {
+        self.activity.fetch_add(1, Ordering::Relaxed);
         if self.speed == Speed::Max {
             let before = self.progress.fetch_max(t, Ordering::Relaxed);
             if t > before {

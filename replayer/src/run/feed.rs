@@ -47,6 +47,10 @@ const MAX_SPILLED: usize = 8 * 1024 * 1024;
 /// Each costs a lane entry (~200 bytes) and its steps wait in the overflow.
 const MAX_WAITING_UNITS: usize = 100_000;
 
+/// No command started for this long while units wait for admission: the reader reads
+/// on regardless (see `admission_room`).
+const STALL: Duration = Duration::from_millis(20);
+
 /// Records read between two looks at lanes waiting for room or admission.
 const SERVICE_EVERY: u32 = 64;
 
@@ -68,9 +72,9 @@ pub struct FeedOptions {
 }
 
 struct LaneEntry {
-    tx: mpsc::Sender<Step>,
-    /// Held until the lane is admitted (its task spawned).
-    rx: Option<mpsc::Receiver<Step>>,
+    /// The lane's queue, made when the lane is admitted (its task spawned): a unit
+    /// waiting for admission costs no queue.
+    tx: Option<mpsc::Sender<Step>>,
     replay_conn: u64,
     overflow: Overflow,
     /// No more steps will come for it: its queue closes once the overflow is delivered.
@@ -91,12 +95,16 @@ pub struct Feed {
     /// Lanes that may have overflow (checked and pruned by `service`).
     overflowing: Vec<u64>,
     spill: Spill,
+    /// Steps in all lanes' overflows, in memory and on disk.
     overflow_memory: usize,
+    spilled: usize,
     commits: CommitLog,
     alive: mpsc::Sender<()>,
     out: Dispatched,
     t0: Option<u64>,
     last_t: u64,
+    /// Since when, and at which activity count, the reader has been waiting for room.
+    stall_watch: Option<(Instant, u64)>,
 }
 
 impl Feed {
@@ -113,11 +121,13 @@ impl Feed {
             overflowing: Vec::new(),
             spill: Spill::new(),
             overflow_memory: 0,
+            spilled: 0,
             commits: CommitLog::default(),
             alive,
             out: Dispatched::default(),
             t0: None,
             last_t: 0,
+            stall_watch: None,
         }
     }
 
@@ -170,8 +180,9 @@ impl Feed {
                 return;
             }
             let (ready, timeout, progress) = self.horizon(t);
-            let room = self.waiting.len() < MAX_WAITING_UNITS && self.spilled() < MAX_SPILLED;
+            let room = self.admission_room() && self.spilled < MAX_SPILLED;
             if ready && room {
+                self.stall_watch = None;
                 return;
             }
             let lanes_wanted = !self.waiting.is_empty() || !self.overflowing.is_empty();
@@ -180,6 +191,26 @@ impl Feed {
                 .park
                 .wait(wants, progress, timeout, || self.ctx.stopped());
         }
+    }
+
+    /// Whether more units may wait for admission. Normally as many as may run, so the
+    /// pool is never idle for want of a unit read; more when the replay made no progress
+    /// for [`STALL`] (the units running may wait for a lock that a COMMIT further on
+    /// releases: reading must go on), up to [`MAX_WAITING_UNITS`].
+    fn admission_room(&mut self) -> bool {
+        let waiting = self.waiting.len();
+        if waiting < self.opts.admit_limit {
+            return true;
+        }
+        let activity = self.ctx.activity.load(Ordering::Relaxed);
+        let since = match self.stall_watch {
+            Some((since, seen)) if seen == activity => since,
+            _ => {
+                self.stall_watch = Some((Instant::now(), activity));
+                return false;
+            }
+        };
+        since.elapsed() >= STALL && waiting < MAX_WAITING_UNITS
     }
 
     /// Whether `t` is within the horizon; if not, how long to park and what progress to
@@ -206,11 +237,6 @@ impl Feed {
         }
     }
 
-    fn spilled(&self) -> usize {
-        // Counted when lanes are served; an estimate between two services is enough.
-        self.lanes.values().map(|l| l.overflow.on_disk()).sum()
-    }
-
     fn route(&mut self, record: Record) {
         match record {
             Record::ConnOpen(open) => {
@@ -219,7 +245,7 @@ impl Feed {
                 self.out.connections += u64::from(self.opts.scale.max(1));
                 if self.opts.connections == Connections::Captured {
                     let lanes = self.open_lanes(open.conn);
-                    self.deliver_all(&lanes, &Arc::new(Record::ConnOpen(open)), 0, None);
+                    self.deliver_all(&lanes, &Arc::new(Record::ConnOpen(open)), 0);
                 }
             }
             Record::Command(command) => self.command(command),
@@ -229,7 +255,7 @@ impl Feed {
                 };
                 if self.opts.connections == Connections::Captured {
                     let record = Arc::new(Record::ConnClose(close));
-                    self.deliver_all(&state.lanes, &record, 0, None);
+                    self.deliver_all(&state.lanes, &record, 0);
                 }
                 self.end_lanes(&state.lanes);
             }
@@ -338,11 +364,11 @@ impl Feed {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
-        state.unit = Some(UnitStart {
+        state.unit = Some(Box::new(UnitStart {
             db: state.db.clone(),
             names: state.names.clone(),
             after_commit,
-        });
+        }));
         if self.opts.connections == Connections::Pooled {
             let lanes = std::mem::take(&mut state.lanes);
             self.end_lanes(&lanes);
@@ -364,10 +390,12 @@ impl Feed {
         // A lane always begins with a unit, even where the capture gave no boundary (a
         // connection whose first command reads a previous result).
         let unit = state.unit.take().or_else(|| {
-            state.lanes.is_empty().then(|| UnitStart {
-                db: state.db.clone(),
-                names: state.names.clone(),
-                after_commit: None,
+            state.lanes.is_empty().then(|| {
+                Box::new(UnitStart {
+                    db: state.db.clone(),
+                    names: state.names.clone(),
+                    after_commit: None,
+                })
             })
         });
         let seq = state.seq;
@@ -391,20 +419,14 @@ impl Feed {
         }
     }
 
-    fn deliver_all(
-        &mut self,
-        lanes: &[u64],
-        record: &Arc<Record>,
-        seq: u64,
-        unit: Option<UnitStart>,
-    ) {
+    fn deliver_all(&mut self, lanes: &[u64], record: &Arc<Record>, seq: u64) {
         for &id in lanes {
             let step = Step {
                 record: record.clone(),
                 class: 0,
                 seq,
                 stmt: None,
-                unit: unit.clone(),
+                unit: None,
                 commit: None,
                 pins: false,
             };
@@ -430,12 +452,10 @@ impl Feed {
     fn new_lane(&mut self, replay_conn: u64) -> u64 {
         let id = self.next_lane;
         self.next_lane += 1;
-        let (tx, rx) = mpsc::channel(self.opts.read_ahead.max(1));
         self.lanes.insert(
             id,
             LaneEntry {
-                tx,
-                rx: Some(rx),
+                tx: None,
                 replay_conn,
                 overflow: Overflow::default(),
                 ended: false,
@@ -461,7 +481,11 @@ impl Feed {
         let Some(lane) = self.lanes.get_mut(&id) else {
             return;
         };
-        let Some(rx) = lane.rx.take() else { return };
+        if lane.tx.is_some() {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(self.opts.read_ahead.max(1));
+        lane.tx = Some(tx);
         self.ctx.live_lanes.fetch_add(1, Ordering::Relaxed);
         let task = run_lane(
             self.ctx.clone(),
@@ -472,6 +496,9 @@ impl Feed {
         );
         self.handle.spawn(task);
         self.refill(id);
+        if self.lanes.get(&id).is_some_and(|l| !l.overflow.is_empty()) {
+            self.overflowing.push(id);
+        }
     }
 
     /// Hands a step to its lane, or parks it in the lane's overflow.
@@ -479,17 +506,17 @@ impl Feed {
         let Some(lane) = self.lanes.get_mut(&id) else {
             return;
         };
-        let step = if lane.rx.is_none() && lane.overflow.is_empty() {
-            match lane.tx.try_send(step) {
+        let step = match &lane.tx {
+            Some(tx) if lane.overflow.is_empty() => match tx.try_send(step) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(step)) => step,
                 // The lane ended early (the run is stopping): nothing to deliver.
                 Err(mpsc::error::TrySendError::Closed(_)) => return,
-            }
-        } else {
-            step
+            },
+            _ => step,
         };
-        if lane.overflow.is_empty() {
+        // Only admitted lanes are served; a waiting one is listed when admitted.
+        if lane.overflow.is_empty() && lane.tx.is_some() {
             self.overflowing.push(id);
         }
         lane.overflow.push(step);
@@ -497,7 +524,10 @@ impl Feed {
         self.overflow_memory += 1;
         if self.overflow_memory > OVERFLOW_MEMORY {
             match lane.overflow.spill_back(&mut self.spill) {
-                Ok(n) => self.overflow_memory -= n,
+                Ok(n) => {
+                    self.overflow_memory -= n;
+                    self.spilled += n;
+                }
                 Err(e) => {
                     // Keep going in memory: a full disk must not break the replay.
                     tracing::warn!("spilling replay steps to disk failed: {e}");
@@ -511,9 +541,10 @@ impl Feed {
         let Some(lane) = self.lanes.get_mut(&id) else {
             return;
         };
-        if lane.rx.is_none() {
-            while lane.tx.capacity() > 0 {
+        if let Some(tx) = &lane.tx {
+            while tx.capacity() > 0 {
                 let before = lane.overflow.in_memory();
+                let on_disk = lane.overflow.on_disk();
                 let step = match lane.overflow.pop(&self.spill) {
                     Ok(Some(step)) => step,
                     Ok(None) => break,
@@ -523,10 +554,11 @@ impl Feed {
                         break;
                     }
                 };
-                // A block read back counts into memory; the popped step leaves it.
+                // A block read back moves from disk into memory; the popped step leaves.
+                self.spilled -= on_disk - lane.overflow.on_disk();
                 self.overflow_memory =
                     (self.overflow_memory + lane.overflow.in_memory()).saturating_sub(before);
-                match lane.tx.try_send(step) {
+                match tx.try_send(step) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(step)) => {
                         lane.overflow.unpop(step);
@@ -537,6 +569,7 @@ impl Feed {
                         self.overflow_memory = self
                             .overflow_memory
                             .saturating_sub(lane.overflow.in_memory());
+                        self.spilled -= lane.overflow.on_disk();
                         lane.overflow = Overflow::default();
                         break;
                     }
@@ -545,7 +578,7 @@ impl Feed {
         }
         let empty = lane.overflow.is_empty();
         lane.shared.has_overflow.store(!empty, Ordering::Relaxed);
-        if empty && lane.ended && lane.rx.is_none() {
+        if empty && lane.ended && lane.tx.is_some() {
             self.lanes.remove(&id);
         }
     }

@@ -64,7 +64,7 @@ pub async fn run_lane(
     };
     loop {
         // Nothing queued: what ran so far goes to the results thread before waiting.
-        if rx.is_empty() && !lane.pending.send(&lane.ctx.results).await {
+        if rx.is_empty() && !lane.flush().await {
             break;
         }
         let Some(step) = rx.recv().await else { break };
@@ -78,8 +78,13 @@ pub async fn run_lane(
     // The reader may hold more for this lane: closing the queue tells it to drop them.
     drop(rx);
     lane.finish().await;
-    lane.ctx.live_lanes.fetch_sub(1, Ordering::Relaxed);
-    lane.ctx.park.lane_ended();
+    let live = lane.ctx.live_lanes.fetch_sub(1, Ordering::Relaxed) - 1;
+    // Wake a reader waiting to admit units only once half the lanes are gone: a wake-up
+    // per ended unit (one per command in a typical pooled replay) costs more than the
+    // command on a shared CPU, and half the lanes still keep the pool busy.
+    if live <= lane.ctx.admit_limit / 2 {
+        lane.ctx.park.lane_ended();
+    }
 }
 
 impl Lane {
@@ -98,7 +103,7 @@ impl Lane {
             Record::ConnClose(close) => {
                 // Stopping or not, the connection closes; its results go first, not
                 // after a wait that may be long.
-                self.pending.send(&self.ctx.results).await;
+                self.flush().await;
                 let due = self.ctx.due(close.t);
                 self.ctx.wait_until(due, &mut self.stop).await;
                 self.release().await;
@@ -289,6 +294,18 @@ impl Lane {
         !self.pending.due(finished_at) || self.pending.send(&self.ctx.results).await
     }
 
+    /// Hands what ran so far to the results thread before a wait: directly for a
+    /// captured connection's lane, through the stash for a pooled unit's.
+    async fn flush(&mut self) -> bool {
+        if self.ctx.pool.is_none() {
+            return self.pending.send(&self.ctx.results).await;
+        }
+        match self.ctx.stash.leave(&mut self.pending) {
+            Some(batch) => self.ctx.results.send(batch).await.is_ok(),
+            None => true,
+        }
+    }
+
     /// Gives the connection up: back to the pool if its session is clean, else closed.
     async fn release(&mut self) {
         match std::mem::replace(&mut self.held, Held::None) {
@@ -304,7 +321,7 @@ impl Lane {
     }
 
     async fn finish(&mut self) {
-        self.pending.send(&self.ctx.results).await;
+        self.flush().await;
         self.release().await;
     }
 }

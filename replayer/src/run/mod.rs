@@ -144,8 +144,9 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, Error> {
     let interrupt = watch_signals(&ctx, cfg.handle_signals);
 
     let (progress, speed, origin) = (cfg.progress, cfg.speed, ctx.origin);
+    let stash = ctx.stash.clone();
     let results_thread = spawn_thread("results", move || {
-        write_results(writer, results_rx, progress, speed, origin)
+        write_results(writer, results_rx, stash, progress, speed, origin)
     })?;
 
     // Lanes hold a clone of `alive`; when the last is gone, every lane has ended.
@@ -294,6 +295,7 @@ fn new_ctx(
         stop_signal: watch::Sender::new(false),
         interrupted: AtomicBool::new(false),
         results,
+        stash: Default::default(),
         metrics: cfg.metrics.clone(),
         clock: Clock::start().map_err(|e| Error::Io {
             what: "starting the replay clock thread".into(),
@@ -307,7 +309,16 @@ fn new_ctx(
         sync_wait_ns: AtomicU64::new(0),
         progress: AtomicU64::new(0),
         live_lanes: AtomicU64::new(0),
+        admit_limit: admit_limit(max_connections) as u64,
+        activity: AtomicU64::new(0),
     })
+}
+
+/// Lanes running at once in pooled replay. Units waiting for a connection count as
+/// running: twice the pool keeps it busy with the next units ready, without a task per
+/// unit of a long backlog.
+fn admit_limit(max_connections: usize) -> usize {
+    max_connections.saturating_mul(2).max(16)
 }
 
 fn feed_options(cfg: &RunConfig, max_connections: usize) -> FeedOptions {
@@ -315,9 +326,7 @@ fn feed_options(cfg: &RunConfig, max_connections: usize) -> FeedOptions {
         connections: cfg.connections,
         scale: cfg.scale.max(1),
         read_ahead: cfg.read_ahead.max(1),
-        // Units waiting for a connection count as running: twice the pool keeps it busy
-        // with the next units ready, without a task per unit of a long backlog.
-        admit_limit: max_connections.saturating_mul(2).max(16),
+        admit_limit: admit_limit(max_connections),
         duration: cfg.duration,
         only_class: cfg.only_class.iter().copied().collect::<HashSet<u64>>(),
         skip_writes: cfg.skip_writes,

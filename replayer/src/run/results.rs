@@ -2,6 +2,7 @@
 //! the progress line out.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use captures::{Executed, ResultRecord, ResultsWriter, RunEnd};
@@ -51,7 +52,7 @@ pub enum Msg {
 }
 
 /// A lane's results on their way to the results thread (see [`BATCH`]).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Pending {
     executed: Vec<Executed>,
     pub skipped: u64,
@@ -60,12 +61,25 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// Empty, allocating nothing until the first push: a pooled unit's lane often runs
+    /// a single command.
     pub fn new() -> Self {
         Pending {
-            executed: Vec::with_capacity(BATCH),
+            executed: Vec::new(),
             skipped: 0,
             since: None,
         }
+    }
+
+    /// The batch as a message, if there is anything in it; the batch starts over.
+    fn take(&mut self) -> Option<Msg> {
+        if self.executed.is_empty() && self.skipped == 0 {
+            return None;
+        }
+        let executed = std::mem::replace(&mut self.executed, Vec::with_capacity(BATCH));
+        let skipped = std::mem::take(&mut self.skipped);
+        self.since = None;
+        Some(Msg::Batch { executed, skipped })
     }
 
     pub fn push(&mut self, executed: Executed, finished_at: Instant) {
@@ -80,13 +94,47 @@ impl Pending {
 
     /// Sends what is pending; false if the results thread is gone.
     pub async fn send(&mut self, results: &mpsc::Sender<Msg>) -> bool {
-        if self.executed.is_empty() && self.skipped == 0 {
-            return true;
+        match self.take() {
+            Some(msg) => results.send(msg).await.is_ok(),
+            None => true,
         }
-        let executed = std::mem::replace(&mut self.executed, Vec::with_capacity(BATCH));
-        let skipped = std::mem::take(&mut self.skipped);
-        self.since = None;
-        results.send(Msg::Batch { executed, skipped }).await.is_ok()
+    }
+}
+
+/// Results of lanes too short-lived to fill a batch of their own (pooled replay runs a
+/// lane per unit of work, often one command): they pool them here; the lane that fills
+/// the batch sends it, and the results thread takes whatever is left each time it
+/// pauses, so nothing waits longer than a pause. At most one batch plus one lane's
+/// leftovers, since the lane that fills it empties it.
+#[derive(Debug, Default)]
+pub struct Stash(Mutex<Pending>);
+
+impl Stash {
+    /// Adds a lane's results; returns a full batch for the caller to send, if it made one.
+    pub fn leave(&self, lane: &mut Pending) -> Option<Msg> {
+        let mut stash = self.lock();
+        stash.skipped += std::mem::take(&mut lane.skipped);
+        if let Some(since) = lane.since.take() {
+            stash.since.get_or_insert(since);
+        }
+        stash.executed.append(&mut lane.executed);
+        if stash.executed.len() >= BATCH {
+            stash.take()
+        } else {
+            None
+        }
+    }
+
+    /// Whatever is there (the results thread, when its queue is empty).
+    fn take(&self) -> Option<Msg> {
+        self.lock().take()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 }
 
@@ -139,6 +187,7 @@ impl Written {
 pub fn write_results(
     mut writer: ResultsWriter<std::fs::File>,
     mut rx: mpsc::Receiver<Msg>,
+    stash: Arc<Stash>,
     progress: bool,
     speed: Speed,
     origin: Instant,
@@ -153,12 +202,19 @@ pub fn write_results(
         // it is old enough (a quiet spell must not hold results back) and pause.
         let msg = match rx.try_recv() {
             Ok(msg) => msg,
-            Err(mpsc::error::TryRecvError::Disconnected) => break,
-            Err(mpsc::error::TryRecvError::Empty) => {
-                writer.flush_if_due()?;
-                std::thread::sleep(RESULTS_PAUSE);
-                continue;
-            }
+            Err(mpsc::error::TryRecvError::Disconnected) => match stash.take() {
+                // Lanes are gone: what they left is the last of it.
+                Some(msg) => msg,
+                None => break,
+            },
+            Err(mpsc::error::TryRecvError::Empty) => match stash.take() {
+                Some(msg) => msg,
+                None => {
+                    writer.flush_if_due()?;
+                    std::thread::sleep(RESULTS_PAUSE);
+                    continue;
+                }
+            },
         };
         match msg {
             Msg::Class {

@@ -24,7 +24,7 @@ pub struct ConnState {
     /// (captured) or its current unit's (pooled).
     pub lanes: Vec<u64>,
     /// A unit begins at the next delivered command.
-    pub unit: Option<UnitStart>,
+    pub unit: Option<Box<UnitStart>>,
     /// The session effect of the command being read (set by classification).
     pub effect: Effect,
     pub in_tx: bool,

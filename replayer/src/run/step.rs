@@ -19,7 +19,7 @@ pub struct Step {
     pub stmt: Option<Arc<[u8]>>,
     /// The first command of a unit of work: where pacing, commit order and (pooled) a
     /// target connection are settled.
-    pub unit: Option<UnitStart>,
+    pub unit: Option<Box<UnitStart>>,
     /// This command ended a transaction in the capture (or was a write outside one):
     /// its ticket in commit order (see [`super::commits`]).
     pub commit: Option<u64>,
