@@ -24,6 +24,11 @@ pub enum Error {
     #[error("TLS with the {side}: {reason}")]
     Tls { side: Side, reason: String },
 
+    /// The client disconnected while its command was running: the upstream is closed at
+    /// once so that the server aborts the statement, as it would for a direct client.
+    #[error("the client went away during a command")]
+    ClientGone,
+
     #[error("the capture file: {0}")]
     Capture(#[from] captures::Error),
 }

@@ -35,6 +35,12 @@ const MAX_PACKET: usize = 1 << 30;
 /// Initial read buffer per direction; grows for big packets, shrinks back after.
 const BUF: usize = 16 * 1024;
 
+/// While a response is awaited the client's socket is still read, to notice at once
+/// that it went away (the upstream is then closed, so the server aborts the statement as
+/// it would for a direct client). What a pipelining client sends meanwhile is kept, up
+/// to this much; beyond it the rest waits in the kernel until the response is done.
+const READ_AHEAD: usize = 1024 * 1024;
+
 /// What every connection shares.
 #[derive(Debug)]
 pub struct Shared {
@@ -191,6 +197,21 @@ impl Peer {
         }
     }
 
+    /// Reads whatever the peer sends next into the buffer (kept for later), up to
+    /// [`READ_AHEAD`] buffered bytes; past that it waits forever, so that it can sit in a
+    /// `select!` beside the read that matters. An end of stream or a failed read is
+    /// [`Error::ClientGone`]: the only reader is the wait for a response.
+    async fn read_ahead(&mut self) -> Result<(), Error> {
+        if self.buf.len() >= READ_AHEAD {
+            std::future::pending::<()>().await;
+        }
+        self.buf.reserve(BUF);
+        match self.stream.read_buf(&mut self.buf).await {
+            Ok(0) | Err(_) => Err(Error::ClientGone),
+            Ok(_) => Ok(()),
+        }
+    }
+
     async fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
         self.stream.write_all(bytes).await?;
         // A no-op on TCP; over TLS it pushes out records rustls may still hold.
@@ -255,6 +276,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             tracing::warn!(conn, %peer, "connection closed: {e}");
             match e {
                 Error::Malformed { .. } | Error::Tls { .. } => CloseReason::ProtocolError,
+                Error::ClientGone => CloseReason::ClientGone,
                 _ => CloseReason::ServerGone,
             }
         }
@@ -477,9 +499,21 @@ impl Session {
                     self.auth(c, s, 0, &mut String::new()).await?
                 }
                 _ => {
-                    let response = self
+                    let response = match self
                         .response(c, s, code, expect, deprecate_eof, cursor)
-                        .await?;
+                        .await
+                    {
+                        Ok(response) => response,
+                        Err(Error::ClientGone) => {
+                            // Returning drops the upstream socket: the server sees the
+                            // client leave and stops the statement.
+                            if capture {
+                                self.record(cmd, t_start, Outcome::Dropped, None);
+                            }
+                            return Ok(CloseReason::ClientGone);
+                        }
+                        Err(e) => return Err(e),
+                    };
                     if let (Some((id, params, columns)), COM_STMT_PREPARE) =
                         (response.prepared, code)
                     {
@@ -699,7 +733,13 @@ impl Session {
                         4
                     };
                     let want = need.max(s.buf.len() + 1);
-                    if !s.fill(want).await? {
+                    // Both reads only append to their buffers: the one cancelled loses
+                    // nothing.
+                    let filled = tokio::select! {
+                        filled = s.fill(want) => filled?,
+                        ahead = c.read_ahead() => { ahead?; continue; }
+                    };
+                    if !filled {
                         return Err(Error::malformed(
                             Side::Server,
                             "closed in the middle of a response",
