@@ -71,6 +71,13 @@ pub struct Config {
     /// Capture records queued for the writer before new ones are dropped.
     #[arg(long, default_value_t = crate::sink::DEFAULT_QUEUE)]
     pub capture_queue: usize,
+    /// At shutdown (SIGTERM, SIGINT), how long connections may take to finish the
+    /// command in flight; then it is cut (captured as dropped), e.g. 5s.
+    #[arg(long, value_parser = humantime_duration, default_value = "5s")]
+    pub shutdown_grace: std::time::Duration,
+    /// Close a client that has not logged in this long after connecting, e.g. 10s.
+    #[arg(long, value_parser = humantime_duration, default_value = "10s")]
+    pub handshake_timeout: std::time::Duration,
     /// Free-form labels stored in the capture header, KEY=VALUE (repeatable).
     #[arg(long = "label")]
     pub labels: Vec<String>,

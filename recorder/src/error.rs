@@ -29,6 +29,14 @@ pub enum Error {
     #[error("the client went away during a command")]
     ClientGone,
 
+    /// The recorder's shutdown grace period ended with the command still in flight.
+    #[error("cut by the recorder's shutdown")]
+    Shutdown,
+
+    /// The client did not finish logging in within --handshake-timeout.
+    #[error("no login within {0:?}")]
+    HandshakeTimeout(std::time::Duration),
+
     #[error("the capture file: {0}")]
     Capture(#[from] captures::Error),
 }

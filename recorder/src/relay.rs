@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use captures::fingerprint::Fingerprinter;
 use captures::{CloseReason, Cmd, Command, ConnClose, ConnOpen, Outcome, Record, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::error::{Error, Side};
@@ -35,6 +36,9 @@ const MAX_PACKET: usize = 1 << 30;
 /// Initial read buffer per direction; grows for big packets, shrinks back after.
 const BUF: usize = 16 * 1024;
 
+/// At shutdown, how long an idle connection still waits for a command already sent.
+const LINGER: Duration = Duration::from_millis(100);
+
 /// While a response is awaited the client's socket is still read, to notice at once
 /// that it went away (the upstream is then closed, so the server aborts the statement as
 /// it would for a direct client). What a pipelining client sends meanwhile is kept, up
@@ -52,6 +56,29 @@ pub struct Shared {
     pub stats: Stats,
     /// TLS toward clients and/or the upstream (both off by default).
     pub tls: Tls,
+    /// The recorder's [`Phase`], broadcast to every connection.
+    pub phase: watch::Receiver<Phase>,
+    /// Longest a client may take from connecting to being logged in.
+    pub handshake_timeout: Duration,
+}
+
+/// Where the recorder is in its life, as every connection sees it (a `watch` channel:
+/// each connection only needs the latest value, so nothing queues).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Running,
+    /// Shutting down: no new commands. Idle connections close now, busy ones once the
+    /// command in flight has its response.
+    Draining,
+    /// The grace period is over: commands still in flight are cut (captured as
+    /// dropped) and their connections close.
+    Stopping,
+}
+
+/// Resolves once the recorder reached `at` (or is gone altogether).
+async fn reached(phase: &mut watch::Receiver<Phase>, at: Phase) {
+    // An error means the sender is dropped: serve() is over, as good as stopping.
+    let _ = phase.wait_for(|p| *p >= at).await;
 }
 
 #[derive(Debug, Default)]
@@ -268,6 +295,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         opened: false,
         caps: 0,
         cache_metadata: false,
+        phase: shared.phase.clone(),
     };
     let reason = match session.run(c, s, peer, t_open).await {
         Ok(reason) => reason,
@@ -277,6 +305,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             match e {
                 Error::Malformed { .. } | Error::Tls { .. } => CloseReason::ProtocolError,
                 Error::ClientGone => CloseReason::ClientGone,
+                Error::Shutdown => CloseReason::Shutdown,
                 _ => CloseReason::ServerGone,
             }
         }
@@ -360,6 +389,15 @@ struct Session {
     caps: u32,
     /// Negotiated MARIADB_CLIENT_CACHE_METADATA: EXECUTE results may omit column definitions.
     cache_metadata: bool,
+    phase: watch::Receiver<Phase>,
+}
+
+/// The login's end: both sides ready for commands, or the connection already over.
+// Made and taken apart once per connection, on the stack.
+#[allow(clippy::large_enum_variant)]
+enum LoggedIn {
+    Ready(Peer, Peer),
+    Closed(CloseReason),
 }
 
 impl Session {
@@ -370,6 +408,30 @@ impl Session {
         peer: SocketAddr,
         t_open: u64,
     ) -> Result<CloseReason, Error> {
+        let limit = self.shared.handshake_timeout;
+        let mut phase = self.phase.clone();
+        // Before the login a client costs memory and a socket without having proved
+        // anything: it gets a bounded time, and is cut at once at shutdown.
+        let logged_in = tokio::select! {
+            r = tokio::time::timeout(limit, self.login(c, s, peer, t_open)) => {
+                r.map_err(|_| Error::HandshakeTimeout(limit))??
+            }
+            () = reached(&mut phase, Phase::Stopping) => return Ok(CloseReason::Shutdown),
+        };
+        match logged_in {
+            LoggedIn::Ready(mut c, mut s) => self.commands(&mut c, &mut s).await,
+            LoggedIn::Closed(reason) => Ok(reason),
+        }
+    }
+
+    /// Greeting, login and authentication; writes the ConnOpen record once logged in.
+    async fn login(
+        &mut self,
+        c: Peer,
+        s: Peer,
+        peer: SocketAddr,
+        t_open: u64,
+    ) -> Result<LoggedIn, Error> {
         let (mut c, mut s, info, login, seq_shift) = match self.connect(c, s).await? {
             Connected::Ready {
                 c,
@@ -378,9 +440,8 @@ impl Session {
                 login,
                 seq_shift,
             } => (c, s, info, login, seq_shift),
-            Connected::Closed(reason) => return Ok(reason),
+            Connected::Closed(reason) => return Ok(LoggedIn::Closed(reason)),
         };
-        let (c, s) = (&mut c, &mut s);
         self.caps = login.capabilities & info.capabilities;
         self.cache_metadata = login.mariadb_capabilities
             & info.mariadb_capabilities
@@ -388,10 +449,12 @@ impl Session {
             != 0;
         let mut auth_plugin = login.auth_plugin;
         if matches!(
-            self.auth(c, s, seq_shift, &mut auth_plugin).await?.0,
+            self.auth(&mut c, &mut s, seq_shift, &mut auth_plugin)
+                .await?
+                .0,
             Outcome::Err { .. }
         ) {
-            return Ok(CloseReason::Quit);
+            return Ok(LoggedIn::Closed(CloseReason::Quit));
         }
         self.opened = true;
         self.shared.sink.send(Record::ConnOpen(ConnOpen {
@@ -405,12 +468,29 @@ impl Session {
             auth_plugin,
             server_conn_id: info.connection_id,
         }));
-        let deprecate_eof = self.caps & CLIENT_DEPRECATE_EOF != 0;
+        Ok(LoggedIn::Ready(c, s))
+    }
 
+    /// Command after command until either side ends the connection or the recorder
+    /// shuts down.
+    async fn commands(&mut self, c: &mut Peer, s: &mut Peer) -> Result<CloseReason, Error> {
+        let deprecate_eof = self.caps & CLIENT_DEPRECATE_EOF != 0;
         loop {
             if c.buf.is_empty() {
-                // Wait for the next command without holding a timestamp.
-                if !c.fill(1).await? {
+                // Wait for the next command without holding a timestamp. An idle
+                // connection has nothing in flight: at shutdown it closes at once.
+                let filled = tokio::select! {
+                    filled = c.fill(1) => filled?,
+                    () = reached(&mut self.phase, Phase::Draining) => {
+                        // A command already on its way (a COM_QUIT sent just before the
+                        // shutdown) is still taken.
+                        match tokio::time::timeout(LINGER, c.fill(1)).await {
+                            Ok(filled) => filled?,
+                            Err(_) => return Ok(CloseReason::Shutdown),
+                        }
+                    }
+                };
+                if !filled {
                     return Ok(CloseReason::ClientGone);
                 }
             }
@@ -489,9 +569,13 @@ impl Session {
                         "unknown command: relaying the rest of the connection untouched"
                     );
                     // Something we cannot follow (replication, a new command): relay the
-                    // rest of the connection untouched.
+                    // rest of the connection untouched, until shutdown cuts it.
                     self.record(cmd, t_start, Outcome::NoResponse, None);
-                    self.passthrough(c, s).await?;
+                    let mut phase = self.phase.clone();
+                    tokio::select! {
+                        r = self.passthrough(c, s) => r?,
+                        () = reached(&mut phase, Phase::Stopping) => return Ok(CloseReason::Shutdown),
+                    }
                     return Ok(CloseReason::ClientGone);
                 }
                 Expect::Auth => {
@@ -504,13 +588,16 @@ impl Session {
                         .await
                     {
                         Ok(response) => response,
-                        Err(Error::ClientGone) => {
+                        Err(e @ (Error::ClientGone | Error::Shutdown)) => {
                             // Returning drops the upstream socket: the server sees the
                             // client leave and stops the statement.
                             if capture {
                                 self.record(cmd, t_start, Outcome::Dropped, None);
                             }
-                            return Ok(CloseReason::ClientGone);
+                            return Ok(match e {
+                                Error::Shutdown => CloseReason::Shutdown,
+                                _ => CloseReason::ClientGone,
+                            });
                         }
                         Err(e) => return Err(e),
                     };
@@ -548,6 +635,9 @@ impl Session {
             metrics::counter!("recorder.commands").increment(1);
             if code == COM_QUIT {
                 return Ok(CloseReason::Quit);
+            }
+            if *self.phase.borrow() >= Phase::Draining {
+                return Ok(CloseReason::Shutdown);
             }
             // Give memory back after an unusually large packet.
             if c.buf.capacity() > 4 * 1024 * 1024 && c.buf.is_empty() {
@@ -738,6 +828,7 @@ impl Session {
                     let filled = tokio::select! {
                         filled = s.fill(want) => filled?,
                         ahead = c.read_ahead() => { ahead?; continue; }
+                        () = reached(&mut self.phase, Phase::Stopping) => return Err(Error::Shutdown),
                     };
                     if !filled {
                         return Err(Error::malformed(

@@ -8,7 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use captures::{CloseReason, Outcome, Record};
-use common::{read_capture, start};
+use common::{read_capture, start, url};
+use mysql_async::prelude::*;
 use testkit::MariaDb;
 
 /// How many statements containing `marker` the server is running.
@@ -82,5 +83,78 @@ async fn a_client_gone_mid_statement_stops_the_statement_on_the_server() {
             .iter()
             .any(|r| matches!(r, Record::ConnClose(c) if c.reason == CloseReason::ClientGone)),
         "{records:?}"
+    );
+}
+
+/// Waits until the server runs a statement containing `marker`.
+async fn wait_running(server: &'static MariaDb, marker: &str) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while running(server, marker).await == 0 {
+        assert!(Instant::now() < until, "{marker} never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The captured command whose SQL contains `marker`.
+fn command_with<'a>(records: &'a [Record], marker: &str) -> &'a captures::Command {
+    records
+        .iter()
+        .find_map(|r| match r {
+            Record::Command(c) if c.cmd.sql_lossy().is_some_and(|s| s.contains(marker)) => Some(c),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {marker} in {records:?}"))
+}
+
+/// SIGTERM with connections open: the idle one closes at once, the busy one finishes its
+/// statement within the grace period, the one still busy after it is cut; all three
+/// end with a ConnClose saying Shutdown, and the commands in flight are captured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_every_connection_in_the_capture() {
+    let server = MariaDb::shared().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("c.sqlcap");
+    let rec = start(
+        &server.addr().to_string(),
+        Some(&cap),
+        &["--shutdown-grace", "2s"],
+    )
+    .await;
+    let url = url(rec.addr, "mysql");
+    let mut idle = mysql_async::Conn::from_url(&url).await.unwrap();
+    idle.query_drop("SELECT 1").await.unwrap();
+    let mut busy = mysql_async::Conn::from_url(&url).await.unwrap();
+    let busy = tokio::spawn(async move {
+        busy.query_drop("SELECT SLEEP(1), 'shutdown_finishes'")
+            .await
+    });
+    let mut stuck = mysql_async::Conn::from_url(&url).await.unwrap();
+    let stuck =
+        tokio::spawn(async move { stuck.query_drop("SELECT SLEEP(60), 'shutdown_cut'").await });
+    wait_running(server, "shutdown_finishes").await;
+    wait_running(server, "shutdown_cut").await;
+
+    let stopping = Instant::now();
+    rec.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
+    busy.await.unwrap().unwrap();
+    assert!(stuck.await.unwrap().is_err());
+    let records = read_capture(&cap);
+    let shutdowns = records
+        .iter()
+        .filter(|r| matches!(r, Record::ConnClose(c) if c.reason == CloseReason::Shutdown))
+        .count();
+    assert_eq!(shutdowns, 3, "{records:?}");
+    assert!(matches!(
+        command_with(&records, "shutdown_finishes").outcome,
+        Outcome::Rows { count: 1, .. }
+    ));
+    assert_eq!(
+        command_with(&records, "shutdown_cut").outcome,
+        Outcome::Dropped
     );
 }
