@@ -28,12 +28,13 @@ pub async fn serve(
 ) -> anyhow::Result<String> {
     let tls = crate::tls::Tls::from_config(&config)?;
     let server_version = probe_upstream(&config.upstream).await;
-    let (sink, writer) = open_capture(&config, server_version.as_deref())?;
+    let origin = Instant::now();
+    let (sink, writer) = open_capture(&config, server_version.as_deref(), origin)?;
     let (phase_tx, phase) = watch::channel(Phase::Running);
     let shared = Arc::new(Shared {
         upstream: config.upstream.clone(),
         sink,
-        origin: Instant::now(),
+        origin,
         redact: config.redact,
         next_conn: AtomicU64::new(1),
         stats: Stats::default(),
@@ -74,6 +75,7 @@ pub async fn serve(
 fn open_capture(
     config: &Config,
     server_version: Option<&str>,
+    origin: Instant,
 ) -> anyhow::Result<(Sink, Option<SinkWriter>)> {
     let Some(path) = &config.out else {
         return Ok((Sink::disabled(), None));
@@ -94,7 +96,13 @@ fn open_capture(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     };
-    let (sink, writer) = sink::open(path, &meta, config.capture_queue, WriterOptions::default())?;
+    let (sink, writer) = sink::open(
+        path,
+        &meta,
+        config.capture_queue,
+        WriterOptions::default(),
+        origin,
+    )?;
     Ok((sink, Some(writer)))
 }
 

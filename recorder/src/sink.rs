@@ -1,14 +1,15 @@
 //! The capture sink: a bounded queue drained by a writer thread. The relay never waits
 //! for it: when the queue is full (slow disk), records are dropped and counted.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use captures::{CaptureWriter, Meta, Record, WriterOptions, WriterStats};
+use captures::{CaptureEnd, CaptureWriter, Meta, Record, WriterOptions, WriterStats};
 
 /// Records waiting for the writer. ~65k records is a few seconds of a busy server and at
 /// most tens of MiB (queries are kept whole); beyond it we drop rather than slow clients.
@@ -71,72 +72,54 @@ impl Sink {
     }
 }
 
-/// The writer thread's handle: join it to close the file.
+/// The writer thread's handle: [`SinkWriter::finish`] closes the file cleanly.
 #[derive(Debug)]
 pub struct SinkWriter {
     thread: JoinHandle<Option<WriterStats>>,
     path: PathBuf,
+    /// Tells the thread the recorder is closing the capture on purpose, so it writes the
+    /// end record; dropped unsent (the recorder failing), the file ends without one.
+    clean: SyncSender<()>,
 }
 
 impl SinkWriter {
-    /// Waits for the writer to drain the queue (all senders must be dropped), flush and
-    /// fsync the file.
+    /// Waits for the writer to drain the queue (all senders must be dropped), write the
+    /// end record, flush and fsync the file.
     pub fn finish(self) -> Option<WriterStats> {
         let path = self.path;
+        // The thread reads this only once the queue is closed; capacity 1 never blocks.
+        let _ = self.clean.try_send(());
         self.thread.join().ok().flatten().inspect(|_| {
             tracing::debug!("capture {} closed", path.display());
         })
     }
 }
 
-/// Creates the capture file (0600) and starts its writer thread.
+/// Creates the capture file (0600) and starts its writer thread. `origin` is the
+/// capture's `t = 0`.
 pub fn open(
     path: &Path,
     meta: &Meta,
     queue: usize,
     options: WriterOptions,
+    origin: Instant,
 ) -> Result<(Sink, SinkWriter), captures::Error> {
-    let mut writer = CaptureWriter::create(path, meta, options)?;
+    let writer = CaptureWriter::create(path, meta, options)?;
     let (tx, rx) = mpsc::sync_channel::<Record>(queue.max(1));
+    let (clean, clean_rx) = mpsc::sync_channel::<()>(1);
     let stats = Arc::new(SinkStats::default());
-    let thread_stats = stats.clone();
-    let shown = path.display().to_string();
+    let thread = Drain {
+        writer,
+        rx,
+        clean: clean_rx,
+        stats: stats.clone(),
+        origin,
+        commands: 0,
+        shown: path.display().to_string(),
+    };
     let thread = std::thread::Builder::new()
         .name("capture-writer".into())
-        .spawn(move || {
-            let fail = |e: captures::Error| {
-                tracing::error!("capture to {shown} stopped: {e}; relaying continues uncaptured");
-                thread_stats.failed.store(true, Ordering::Relaxed);
-            };
-            loop {
-                match rx.try_recv() {
-                    Ok(record) => {
-                        if let Err(e) = writer.append(&record) {
-                            fail(e);
-                            return None;
-                        }
-                        thread_stats.written.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(TryRecvError::Empty) => {
-                        // A quiet spell: the open chunk goes to disk once it is old
-                        // enough (append does that check while records flow).
-                        if let Err(e) = writer.flush_if_due() {
-                            fail(e);
-                            return None;
-                        }
-                        std::thread::sleep(PAUSE);
-                    }
-                    Err(TryRecvError::Disconnected) => break,
-                }
-            }
-            match writer.close() {
-                Ok(stats) => Some(stats),
-                Err(e) => {
-                    fail(e);
-                    None
-                }
-            }
-        })
+        .spawn(move || thread.run())
         .map_err(captures::Error::Io)?;
     Ok((
         Sink {
@@ -146,6 +129,78 @@ pub fn open(
         SinkWriter {
             thread,
             path: path.to_path_buf(),
+            clean,
         },
     ))
+}
+
+/// The writer thread's state.
+struct Drain {
+    writer: CaptureWriter<File>,
+    rx: Receiver<Record>,
+    clean: Receiver<()>,
+    stats: Arc<SinkStats>,
+    origin: Instant,
+    /// Command records written, for the end record.
+    commands: u64,
+    shown: String,
+}
+
+impl Drain {
+    fn run(mut self) -> Option<WriterStats> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(record) => {
+                    let command = matches!(record, Record::Command(_));
+                    if let Err(e) = self.writer.append(&record) {
+                        return self.fail(e);
+                    }
+                    self.commands += u64::from(command);
+                    self.stats.written.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(TryRecvError::Empty) => {
+                    // A quiet spell: the open chunk goes to disk once it is old
+                    // enough (append does that check while records flow).
+                    if let Err(e) = self.writer.flush_if_due() {
+                        return self.fail(e);
+                    }
+                    std::thread::sleep(PAUSE);
+                }
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        // Every sender is gone, so `dropped` is final. Without the word from finish()
+        // the recorder is failing: the file then ends without an end record.
+        if self.clean.recv().is_ok() {
+            let end = Record::End(CaptureEnd {
+                t: u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                commands: self.commands,
+                dropped: self.stats.dropped.load(Ordering::Relaxed),
+            });
+            if let Err(e) = self.writer.append(&end) {
+                return self.fail(e);
+            }
+        }
+        let Drain {
+            writer,
+            stats,
+            shown,
+            ..
+        } = self;
+        match writer.close() {
+            Ok(written) => Some(written),
+            Err(e) => fail(&stats, &shown, e),
+        }
+    }
+
+    fn fail(&self, e: captures::Error) -> Option<WriterStats> {
+        fail(&self.stats, &self.shown, e)
+    }
+}
+
+/// The capture file failed: capture stops, relaying goes on.
+fn fail(stats: &SinkStats, shown: &str, e: captures::Error) -> Option<WriterStats> {
+    tracing::error!("capture to {shown} stopped: {e}; relaying continues uncaptured");
+    stats.failed.store(true, Ordering::Relaxed);
+    None
 }

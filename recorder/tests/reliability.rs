@@ -157,4 +157,10 @@ async fn shutdown_closes_every_connection_in_the_capture() {
         command_with(&records, "shutdown_cut").outcome,
         Outcome::Dropped
     );
+    // ... and the capture says it was closed cleanly.
+    let mut reader = captures::CaptureReader::open(&cap).unwrap();
+    for r in reader.by_ref() {
+        r.unwrap();
+    }
+    assert!(reader.ended_cleanly());
 }
