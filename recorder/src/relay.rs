@@ -270,7 +270,18 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     shared.stats.active.fetch_add(1, Ordering::Relaxed);
     let _ = client.set_nodelay(true);
     let t_open = shared.now();
-    let server = match TcpStream::connect(&shared.upstream).await {
+    // An upstream that drops SYNs would hold the client for the kernel's minutes.
+    let connect = tokio::time::timeout(
+        shared.handshake_timeout,
+        TcpStream::connect(&shared.upstream),
+    );
+    let connected = connect.await.unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {:?}", shared.handshake_timeout),
+        ))
+    });
+    let server = match connected {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(conn, %peer, "upstream {} unreachable: {e}", shared.upstream);
@@ -327,13 +338,18 @@ async fn refuse(mut client: TcpStream, message: &str) {
     let _ = client.shutdown().await;
 }
 
-/// An ERR packet (CR_CONN_HOST_ERROR) with sequence id `seq`, for failures the recorder
+/// ER_UNKNOWN_ERROR, the code servers use for errors without a code of their own. Not a
+/// client-side code (CR_*, 2000..): clients take those from a server for a protocol error
+/// (the mariadb client then reports "ERROR 2027 Received malformed packet").
+const ER_UNKNOWN_ERROR: u16 = 1105;
+
+/// An ERR packet (ER_UNKNOWN_ERROR) with sequence id `seq`, for failures the recorder
 /// itself reports to a client during the connection phase. `after_login`: the client has
 /// sent its capabilities, so (as a server would) the packet carries a SQL state, which
 /// 4.1 clients then expect; before the login it must not.
 fn err_packet(seq: u8, after_login: bool, message: &str) -> Vec<u8> {
     let mut payload = vec![0xff];
-    payload.extend_from_slice(&2003u16.to_le_bytes()); // CR_CONN_HOST_ERROR
+    payload.extend_from_slice(&ER_UNKNOWN_ERROR.to_le_bytes());
     if after_login {
         payload.extend_from_slice(b"#HY000");
     }

@@ -461,11 +461,36 @@ async fn an_unreachable_upstream_gets_a_mysql_error_not_a_reset() {
         mysql_async::Conn::new(Opts::from_url(&format!("mysql://root@{}", rec.addr)).unwrap())
             .await
             .unwrap_err();
+    // ER_UNKNOWN_ERROR: a server's code, not a client-side one (2003 made clients
+    // report a malformed packet).
     assert!(
-        err.to_string()
-            .contains(&format!("cannot reach upstream {upstream}")),
-        "{err}"
+        matches!(&err, mysql_async::Error::Server(e)
+            if e.code == 1105 && e.message.contains(&format!("cannot reach upstream {upstream}"))),
+        "{err:?}"
     );
+    // The mariadb client shows it as it shows a server refusing a connection.
+    for (args, shown) in [
+        (
+            &["--skip-ssl"][..],
+            "ERROR 1105 (HY000): recorder: cannot reach upstream",
+        ),
+        // It tried TLS first: it says so around the server's error.
+        (&[][..], "1105 - recorder: cannot reach upstream"),
+    ] {
+        let out = tokio::process::Command::new("mariadb")
+            .args(["--no-defaults", "-h127.0.0.1", "-uroot", "-P"])
+            .arg(rec.addr.port().to_string())
+            .args(args)
+            .args(["-e", "SELECT 1"])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(shown) && stderr.contains(&upstream),
+            "{args:?}: {stderr}"
+        );
+    }
     rec.stop().await;
 }
 
