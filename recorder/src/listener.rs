@@ -18,6 +18,11 @@ use crate::sink::{self, Sink, SinkWriter};
 /// before their tasks are aborted (they only have to notice and return).
 const STOP_WAIT: Duration = Duration::from_secs(1);
 
+/// How long accepting pauses after accept() failed. Out of file descriptors (EMFILE,
+/// ENFILE) or memory, the pending connection stays in the backlog and accept() fails
+/// again at once: retrying without a pause spins a core until a connection closes.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Runs until `shutdown` resolves (SIGINT/SIGTERM in the binary): then stops accepting,
 /// closes idle connections, lets busy ones finish the command in flight for up to
 /// `--shutdown-grace`, cuts the rest, and closes the capture.
@@ -120,17 +125,28 @@ async fn accept(
     tokio::pin!(shutdown);
     let limit_deadline = config.max_capture_time.map(|d| Instant::now() + d);
     let mut limit_check = tokio::time::interval(Duration::from_secs(1));
+    let resume = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(resume);
+    let mut paused = false;
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
-            accepted = listener.accept() => {
+            () = &mut resume, if paused => paused = false,
+            accepted = listener.accept(), if !paused => {
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
-                        tracing::warn!("accept failed: {e}");
+                        // Logged once per run of failures, not ten times a second.
+                        if !std::mem::replace(&mut failing, true) {
+                            tracing::warn!("accept failed: {e}; retrying every {ACCEPT_BACKOFF:?}");
+                        }
+                        paused = true;
+                        resume.as_mut().reset(tokio::time::Instant::now() + ACCEPT_BACKOFF);
                         continue;
                     }
                 };
+                failing = false;
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     tracing::warn!(%peer, "refused: --max-connections {} reached", config.max_connections);
                     drop(stream);

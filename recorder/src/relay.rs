@@ -33,6 +33,11 @@ const CLIENT_PROTOCOL_41: u32 = 0x0200;
 /// A bigger length is a broken or hostile client, not a query.
 const MAX_PACKET: usize = 1 << 30;
 
+/// Largest packet a client may send before it has logged in. A handshake response is a
+/// few hundred bytes (plus connection attributes, at most a few KiB); an unauthenticated
+/// client must not make the recorder buffer more.
+const MAX_PACKET_BEFORE_LOGIN: usize = 64 * 1024;
+
 /// Initial read buffer per direction; grows for big packets, shrinks back after.
 const BUF: usize = 16 * 1024;
 
@@ -103,6 +108,8 @@ struct Peer {
     stream: Stream,
     buf: BytesMut,
     side: Side,
+    /// Largest logical packet accepted (headers included).
+    max_packet: usize,
 }
 
 impl Peer {
@@ -111,6 +118,7 @@ impl Peer {
             stream: Stream::Tcp(stream),
             buf: BytesMut::with_capacity(BUF),
             side,
+            max_packet: MAX_PACKET,
         }
     }
 
@@ -147,7 +155,7 @@ impl Peer {
 
     /// Switches a client that sent an SSLRequest to TLS, the recorder acting as server.
     async fn accept_tls(self, acceptor: &TlsAcceptor) -> Result<Peer, Error> {
-        let side = self.side;
+        let (side, max_packet) = (self.side, self.max_packet);
         let (tcp, buf) = self.into_plain()?;
         let tls = acceptor
             .accept(tcp)
@@ -157,6 +165,7 @@ impl Peer {
             stream: Stream::Server(Box::new(tls)),
             buf,
             side,
+            max_packet,
         })
     }
 
@@ -167,7 +176,7 @@ impl Peer {
         connector: &TlsConnector,
         name: &rustls::pki_types::ServerName<'static>,
     ) -> Result<Peer, Error> {
-        let side = self.side;
+        let (side, max_packet) = (self.side, self.max_packet);
         let (tcp, buf) = self.into_plain()?;
         let tls = connector
             .connect(name.clone(), tcp)
@@ -177,6 +186,7 @@ impl Peer {
             stream: Stream::Client(Box::new(tls)),
             buf,
             side,
+            max_packet,
         })
     }
 
@@ -208,10 +218,15 @@ impl Peer {
             let len = usize::from(self.buf[at])
                 | usize::from(self.buf[at + 1]) << 8
                 | usize::from(self.buf[at + 2]) << 16;
-            if at + 4 + len > MAX_PACKET {
+            // Checked on the header, before the body is read: refused, it costs nothing.
+            if at + 4 + len > self.max_packet {
                 return Err(Error::malformed(
                     self.side,
-                    format!("packet of {} bytes", at + 4 + len),
+                    format!(
+                        "packet of {} bytes or more (limit {})",
+                        at + 4 + len,
+                        self.max_packet
+                    ),
                 ));
             }
             if !self.fill(at + 4 + len).await? {
@@ -296,7 +311,8 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         }
     };
     let _ = server.set_nodelay(true);
-    let c = Peer::new(client, Side::Client);
+    let mut c = Peer::new(client, Side::Client);
+    c.max_packet = MAX_PACKET_BEFORE_LOGIN;
     let s = Peer::new(server, Side::Server);
     let mut session = Session {
         conn,
@@ -484,6 +500,7 @@ impl Session {
             auth_plugin,
             server_conn_id: info.connection_id,
         }));
+        c.max_packet = MAX_PACKET;
         Ok(LoggedIn::Ready(c, s))
     }
 

@@ -164,3 +164,150 @@ async fn shutdown_closes_every_connection_in_the_capture() {
     }
     assert!(reader.ended_cleanly());
 }
+
+/// This process's resident memory, KiB (the recorder under test runs in it).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Connects to `addr` and reads the (relayed) server greeting.
+async fn connect_and_read_greeting(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncReadExt;
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = [0u8; 4];
+    sock.read_exact(&mut head).await.unwrap();
+    let len = usize::from(head[0]) | usize::from(head[1]) << 8 | usize::from(head[2]) << 16;
+    let mut greeting = vec![0u8; len];
+    sock.read_exact(&mut greeting).await.unwrap();
+    assert_eq!(greeting[0], 10, "a protocol 10 greeting");
+    sock
+}
+
+/// An unauthenticated client announcing a 100 MiB handshake response is cut at its
+/// first header: the recorder does not buffer what it has no reason to accept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_handshake_is_refused_without_buffering_it() {
+    use tokio::io::AsyncWriteExt;
+    let server = MariaDb::shared().unwrap();
+    let rec = start(&server.addr().to_string(), None, &[]).await;
+    // 100 MiB as the protocol splits it: 16 MiB - 1 pieces, each with its header.
+    let piece = vec![0x41u8; 0xff_ffff];
+    let before = rss_kib(); // with `piece` in it
+    let mut sock = connect_and_read_greeting(rec.addr).await;
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let mut seq = 1u8;
+    let refused = loop {
+        if sent >= 100 << 20 {
+            break false;
+        }
+        let write = async {
+            sock.write_all(&[0xff, 0xff, 0xff, seq]).await?;
+            sock.write_all(&piece).await
+        };
+        match tokio::time::timeout(Duration::from_secs(10), write).await {
+            Ok(Ok(())) => sent += piece.len(),
+            Ok(Err(_)) => break true,
+            Err(_) => panic!("the recorder neither read nor closed"),
+        }
+        seq = seq.wrapping_add(1);
+    };
+    let grown = rss_kib().saturating_sub(before);
+    assert!(refused, "the recorder took all {sent} bytes");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(grown < 8 * 1024, "RSS grew by {grown} KiB");
+    rec.stop().await;
+}
+
+/// A client that connects and never logs in is closed after --handshake-timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_logs_in_is_closed_after_the_handshake_timeout() {
+    use tokio::io::AsyncReadExt;
+    let server = MariaDb::shared().unwrap();
+    let rec = start(
+        &server.addr().to_string(),
+        None,
+        &["--handshake-timeout", "1s"],
+    )
+    .await;
+    let mut sock = connect_and_read_greeting(rec.addr).await;
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "still open after {waited:?}: {read:?}"
+    );
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    rec.stop().await;
+}
+
+/// CPU seconds (user + system) process `pid` has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0 // USER_HZ, 100 on Linux
+}
+
+/// Out of file descriptors, accept() fails at once for as long as connections wait in
+/// the backlog: the recorder must pause rather than spin a core.
+#[test]
+fn out_of_file_descriptors_the_accept_loop_backs_off() {
+    let server = MariaDb::shared().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The log to a file: a pipe nobody reads would stop a spinning loop by blocking it.
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("recorder.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    // A low descriptor limit that a handful of relayed connections exhausts.
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "ulimit -n 40 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_recorder"))
+        .args(["--threads", "1", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--upstream", &server.addr().to_string()])
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "the recorder did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let held: Vec<_> = (0..60)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_seconds(child.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_seconds(child.id()) - before;
+    drop(held);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let failures = log.matches("accept failed").count();
+    assert!(failures > 0, "descriptors never ran out: {log}");
+    assert!(
+        failures < 100,
+        "{failures} lines of accept failures: spinning"
+    );
+    assert!(used < 0.5, "{used} CPU seconds in 2 s: spinning");
+}
