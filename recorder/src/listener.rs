@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::relay::{Phase, Shared, Stats, handle};
-use crate::sink::{self, Sink, SinkWriter};
+use crate::sink::{self, Sink, SinkStats, SinkWriter};
 
 /// After the grace period, how long cut connections get to write their last records
 /// before their tasks are aborted (they only have to notice and return).
@@ -66,14 +66,17 @@ pub async fn serve(
     accept(&config, &listener, &shared, &mut tasks, shutdown).await;
     drop(listener);
     drain(&mut tasks, &phase_tx, config.shutdown_grace).await;
-    let summary = summary(&config, &shared);
-    drop(shared);
+    let sink_stats = shared.sink.stats_handle();
+    let shared = Arc::into_inner(shared);
+    // Every connection task is over: this was the last sender, the writer drains.
+    let stats = shared.map(|s| s.stats).unwrap_or_default();
     if let Some(writer) = writer
         && let Some(file) = writer.finish()
     {
         tracing::debug!("capture: {} chunks, {} bytes", file.chunks, file.file_bytes);
     }
-    Ok(summary)
+    // After finish(): `written` counts the last chunk, `dropped` what a failure lost.
+    Ok(summary(&config, &stats, &sink_stats))
 }
 
 /// The capture's sink and writer thread, or a disabled sink without `--out`.
@@ -165,7 +168,7 @@ async fn accept(
                 });
                 if (over_time || over_size) && shared.sink.enabled() {
                     tracing::info!("capture limit reached; relaying continues without capture");
-                    shared.sink.stats().failed.store(true, Ordering::Relaxed);
+                    shared.sink.stop();
                 }
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -200,13 +203,16 @@ async fn join_within(tasks: &mut JoinSet<()>, limit: Duration) -> bool {
 }
 
 /// The line printed at exit.
-fn summary(config: &Config, shared: &Shared) -> String {
-    let stats = &shared.stats;
-    let sink_stats = shared.sink.stats();
+fn summary(config: &Config, stats: &Stats, sink_stats: &SinkStats) -> String {
     let (written, dropped) = (
         sink_stats.written.load(Ordering::Relaxed),
         sink_stats.dropped.load(Ordering::Relaxed),
     );
+    let failed = if sink_stats.failed.load(Ordering::Relaxed) {
+        " (the capture file failed: see the log)"
+    } else {
+        ""
+    };
     format!(
         "recorder: {} connections ({} failed), {} commands, {} MB up / {} MB down, capture: {}",
         stats.connections.load(Ordering::Relaxed),
@@ -216,7 +222,10 @@ fn summary(config: &Config, shared: &Shared) -> String {
         stats.bytes_down.load(Ordering::Relaxed) / 1_000_000,
         match &config.out {
             None => "off".to_string(),
-            Some(p) => format!("{} records to {}, {dropped} dropped", written, p.display()),
+            Some(p) => format!(
+                "{written} records to {}, {dropped} dropped{failed}",
+                p.display()
+            ),
         }
     )
 }

@@ -603,7 +603,7 @@ impl Session {
                     );
                     // Something we cannot follow (replication, a new command): relay the
                     // rest of the connection untouched, until shutdown cuts it.
-                    self.record(cmd, t_start, Outcome::NoResponse, None);
+                    self.record(capture, cmd, t_start, Outcome::NoResponse, None);
                     let mut phase = self.phase.clone();
                     tokio::select! {
                         r = self.passthrough(c, s) => r?,
@@ -624,9 +624,7 @@ impl Session {
                         Err(e @ (Error::ClientGone | Error::Shutdown)) => {
                             // Returning drops the upstream socket: the server sees the
                             // client leave and stops the statement.
-                            if capture {
-                                self.record(cmd, t_start, Outcome::Dropped, None);
-                            }
+                            self.record(capture, cmd, t_start, Outcome::Dropped, None);
                             return Ok(match e {
                                 Error::Shutdown => CloseReason::Shutdown,
                                 _ => CloseReason::ClientGone,
@@ -661,9 +659,7 @@ impl Session {
                     (outcome, response.status())
                 }
             };
-            if capture {
-                self.record(cmd, t_start, outcome, status);
-            }
+            self.record(capture, cmd, t_start, outcome, status);
             self.shared.stats.commands.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("recorder.commands").increment(1);
             if code == COM_QUIT {
@@ -784,7 +780,20 @@ impl Session {
         })
     }
 
-    fn record(&mut self, mut cmd: Cmd, t_start: u64, mut outcome: Outcome, status: Option<u16>) {
+    /// Captures a command; `capture` false: it was not built (capture was off when it
+    /// started), only counted if that is a loss.
+    fn record(
+        &mut self,
+        capture: bool,
+        mut cmd: Cmd,
+        t_start: u64,
+        mut outcome: Outcome,
+        status: Option<u16>,
+    ) {
+        if !capture {
+            self.shared.sink.skip();
+            return;
+        }
         if self.shared.redact {
             redact(&mut cmd, &mut outcome, &mut self.fp);
         }

@@ -1,5 +1,7 @@
 //! The capture sink: a bounded queue drained by a writer thread. The relay never waits
-//! for it: when the queue is full (slow disk), records are dropped and counted.
+//! for it: when the queue is full (slow disk), records are dropped and counted. Once the
+//! file fails (disk full), every record not written is counted as dropped too: the ones
+//! queued or buffered when it failed, and all that come after.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -25,10 +27,24 @@ const PAUSE: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Default)]
 pub struct SinkStats {
+    /// Records in chunks that reached the file.
     pub written: AtomicU64,
+    /// Records that never reached the file (queue full, or the file failed).
     pub dropped: AtomicU64,
     /// Set once the file failed; capture stops, relaying goes on.
     pub failed: AtomicBool,
+    /// Set when a capture limit is reached: capture stops on purpose (nothing dropped).
+    pub stopped: AtomicBool,
+}
+
+impl SinkStats {
+    /// Counts `n` records lost, here and in statsd.
+    fn drop_records(&self, n: u64) {
+        if n > 0 {
+            self.dropped.fetch_add(n, Ordering::Relaxed);
+            metrics::counter!("recorder.capture.dropped").increment(n);
+        }
+    }
 }
 
 /// Where relays send records. Cloning is cheap; dropping the last clone ends the writer.
@@ -47,28 +63,56 @@ impl Sink {
         }
     }
 
+    /// Whether records are wanted (relays skip building them otherwise).
     pub fn enabled(&self) -> bool {
-        self.tx.is_some() && !self.stats.failed.load(Ordering::Relaxed)
+        self.tx.is_some()
+            && !self.stats.failed.load(Ordering::Relaxed)
+            && !self.stats.stopped.load(Ordering::Relaxed)
     }
 
     /// Never blocks: a full queue or a failed file drops the record (counted).
     pub fn send(&self, record: Record) {
         let Some(tx) = &self.tx else { return };
+        if self.stats.stopped.load(Ordering::Relaxed) {
+            return;
+        }
         if self.stats.failed.load(Ordering::Relaxed) {
+            self.stats.drop_records(1);
             return;
         }
         match tx.try_send(record) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("recorder.capture.dropped").increment(1);
+            // Disconnected: the writer thread is gone, having failed.
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.drop_records(1);
             }
-            Err(TrySendError::Disconnected(_)) => {}
         }
+    }
+
+    /// A record the relay did not build because [`Sink::enabled`] said no: dropped if
+    /// the file failed, nothing if capture is off or stopped on purpose.
+    pub fn skip(&self) {
+        if self.tx.is_some()
+            && self.stats.failed.load(Ordering::Relaxed)
+            && !self.stats.stopped.load(Ordering::Relaxed)
+        {
+            self.stats.drop_records(1);
+        }
+    }
+
+    /// Stops capturing on purpose (a capture limit): relaying goes on, nothing more is
+    /// recorded, nothing counts as dropped.
+    pub fn stop(&self) {
+        self.stats.stopped.store(true, Ordering::Relaxed);
     }
 
     pub fn stats(&self) -> &SinkStats {
         &self.stats
+    }
+
+    /// The counters, to read after every sink is gone (the writer closed).
+    pub fn stats_handle(&self) -> Arc<SinkStats> {
+        self.stats.clone()
     }
 }
 
@@ -115,6 +159,8 @@ pub fn open(
         stats: stats.clone(),
         origin,
         commands: 0,
+        pending: 0,
+        chunks: 0,
         shown: path.display().to_string(),
     };
     let thread = std::thread::Builder::new()
@@ -143,6 +189,10 @@ struct Drain {
     origin: Instant,
     /// Command records written, for the end record.
     commands: u64,
+    /// Records appended since the last chunk reached the file: lost if the file fails.
+    pending: u64,
+    /// The writer's chunk count when `pending` was last cleared.
+    chunks: u64,
     shown: String,
 }
 
@@ -153,10 +203,13 @@ impl Drain {
                 Ok(record) => {
                     let command = matches!(record, Record::Command(_));
                     if let Err(e) = self.writer.append(&record) {
+                        // The record itself is lost with the buffered ones.
+                        self.pending += 1;
                         return self.fail(e);
                     }
                     self.commands += u64::from(command);
-                    self.stats.written.fetch_add(1, Ordering::Relaxed);
+                    self.pending += 1;
+                    self.count_flushed();
                 }
                 Err(TryRecvError::Empty) => {
                     // A quiet spell: the open chunk goes to disk once it is old
@@ -164,6 +217,7 @@ impl Drain {
                     if let Err(e) = self.writer.flush_if_due() {
                         return self.fail(e);
                     }
+                    self.count_flushed();
                     std::thread::sleep(PAUSE);
                 }
                 Err(TryRecvError::Disconnected) => break,
@@ -185,16 +239,42 @@ impl Drain {
             writer,
             stats,
             shown,
+            pending,
             ..
         } = self;
         match writer.close() {
-            Ok(written) => Some(written),
-            Err(e) => fail(&stats, &shown, e),
+            Ok(written) => {
+                stats.written.fetch_add(pending, Ordering::Relaxed);
+                Some(written)
+            }
+            Err(e) => {
+                stats.drop_records(pending);
+                fail(&stats, &shown, e)
+            }
         }
     }
 
-    fn fail(&self, e: captures::Error) -> Option<WriterStats> {
-        fail(&self.stats, &self.shown, e)
+    /// Moves the pending records to `written` once a chunk holding them reached the
+    /// file (a chunk is written whole, so all of them did).
+    fn count_flushed(&mut self) {
+        let chunks = self.writer.stats().chunks;
+        if chunks != self.chunks {
+            self.chunks = chunks;
+            self.stats
+                .written
+                .fetch_add(std::mem::take(&mut self.pending), Ordering::Relaxed);
+        }
+    }
+
+    /// The file failed: what was buffered is lost, and so is everything still queued or
+    /// sent later (counted as it arrives, until every sender is gone).
+    fn fail(self, e: captures::Error) -> Option<WriterStats> {
+        let result = fail(&self.stats, &self.shown, e);
+        self.stats.drop_records(self.pending);
+        while self.rx.recv().is_ok() {
+            self.stats.drop_records(1);
+        }
+        result
     }
 }
 

@@ -311,3 +311,148 @@ fn out_of_file_descriptors_the_accept_loop_backs_off() {
     );
     assert!(used < 0.5, "{used} CPU seconds in 2 s: spinning");
 }
+
+/// A tmpfs of 64 KiB mounted for one test, unmounted when dropped.
+struct TinyDisk(std::path::PathBuf);
+
+impl TinyDisk {
+    /// `None` where mounting is not allowed (not root, no CAP_SYS_ADMIN).
+    fn mount(at: &std::path::Path) -> Option<Self> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| TinyDisk(at.to_path_buf()))
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// `n` statements, each selecting a different incompressible string of ~2 KB.
+fn incompressible_script(n: usize) -> String {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut script = String::new();
+    for _ in 0..n {
+        script.push_str("SELECT '");
+        for _ in 0..128 {
+            // xorshift64: cheap bytes zstd cannot shrink much.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            script.push_str(&format!("{x:016x}"));
+        }
+        script.push_str("' AS x;\n");
+    }
+    script
+}
+
+/// The number before `word` in the summary line, e.g. "12 dropped".
+fn count_before(summary: &str, word: &str) -> u64 {
+    let at = summary
+        .find(&format!(" {word}"))
+        .unwrap_or_else(|| panic!("{summary}"));
+    summary[..at]
+        .rsplit([' ', '('])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The disk fills mid-capture: every record that did not reach the file is counted as
+/// dropped, in the summary line and in the recorder.capture.dropped statsd counter.
+#[test]
+fn a_full_disk_counts_every_record_not_written_as_dropped() {
+    let server = MariaDb::shared().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = TinyDisk::mount(&dir.path().join("tiny")) else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let cap = disk.0.join("c.sqlcap");
+    let statsd = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    statsd
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_recorder"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--upstream", &server.addr().to_string()])
+        .args(["--statsd", &statsd.local_addr().unwrap().to_string()])
+        .arg("--out")
+        .arg(&cap)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "the recorder did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut client = std::process::Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "-h127.0.0.1",
+            "-uroot",
+            "-P",
+            &port.to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut stdin = client.stdin.take().unwrap();
+    stdin
+        .write_all(incompressible_script(500).as_bytes())
+        .unwrap();
+    drop(stdin);
+    assert!(client.wait().unwrap().success());
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("No space left on device"), "{log}");
+    let summary = log.lines().last().unwrap();
+    let (commands, written, dropped) = (
+        count_before(summary, "commands"),
+        count_before(summary, "records"),
+        count_before(summary, "dropped"),
+    );
+    // One connection: ConnOpen, its commands, ConnClose.
+    assert!(commands >= 500, "{summary}");
+    assert!(dropped > 0, "{summary}");
+    assert_eq!(written + dropped, commands + 2, "{summary}");
+    // `written` is what the file holds, and the file says it was cut short.
+    let mut reader = captures::CaptureReader::open(&cap).unwrap();
+    let readable = reader.by_ref().filter_map(Result::ok).count() as u64;
+    assert_eq!(readable, written, "{summary}");
+    assert!(!reader.ended_cleanly());
+    // statsd got the same count.
+    let mut counted = 0;
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = statsd.recv(&mut buf) {
+        for line in String::from_utf8_lossy(&buf[..n]).lines() {
+            if let Some(v) = line.strip_prefix("recorder.capture.dropped:") {
+                counted += v.split('|').next().unwrap().parse::<u64>().unwrap();
+            }
+        }
+    }
+    assert_eq!(counted, dropped, "statsd vs {summary}");
+}
