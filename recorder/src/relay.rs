@@ -794,6 +794,10 @@ impl Session {
             self.shared.sink.skip();
             return;
         }
+        // Always, not only with --redact: a capture is a file people copy around.
+        if let Cmd::Query { sql } | Cmd::Prepare { sql, .. } = &mut cmd {
+            crate::secrets::scrub(sql);
+        }
         if self.shared.redact {
             redact(&mut cmd, &mut outcome, &mut self.fp);
         }

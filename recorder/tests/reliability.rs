@@ -456,3 +456,55 @@ fn a_full_disk_counts_every_record_not_written_as_dropped() {
     }
     assert_eq!(counted, dropped, "statsd vs {summary}");
 }
+
+/// Account statements reach the server as sent, but the capture keeps no password:
+/// without --redact too.
+#[tokio::test]
+async fn passwords_in_account_statements_are_not_captured() {
+    let server = MariaDb::shared().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("c.sqlcap");
+    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let mut conn = mysql_async::Conn::from_url(url(rec.addr, "mysql"))
+        .await
+        .unwrap();
+    for sql in [
+        "DROP USER IF EXISTS 'sec_u'@'%'",
+        "CREATE USER 'sec_u'@'%' IDENTIFIED BY 'Secret-One-1'",
+        "ALTER USER 'sec_u'@'%' IDENTIFIED BY 'Secret-Two-2'",
+        "SET PASSWORD FOR 'sec_u'@'%' = PASSWORD('Secret-Three-3')",
+        "GRANT SELECT ON *.* TO 'sec_u'@'%' IDENTIFIED BY 'Secret-Four-4'",
+    ] {
+        conn.query_drop(sql).await.unwrap();
+    }
+    let hash: Option<String> = conn
+        .exec_first("SELECT PASSWORD('Secret-Five-5')", ())
+        .await
+        .unwrap();
+    assert!(hash.is_some_and(|h| h.starts_with('*')));
+    // The server got the real password: it lets the user in with it.
+    let login = format!(
+        "mysql://sec_u:Secret-Four-4@{}/?prefer_socket=false",
+        rec.addr
+    );
+    let mut user = mysql_async::Conn::from_url(login).await.unwrap();
+    let me: Option<String> = user.query_first("SELECT CURRENT_USER()").await.unwrap();
+    assert_eq!(me.as_deref(), Some("sec_u@%"));
+    user.disconnect().await.unwrap();
+    conn.query_drop("DROP USER 'sec_u'@'%'").await.unwrap();
+    conn.disconnect().await.unwrap();
+    rec.stop().await;
+
+    let records = read_capture(&cap);
+    let everything = format!("{records:?}");
+    assert!(!everything.contains("Secret-"), "{everything}");
+    let masked = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Command(c) => c.cmd.sql_lossy().map(|s| s.into_owned()),
+            _ => None,
+        })
+        .filter(|s| s.contains("'***'"))
+        .count();
+    assert_eq!(masked, 5, "{everything}");
+}
