@@ -37,6 +37,22 @@ pub enum Error {
     #[error("no login within {0:?}")]
     HandshakeTimeout(std::time::Duration),
 
+    /// A flag's value that cannot work (found at startup).
+    #[error("{flag} {reason}")]
+    BadFlag { flag: &'static str, reason: String },
+
+    /// The --out file exists and --force was not given.
+    #[error("capture file {} exists: pass --force to overwrite it", .0.display())]
+    CaptureExists(std::path::PathBuf),
+
+    /// The --out file cannot be created or its header written. (`cause` is shown in
+    /// the message, not chained as a source, so `{:#}` prints it once.)
+    #[error("cannot create capture file {}: {cause}", path.display())]
+    CaptureCreate {
+        path: std::path::PathBuf,
+        cause: captures::Error,
+    },
+
     #[error("the capture file: {0}")]
     Capture(#[from] captures::Error),
 }

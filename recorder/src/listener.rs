@@ -31,10 +31,16 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<String> {
+    config.validate()?;
     let tls = crate::tls::Tls::from_config(&config)?;
+    // Before the probe, which may wait: a bad --out fails at once.
+    let file = match &config.out {
+        Some(path) => Some(sink::create_file(path, config.force)?),
+        None => None,
+    };
     let server_version = probe_upstream(&config.upstream).await;
     let origin = Instant::now();
-    let (sink, writer) = open_capture(&config, server_version.as_deref(), origin)?;
+    let (sink, writer) = open_capture(&config, file, server_version.as_deref(), origin)?;
     let (phase_tx, phase) = watch::channel(Phase::Running);
     let shared = Arc::new(Shared {
         upstream: config.upstream.clone(),
@@ -82,10 +88,11 @@ pub async fn serve(
 /// The capture's sink and writer thread, or a disabled sink without `--out`.
 fn open_capture(
     config: &Config,
+    file: Option<std::fs::File>,
     server_version: Option<&str>,
     origin: Instant,
-) -> anyhow::Result<(Sink, Option<SinkWriter>)> {
-    let Some(path) = &config.out else {
+) -> Result<(Sink, Option<SinkWriter>), crate::Error> {
+    let (Some(path), Some(file)) = (&config.out, file) else {
         return Ok((Sink::disabled(), None));
     };
     let meta = Meta {
@@ -105,6 +112,7 @@ fn open_capture(
             .collect(),
     };
     let (sink, writer) = sink::open(
+        file,
         path,
         &meta,
         config.capture_queue,

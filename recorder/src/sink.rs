@@ -3,7 +3,8 @@
 //! file fails (disk full), every record not written is counted as dropped too: the ones
 //! queued or buffered when it failed, and all that come after.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,6 +13,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use captures::{CaptureEnd, CaptureWriter, Meta, Record, WriterOptions, WriterStats};
+
+use crate::error::Error;
 
 /// Records waiting for the writer. ~65k records is a few seconds of a busy server and at
 /// most tens of MiB (queries are kept whole); beyond it we drop rather than slow clients.
@@ -139,16 +142,40 @@ impl SinkWriter {
     }
 }
 
-/// Creates the capture file (0600) and starts its writer thread. `origin` is the
-/// capture's `t = 0`.
+/// Creates the capture file, mode 0600 (captures hold application data). An existing
+/// file is an error unless `overwrite`: a capture is often hours of traffic.
+pub fn create_file(path: &Path, overwrite: bool) -> Result<File, Error> {
+    let mut options = OpenOptions::new();
+    options.write(true).mode(0o600);
+    if overwrite {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => Error::CaptureExists(path.to_path_buf()),
+        _ => Error::CaptureCreate {
+            path: path.to_path_buf(),
+            cause: e.into(),
+        },
+    })
+}
+
+/// Writes the capture's header to `file` (made by [`create_file`] at `path`) and starts
+/// its writer thread. `origin` is the capture's `t = 0`.
 pub fn open(
+    file: File,
     path: &Path,
     meta: &Meta,
     queue: usize,
     options: WriterOptions,
     origin: Instant,
-) -> Result<(Sink, SinkWriter), captures::Error> {
-    let writer = CaptureWriter::create(path, meta, options)?;
+) -> Result<(Sink, SinkWriter), Error> {
+    let create = |cause| Error::CaptureCreate {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let writer = CaptureWriter::new(file, meta, options).map_err(create)?;
     let (tx, rx) = mpsc::sync_channel::<Record>(queue.max(1));
     let (clean, clean_rx) = mpsc::sync_channel::<()>(1);
     let stats = Arc::new(SinkStats::default());
@@ -166,7 +193,7 @@ pub fn open(
     let thread = std::thread::Builder::new()
         .name("capture-writer".into())
         .spawn(move || thread.run())
-        .map_err(captures::Error::Io)?;
+        .map_err(|e| create(e.into()))?;
     Ok((
         Sink {
             tx: Some(tx),

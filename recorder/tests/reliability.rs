@@ -508,3 +508,98 @@ async fn passwords_in_account_statements_are_not_captured() {
         .count();
     assert_eq!(masked, 5, "{everything}");
 }
+
+/// Runs the recorder binary with `args` (after a free --listen) until it exits; its exit
+/// success and stderr. For flags refused at startup: it never gets to relay.
+fn recorder_fails_with(args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_recorder"));
+    cmd.args(["--listen", "127.0.0.1:0"]).args(args);
+    let mut child = cmd
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            child.kill().unwrap();
+            panic!("{args:?} was accepted: the recorder is running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{args:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    stderr
+}
+
+#[test]
+fn an_existing_capture_is_not_overwritten_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("precious.sqlcap");
+    std::fs::write(&cap, "hours of traffic").unwrap();
+    let shown = cap.display().to_string();
+    let err = recorder_fails_with(&["--upstream", "127.0.0.1:1", "--out", &shown]);
+    assert!(err.contains(&shown) && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read_to_string(&cap).unwrap(), "hours of traffic");
+    // With --force it is replaced by a capture.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_recorder"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--upstream", "127.0.0.1:1", "--force", "--out", &shown])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "the recorder did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let mut reader = captures::CaptureReader::open(&cap).unwrap();
+    for r in reader.by_ref() {
+        r.unwrap();
+    }
+    assert!(reader.ended_cleanly());
+}
+
+#[test]
+fn a_capture_in_a_missing_directory_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("no/such/dir/c.sqlcap");
+    let shown = cap.display().to_string();
+    let err = recorder_fails_with(&["--upstream", "127.0.0.1:1", "--out", &shown]);
+    assert!(
+        err.contains(&shown) && err.contains("No such file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_flag_values_are_refused_at_startup() {
+    for (args, shown) in [
+        (&["--upstream", "notanaddr"][..], "--upstream notanaddr"),
+        (&["--upstream", "db:"][..], "--upstream db:"),
+        (&["--upstream", ":3306"][..], "--upstream :3306"),
+        (
+            &["--upstream", "127.0.0.1:1", "--capture-queue", "0"][..],
+            "--capture-queue 0",
+        ),
+        (
+            &["--upstream", "127.0.0.1:1", "--max-connections", "0"][..],
+            "--max-connections 0",
+        ),
+    ] {
+        let err = recorder_fails_with(args);
+        assert!(err.contains(shown), "{args:?}: {err}");
+    }
+}
