@@ -262,6 +262,13 @@ impl Peer {
     }
 }
 
+/// Gives memory back after an unusually large packet.
+fn shrink(peer: &mut Peer) {
+    if peer.buf.capacity() > 4 * 1024 * 1024 && peer.buf.is_empty() {
+        peer.buf = BytesMut::with_capacity(BUF);
+    }
+}
+
 /// The payload of a logical packet (`raw` holds headers and pieces).
 fn payload(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     if raw.len() < 4 + MAX_PAYLOAD {
@@ -285,18 +292,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     shared.stats.active.fetch_add(1, Ordering::Relaxed);
     let _ = client.set_nodelay(true);
     let t_open = shared.now();
-    // An upstream that drops SYNs would hold the client for the kernel's minutes.
-    let connect = tokio::time::timeout(
-        shared.handshake_timeout,
-        TcpStream::connect(&shared.upstream),
-    );
-    let connected = connect.await.unwrap_or_else(|_| {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no answer within {:?}", shared.handshake_timeout),
-        ))
-    });
-    let server = match connected {
+    let server = match connect_upstream(&shared).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(conn, %peer, "upstream {} unreachable: {e}", shared.upstream);
@@ -345,6 +341,20 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         }));
     }
     shared.stats.active.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Connects to the upstream within --handshake-timeout: an upstream that drops SYNs
+/// would otherwise hold the client for the kernel's minutes.
+async fn connect_upstream(shared: &Shared) -> std::io::Result<TcpStream> {
+    let limit = shared.handshake_timeout;
+    tokio::time::timeout(limit, TcpStream::connect(&shared.upstream))
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {limit:?}"),
+            ))
+        })
 }
 
 /// Sends a MySQL ERR packet as the first packet, as a server refusing a connection
@@ -507,25 +517,9 @@ impl Session {
     /// Command after command until either side ends the connection or the recorder
     /// shuts down.
     async fn commands(&mut self, c: &mut Peer, s: &mut Peer) -> Result<CloseReason, Error> {
-        let deprecate_eof = self.caps & CLIENT_DEPRECATE_EOF != 0;
         loop {
-            if c.buf.is_empty() {
-                // Wait for the next command without holding a timestamp. An idle
-                // connection has nothing in flight: at shutdown it closes at once.
-                let filled = tokio::select! {
-                    filled = c.fill(1) => filled?,
-                    () = reached(&mut self.phase, Phase::Draining) => {
-                        // A command already on its way (a COM_QUIT sent just before the
-                        // shutdown) is still taken.
-                        match tokio::time::timeout(LINGER, c.fill(1)).await {
-                            Ok(filled) => filled?,
-                            Err(_) => return Ok(CloseReason::Shutdown),
-                        }
-                    }
-                };
-                if !filled {
-                    return Ok(CloseReason::ClientGone);
-                }
+            if let Some(reason) = self.wait_for_command(c).await? {
+                return Ok(reason);
             }
             let t_start = self.shared.now();
             let Some(n) = c.next_packet().await? else {
@@ -543,121 +537,33 @@ impl Session {
             let expect = protocol::expect_for(code);
             let cursor = protocol::execute_opens_cursor(&body);
             let capture = self.shared.sink.enabled();
-            let mut cmd = if !capture {
-                Cmd::Ping
-            } else if code == COM_STMT_EXECUTE {
-                let stmt_id = body
-                    .get(1..5)
-                    .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-                // One the recorder cannot decode (parameters that do not match the types
-                // bound, a type it does not know) is still relayed, and the server answers
-                // it as it would directly; the capture keeps it raw.
-                protocol::parse_execute(&body, self.stmts.get_mut(&stmt_id)).unwrap_or_else(|| {
-                    tracing::debug!(conn = self.conn, stmt_id, "undecodable COM_STMT_EXECUTE");
-                    Cmd::Other {
-                        code,
-                        payload: body[1..].to_vec(),
-                    }
-                })
-            } else {
-                protocol::parse_command(&body)
-            };
-            // Statement bookkeeping that needs no response.
-            match code {
-                COM_STMT_SEND_LONG_DATA => {
-                    if let (Some(id), Some(p)) = (body.get(1..5), body.get(5..7))
-                        && let Some(st) = self
-                            .stmts
-                            .get_mut(&u32::from_le_bytes([id[0], id[1], id[2], id[3]]))
-                    {
-                        st.long_data.push(u16::from_le_bytes([p[0], p[1]]));
-                    }
-                }
-                COM_STMT_CLOSE => {
-                    if let Some(id) = body.get(1..5) {
-                        self.stmts
-                            .remove(&u32::from_le_bytes([id[0], id[1], id[2], id[3]]));
-                    }
-                }
-                COM_STMT_RESET => {
-                    if let Some(id) = body.get(1..5)
-                        && let Some(st) = self
-                            .stmts
-                            .get_mut(&u32::from_le_bytes([id[0], id[1], id[2], id[3]]))
-                    {
-                        st.long_data.clear();
-                    }
-                }
-                _ => {}
-            }
+            let mut cmd = self.build_cmd(code, &body, capture);
+            self.track_statements(code, &body);
             drop(body);
             s.write(&raw).await?;
 
             let (outcome, status) = match expect {
                 Expect::Nothing => (Outcome::NoResponse, None),
                 Expect::Unknown => {
-                    tracing::info!(
-                        conn = self.conn,
-                        code,
-                        "unknown command: relaying the rest of the connection untouched"
-                    );
-                    // Something we cannot follow (replication, a new command): relay the
-                    // rest of the connection untouched, until shutdown cuts it.
-                    self.record(capture, cmd, t_start, Outcome::NoResponse, None);
-                    let mut phase = self.phase.clone();
-                    tokio::select! {
-                        r = self.passthrough(c, s) => r?,
-                        () = reached(&mut phase, Phase::Stopping) => return Ok(CloseReason::Shutdown),
-                    }
-                    return Ok(CloseReason::ClientGone);
+                    return self.follow_unknown(c, s, code, capture, cmd, t_start).await;
                 }
                 Expect::Auth => {
                     self.stmts.clear();
                     self.auth(c, s, 0, &mut String::new()).await?
                 }
-                _ => {
-                    let response = match self
-                        .response(c, s, code, expect, deprecate_eof, cursor)
-                        .await
-                    {
-                        Ok(response) => response,
-                        Err(e @ (Error::ClientGone | Error::Shutdown)) => {
-                            // Returning drops the upstream socket: the server sees the
-                            // client leave and stops the statement.
-                            self.record(capture, cmd, t_start, Outcome::Dropped, None);
-                            return Ok(match e {
-                                Error::Shutdown => CloseReason::Shutdown,
-                                _ => CloseReason::ClientGone,
-                            });
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    if let (Some((id, params, columns)), COM_STMT_PREPARE) =
-                        (response.prepared, code)
-                    {
-                        self.stmts.insert(
-                            id,
-                            StmtInfo {
-                                params,
-                                ..Default::default()
-                            },
-                        );
-                        if let Cmd::Prepare {
-                            stmt_id,
-                            params: p,
-                            columns: col,
-                            ..
-                        } = &mut cmd
-                        {
-                            (*stmt_id, *p, *col) = (id, params, columns);
-                        }
+                _ => match self.response_to(c, s, code, expect, cursor, &mut cmd).await {
+                    Ok(done) => done,
+                    Err(e @ (Error::ClientGone | Error::Shutdown)) => {
+                        // Returning drops the upstream socket: the server sees the
+                        // client leave and stops the statement.
+                        self.record(capture, cmd, t_start, Outcome::Dropped, None);
+                        return Ok(match e {
+                            Error::Shutdown => CloseReason::Shutdown,
+                            _ => CloseReason::ClientGone,
+                        });
                     }
-                    let outcome = response.outcome();
-                    if code == COM_RESET_CONNECTION && matches!(outcome, Outcome::Ok { .. }) {
-                        self.stmts.clear();
-                    }
-                    (outcome, response.status())
-                }
+                    Err(e) => return Err(e),
+                },
             };
             self.record(capture, cmd, t_start, outcome, status);
             self.shared.stats.commands.fetch_add(1, Ordering::Relaxed);
@@ -668,14 +574,143 @@ impl Session {
             if *self.phase.borrow() >= Phase::Draining {
                 return Ok(CloseReason::Shutdown);
             }
-            // Give memory back after an unusually large packet.
-            if c.buf.capacity() > 4 * 1024 * 1024 && c.buf.is_empty() {
-                c.buf = BytesMut::with_capacity(BUF);
+            shrink(c);
+            shrink(s);
+        }
+    }
+
+    /// Waits for the next command's first byte, without holding a timestamp. An idle
+    /// connection has nothing in flight: at shutdown it closes at once. `Some` when the
+    /// connection is over.
+    async fn wait_for_command(&mut self, c: &mut Peer) -> Result<Option<CloseReason>, Error> {
+        if !c.buf.is_empty() {
+            return Ok(None);
+        }
+        let filled = tokio::select! {
+            filled = c.fill(1) => filled?,
+            () = reached(&mut self.phase, Phase::Draining) => {
+                // A command already on its way (a COM_QUIT sent just before the
+                // shutdown) is still taken.
+                match tokio::time::timeout(LINGER, c.fill(1)).await {
+                    Ok(filled) => filled?,
+                    Err(_) => return Ok(Some(CloseReason::Shutdown)),
+                }
             }
-            if s.buf.capacity() > 4 * 1024 * 1024 && s.buf.is_empty() {
-                s.buf = BytesMut::with_capacity(BUF);
+        };
+        Ok((!filled).then_some(CloseReason::ClientGone))
+    }
+
+    /// The command to capture (a placeholder when capture is off).
+    fn build_cmd(&mut self, code: u8, body: &[u8], capture: bool) -> Cmd {
+        if !capture {
+            return Cmd::Ping;
+        }
+        if code != COM_STMT_EXECUTE {
+            return protocol::parse_command(body);
+        }
+        let stmt_id = body
+            .get(1..5)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        // One the recorder cannot decode (parameters that do not match the types bound, a
+        // type it does not know) is still relayed, and the server answers it as it would
+        // directly; the capture keeps it raw.
+        protocol::parse_execute(body, self.stmts.get_mut(&stmt_id)).unwrap_or_else(|| {
+            tracing::debug!(conn = self.conn, stmt_id, "undecodable COM_STMT_EXECUTE");
+            Cmd::Other {
+                code,
+                payload: body[1..].to_vec(),
+            }
+        })
+    }
+
+    /// Statement bookkeeping that needs no response.
+    fn track_statements(&mut self, code: u8, body: &[u8]) {
+        let id = body
+            .get(1..5)
+            .map(|id| u32::from_le_bytes([id[0], id[1], id[2], id[3]]));
+        match (code, id) {
+            (COM_STMT_SEND_LONG_DATA, Some(id)) => {
+                if let Some(p) = body.get(5..7)
+                    && let Some(st) = self.stmts.get_mut(&id)
+                {
+                    st.long_data.push(u16::from_le_bytes([p[0], p[1]]));
+                }
+            }
+            (COM_STMT_CLOSE, Some(id)) => {
+                self.stmts.remove(&id);
+            }
+            (COM_STMT_RESET, Some(id)) => {
+                if let Some(st) = self.stmts.get_mut(&id) {
+                    st.long_data.clear();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Something we cannot follow (replication, a new command): captured as is, then the
+    /// rest of the connection is relayed untouched, until shutdown cuts it.
+    async fn follow_unknown(
+        &mut self,
+        c: &mut Peer,
+        s: &mut Peer,
+        code: u8,
+        capture: bool,
+        cmd: Cmd,
+        t_start: u64,
+    ) -> Result<CloseReason, Error> {
+        tracing::info!(
+            conn = self.conn,
+            code,
+            "unknown command: relaying the rest of the connection untouched"
+        );
+        self.record(capture, cmd, t_start, Outcome::NoResponse, None);
+        let mut phase = self.phase.clone();
+        tokio::select! {
+            r = self.passthrough(c, s) => r?,
+            () = reached(&mut phase, Phase::Stopping) => return Ok(CloseReason::Shutdown),
+        }
+        Ok(CloseReason::ClientGone)
+    }
+
+    /// Relays the response to a command and keeps what it says about statements; its
+    /// outcome and final status flags.
+    async fn response_to(
+        &mut self,
+        c: &mut Peer,
+        s: &mut Peer,
+        code: u8,
+        expect: Expect,
+        cursor: bool,
+        cmd: &mut Cmd,
+    ) -> Result<(Outcome, Option<u16>), Error> {
+        let deprecate_eof = self.caps & CLIENT_DEPRECATE_EOF != 0;
+        let response = self
+            .response(c, s, code, expect, deprecate_eof, cursor)
+            .await?;
+        if let (Some((id, params, columns)), COM_STMT_PREPARE) = (response.prepared, code) {
+            self.stmts.insert(
+                id,
+                StmtInfo {
+                    params,
+                    ..Default::default()
+                },
+            );
+            if let Cmd::Prepare {
+                stmt_id,
+                params: p,
+                columns: col,
+                ..
+            } = cmd
+            {
+                (*stmt_id, *p, *col) = (id, params, columns);
             }
         }
+        let outcome = response.outcome();
+        if code == COM_RESET_CONNECTION && matches!(outcome, Outcome::Ok { .. }) {
+            self.stmts.clear();
+        }
+        Ok((outcome, response.status()))
     }
 
     /// Greeting, TLS on either hop, login: everything before authentication proper.
