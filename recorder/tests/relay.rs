@@ -531,8 +531,14 @@ async fn a_full_capture_queue_drops_records_but_never_traffic() {
         .unwrap()
         .parse()
         .unwrap();
-    let captured = commands(&read_capture(&cap)).len() as u64;
+    let records = read_capture(&cap);
+    let captured = commands(&records).len() as u64;
     assert!(dropped > 0, "{summary}");
+    // The End record tells a reader the capture is incomplete, and by how much.
+    let Some(Record::End(end)) = records.last() else {
+        panic!("no End record")
+    };
+    assert_eq!((end.dropped, end.commands), (dropped, captured));
     assert!(
         captured + dropped >= 2400,
         "{captured} + {dropped}: {summary}"
