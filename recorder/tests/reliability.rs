@@ -27,55 +27,67 @@ async fn running(server: &'static MariaDb, marker: &str) -> usize {
         .unwrap()
 }
 
-/// MariaDB's main.dirty_close: a client killed while its statement runs. Directly, the
-/// server notices the closed socket and stops the statement (SLEEP checks every few
-/// seconds); through the recorder it must too, so the recorder may not keep the
-/// upstream open.
+/// Runs `mariadb -e "SELECT SLEEP(60), 'marker'"` against `port`.
+fn sleeping_client(port: u16, marker: &str) -> tokio::process::Child {
+    tokio::process::Command::new("mariadb")
+        .args(["--no-defaults", "-h127.0.0.1", "-uroot", "-P"])
+        .arg(port.to_string())
+        .args(["-e", &format!("SELECT SLEEP(60), '{marker}'")])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// MariaDB's main.dirty_close: a client killed while its statement runs. The server
+/// notices the closed socket and stops the statement (SLEEP checks every 5 s); through
+/// the recorder it must happen as soon as directly, so the recorder may not keep the
+/// upstream open. Both run side by side, killed at the same moment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_gone_mid_statement_stops_the_statement_on_the_server() {
     let server = MariaDb::shared().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("c.sqlcap");
     let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
-    let marker = "dirty_close_marker";
-    let mut client = tokio::process::Command::new("mariadb")
-        .args(["--no-defaults", "-h127.0.0.1", "-uroot", "-P"])
-        .arg(rec.addr.port().to_string())
-        .args(["-e", &format!("SELECT SLEEP(60), '{marker}'")])
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    while running(server, marker).await == 0 {
-        assert!(Instant::now() < until, "the statement never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let (relayed, direct) = ("dirty_close_relayed", "dirty_close_direct");
+    let mut clients = [
+        sleeping_client(rec.addr.port(), relayed),
+        sleeping_client(server.port(), direct),
+    ];
+    wait_running(server, relayed).await;
+    wait_running(server, direct).await;
+    // kill -9: the sockets close with no COM_QUIT.
+    for client in &mut clients {
+        client.start_kill().unwrap();
+        client.wait().await.unwrap();
     }
-    // kill -9: the socket closes with no COM_QUIT.
-    client.start_kill().unwrap();
-    client.wait().await.unwrap();
     let killed = Instant::now();
-    // MariaDB checks for a vanished client every 5 s while sleeping; directly it is
-    // gone within that, through a recorder that kept the upstream open it ran 60 s.
-    while running(server, marker).await > 0 {
+    let (mut relayed_gone, mut direct_gone) = (None, None);
+    while relayed_gone.is_none() || direct_gone.is_none() {
+        // Through a recorder that kept the upstream open it ran the full 60 s.
         assert!(
-            killed.elapsed() < Duration::from_secs(8),
-            "still running on the server {:?} after the client died",
+            killed.elapsed() < Duration::from_secs(12),
+            "still running {:?} after the clients died: relayed {relayed_gone:?}, \
+             direct {direct_gone:?}",
             killed.elapsed()
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        for (marker, gone) in [(relayed, &mut relayed_gone), (direct, &mut direct_gone)] {
+            if gone.is_none() && running(server, marker).await == 0 {
+                *gone = Some(killed.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("gone after {:?}", killed.elapsed());
+    let (relayed_gone, direct_gone) = (relayed_gone.unwrap(), direct_gone.unwrap());
+    eprintln!("stopped after {relayed_gone:?} through the recorder, {direct_gone:?} directly");
+    assert!(
+        relayed_gone <= direct_gone + Duration::from_secs(1),
+        "{relayed_gone:?} through the recorder, {direct_gone:?} directly"
+    );
     rec.stop().await;
     let records = read_capture(&cap);
-    let sleep = records.iter().find_map(|r| match r {
-        Record::Command(c) if c.cmd.sql().is_some_and(|s| s.starts_with(b"SELECT SLEEP")) => {
-            Some(c)
-        }
-        _ => None,
-    });
     assert_eq!(
-        sleep.map(|c| &c.outcome),
-        Some(&Outcome::Dropped),
+        command_with(&records, relayed).outcome,
+        Outcome::Dropped,
         "{records:?}"
     );
     assert!(
