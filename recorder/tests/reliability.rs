@@ -383,15 +383,30 @@ fn count_before(summary: &str, word: &str) -> u64 {
 
 /// The disk fills mid-capture: every record that did not reach the file is counted as
 /// dropped, in the summary line and in the recorder.capture.dropped statsd counter.
+/// A real full disk (a 64 KiB tmpfs) where mounting is allowed.
 #[test]
 fn a_full_disk_counts_every_record_not_written_as_dropped() {
-    let server = MariaDb::shared().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let Some(disk) = TinyDisk::mount(&dir.path().join("tiny")) else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        eprintln!("skipped: cannot mount a tmpfs here (needs root); see the EFBIG test");
         return;
     };
-    let cap = disk.0.join("c.sqlcap");
+    capture_fails_midway(&disk.0.join("c.sqlcap"), None, "No space left on device");
+}
+
+/// The same with a file size limit (ulimit -f, the signal it raises ignored: writes then
+/// fail with EFBIG), which needs no privilege.
+#[test]
+fn a_file_size_limit_counts_every_record_not_written_as_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    capture_fails_midway(&dir.path().join("c.sqlcap"), Some(128), "File too large");
+}
+
+/// Runs the recorder capturing to `cap` (under `ulimit -f file_limit` if given) while a
+/// client sends more than fits, stops it with SIGTERM and checks the accounting; the
+/// log must show `error`.
+fn capture_fails_midway(cap: &std::path::Path, file_limit: Option<u32>, error: &str) {
+    let server = MariaDb::shared().unwrap();
     let statsd = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     statsd
         .set_read_timeout(Some(Duration::from_millis(500)))
@@ -401,12 +416,17 @@ fn a_full_disk_counts_every_record_not_written_as_dropped() {
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_recorder"))
+    let limit = file_limit.map_or(String::new(), |n| {
+        format!("trap '' XFSZ; ulimit -f {n} && ")
+    });
+    let child = std::process::Command::new("sh")
+        .args(["-c", &format!("{limit}exec \"$0\" \"$@\"")])
+        .arg(env!("CARGO_BIN_EXE_recorder"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--upstream", &server.addr().to_string()])
         .args(["--statsd", &statsd.local_addr().unwrap().to_string()])
         .arg("--out")
-        .arg(&cap)
+        .arg(cap)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -440,7 +460,7 @@ fn a_full_disk_counts_every_record_not_written_as_dropped() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("No space left on device"), "{log}");
+    assert!(log.contains(error), "{log}");
     let summary = log.lines().last().unwrap();
     let (commands, written, dropped) = (
         count_before(summary, "commands"),
@@ -452,7 +472,7 @@ fn a_full_disk_counts_every_record_not_written_as_dropped() {
     assert!(dropped > 0, "{summary}");
     assert_eq!(written + dropped, commands + 2, "{summary}");
     // `written` is what the file holds, and the file says it was cut short.
-    let mut reader = captures::CaptureReader::open(&cap).unwrap();
+    let mut reader = captures::CaptureReader::open(cap).unwrap();
     let readable = reader.by_ref().filter_map(Result::ok).count() as u64;
     assert_eq!(readable, written, "{summary}");
     assert!(!reader.ended_cleanly());
