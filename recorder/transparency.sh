@@ -28,7 +28,7 @@
 # dir (mtr itself leaves *.reject files next to the results of failing tests).
 #
 # Usage:
-#   recorder/transparency.sh                   # the default list: 86 tests of the main
+#   recorder/transparency.sh                   # the default list: 87 tests of the main
 #                                              # suite, about 4 minutes on 2 cores
 #   recorder/transparency.sh ps sp-cursor      # these tests (of --suite, default main)
 #   TESTS="ps loaddata" recorder/transparency.sh
@@ -72,7 +72,7 @@ default_tests=(
   # LOAD DATA [LOCAL] INFILE, LOAD XML
   loaddata loadxml loaddata_autocom_innodb gis-loaddata
   # packets and protocol
-  packet mysql_client_test mysql_protocols change_user change_user_notembedded
+  packet mysql_client_test mysql_protocols change_user change_user_notembedded dirty_close
   mysqltest_tracking_info kill kill_processlist-6619 kill_query-6728 init_connect
   # character sets and unicode
   ctype_utf8mb4 ctype_utf8 ctype_ucs ctype_utf16 ctype_utf32 ctype_gbk ctype_sjis

@@ -47,6 +47,13 @@ pub trait Format {
         let _ = version;
         postcard::take_from_bytes(bytes)
     }
+
+    /// Whether `record` marks a cleanly closed file (see [`Reader::ended_cleanly`]).
+    /// Formats without such a record never end cleanly.
+    fn is_end(record: &Self::Record) -> bool {
+        let _ = record;
+        false
+    }
 }
 
 /// Capture files: `Meta` + `Record`s.
@@ -56,7 +63,7 @@ pub struct CaptureFormat;
 impl Format for CaptureFormat {
     const NAME: &'static str = "capture";
     const MAGIC: [u8; 8] = *b"SQLCAP\0\0";
-    /// 2 added `Command::status`.
+    /// 2 added `Command::status` and `Record::End`.
     const VERSION: u16 = 2;
     const MIN_VERSION: u16 = 1;
     type Header = Meta;
@@ -64,6 +71,10 @@ impl Format for CaptureFormat {
 
     fn take_record(version: u16, bytes: &[u8]) -> postcard::Result<(Record, &[u8])> {
         crate::record::take_record(version, bytes)
+    }
+
+    fn is_end(record: &Record) -> bool {
+        matches!(record, Record::End(_))
     }
 }
 
@@ -321,6 +332,10 @@ pub struct Reader<R: Read, F: Format> {
     pos: usize,
     decompressor: zstd::bulk::Decompressor<'static>,
     done: bool,
+    /// Iteration stopped at an error (a damaged or short tail).
+    failed: bool,
+    /// The last record yielded was the format's end record.
+    at_end: bool,
     records: u64,
 }
 
@@ -405,6 +420,8 @@ impl<R: Read, F: Format> Reader<R, F> {
             pos: 0,
             decompressor: zstd::bulk::Decompressor::new()?,
             done: false,
+            failed: false,
+            at_end: false,
             records: 0,
         })
     }
@@ -421,6 +438,14 @@ impl<R: Read, F: Format> Reader<R, F> {
     /// Records yielded so far.
     pub fn records_read(&self) -> u64 {
         self.records
+    }
+
+    /// Whether the file ended cleanly: iterated to its end without error, and the last
+    /// record was the end record the writer adds when it closes the file on purpose (for
+    /// captures: [`Record::End`]). `false` until the iteration is over, and for a file
+    /// that was cut short (writer killed, disk full) even if every chunk in it is good.
+    pub fn ended_cleanly(&self) -> bool {
+        self.done && !self.failed && self.at_end
     }
 
     /// Bytes of the file consumed so far (header and complete chunks).
@@ -549,13 +574,17 @@ impl<R: Read, F: Format> Iterator for Reader<R, F> {
             return None;
         }
         match self.next_record() {
-            Ok(Some(record)) => Some(Ok(record)),
+            Ok(Some(record)) => {
+                self.at_end = F::is_end(&record);
+                Some(Ok(record))
+            }
             Ok(None) => {
                 self.done = true;
                 None
             }
             Err(e) => {
                 self.done = true;
+                self.failed = true;
                 Some(Err(e))
             }
         }

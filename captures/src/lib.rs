@@ -10,7 +10,8 @@
 //!
 //! Records are batched into chunks that are flushed by size (~64 KiB) or by age (~100 ms),
 //! each written with a single `write` call, so a process killed at any moment leaves a file
-//! whose every complete chunk is readable. The crc32c covers the compressed bytes, so a
+//! whose every complete chunk is readable. A capture closed on purpose ends with a
+//! [`Record::End`]; [`Reader::ended_cleanly`] tells such a file from one cut short. The crc32c covers the compressed bytes, so a
 //! flipped bit is caught before decompression. Readers stream: memory depends on the chunk
 //! size, not the file size, and they stop at the first bad or short chunk after yielding
 //! every record before it, with an error that names the chunk index and byte offset.
@@ -33,7 +34,8 @@ pub use container::{
 };
 pub use error::Error;
 pub use record::{
-    CloseReason, Cmd, CmdKind, Command, ConnClose, ConnOpen, Meta, Outcome, Param, Record, Value,
+    CaptureEnd, CloseReason, Cmd, CmdKind, Command, ConnClose, ConnOpen, Meta, Outcome, Param,
+    Record, Value,
 };
 pub use results::{Executed, Mismatch, ResultRecord, RunEnd, RunMeta};
 

@@ -32,19 +32,28 @@ pub struct Meta {
 pub type ConnId = u64;
 
 /// One entry of a capture, in the order the recorder finished observing it.
+///
+/// Postcard encodes the variant's index: new variants go at the end, so files without
+/// them still read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Record {
     ConnOpen(ConnOpen),
     Command(Command),
     ConnClose(ConnClose),
+    /// The capture was closed cleanly; always the last record. A file without it was
+    /// cut short (the recorder killed, the disk full, a crash). Added in version 2.
+    End(CaptureEnd),
 }
 
 impl Record {
-    pub fn conn(&self) -> ConnId {
+    /// The connection the record belongs to; `None` for [`Record::End`], which belongs
+    /// to the whole capture.
+    pub fn conn(&self) -> Option<ConnId> {
         match self {
-            Record::ConnOpen(r) => r.conn,
-            Record::Command(r) => r.conn,
-            Record::ConnClose(r) => r.conn,
+            Record::ConnOpen(r) => Some(r.conn),
+            Record::Command(r) => Some(r.conn),
+            Record::ConnClose(r) => Some(r.conn),
+            Record::End(_) => None,
         }
     }
 
@@ -54,8 +63,21 @@ impl Record {
             Record::ConnOpen(r) => r.t,
             Record::Command(r) => r.t_start,
             Record::ConnClose(r) => r.t,
+            Record::End(r) => r.t,
         }
     }
+}
+
+/// The end of a cleanly closed capture, with what the writer knew of its completeness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureEnd {
+    /// When the capture was closed (ns since capture start).
+    pub t: u64,
+    /// [`Record::Command`]s in the file, so a reader can check it saw them all.
+    pub commands: u64,
+    /// Records the recorder could not write (queue full): the capture is complete only
+    /// if this is 0.
+    pub dropped: u64,
 }
 
 /// A client connected and authenticated. Passwords and auth data are never stored.
@@ -111,7 +133,7 @@ impl Command {
 }
 
 /// [`Record`] as format version 1 wrote it: the same variants in the same order (postcard
-/// encodes the variant index), with the version 1 [`Command`].
+/// encodes the variant index), with the version 1 [`Command`] and without `End`.
 #[derive(Deserialize)]
 enum RecordV1 {
     ConnOpen(ConnOpen),

@@ -7,8 +7,8 @@ use std::io::Cursor;
 use std::time::Duration;
 
 use captures::{
-    CaptureReader, CaptureWriter, Error, Record, ResultRecord, ResultsReader, ResultsWriter,
-    WriterOptions,
+    CaptureEnd, CaptureReader, CaptureWriter, Error, Record, ResultRecord, ResultsReader,
+    ResultsWriter, WriterOptions,
 };
 use proptest::prelude::*;
 
@@ -292,4 +292,50 @@ fn write_errors_are_returned_and_poison_the_writer() {
         w.append(&common::sample_records(1)[0]),
         Err(Error::Poisoned)
     ));
+}
+
+fn end(commands: u64) -> Record {
+    Record::End(CaptureEnd {
+        t: 99,
+        commands,
+        dropped: 0,
+    })
+}
+
+/// Reads `bytes` to the end (errors included) and says whether it ended cleanly.
+fn ended_cleanly(bytes: &[u8]) -> bool {
+    let mut reader = CaptureReader::new(Cursor::new(bytes)).unwrap();
+    assert!(!reader.ended_cleanly(), "not before the iteration is over");
+    for _ in reader.by_ref() {}
+    reader.ended_cleanly()
+}
+
+#[test]
+fn only_a_capture_closed_with_its_end_record_ended_cleanly() {
+    let records = common::sample_records(300);
+    let mut closed = records.clone();
+    closed.push(end(records.len() as u64));
+    let clean = write_capture(&closed, small_chunks());
+    assert!(ended_cleanly(&clean));
+    // The writer killed before it could close: every chunk good, no end record.
+    assert!(!ended_cleanly(&write_capture(&records, small_chunks())));
+    // Cut inside the last chunk: the end record is lost with it.
+    assert!(!ended_cleanly(&clean[..clean.len() - 3]));
+    // An end record followed by more records is not an end.
+    let mut more = closed.clone();
+    more.push(records[0].clone());
+    assert!(!ended_cleanly(&write_capture(&more, small_chunks())));
+    // A flipped bit in the last chunk: an error, whatever came before.
+    let mut damaged = clean.clone();
+    let at = damaged.len() - 2;
+    damaged[at] ^= 0x40;
+    assert!(!ended_cleanly(&damaged));
+}
+
+#[test]
+fn the_end_record_belongs_to_no_connection() {
+    let r = end(3);
+    assert_eq!(r.conn(), None);
+    assert_eq!(r.t(), 99);
+    assert_eq!(common::sample_records(1)[0].conn(), Some(0));
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::error::Error;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     version,
@@ -17,9 +19,13 @@ pub struct Config {
     /// The real server (MySQL, MariaDB or vtgate), HOST:PORT.
     #[arg(long, env = "RECORDER_UPSTREAM")]
     pub upstream: String,
-    /// Capture file to write; without it the recorder is a plain proxy.
+    /// Capture file to write; without it the recorder is a plain proxy. An existing file
+    /// is refused unless --force.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Overwrite the --out file if it exists.
+    #[arg(long)]
+    pub force: bool,
     /// Write query classes instead of literal values (inspectable, not replayable).
     #[arg(long)]
     pub redact: bool,
@@ -71,6 +77,13 @@ pub struct Config {
     /// Capture records queued for the writer before new ones are dropped.
     #[arg(long, default_value_t = crate::sink::DEFAULT_QUEUE)]
     pub capture_queue: usize,
+    /// At shutdown (SIGTERM, SIGINT), how long connections may take to finish the
+    /// command in flight; then it is cut (captured as dropped), e.g. 5s.
+    #[arg(long, value_parser = humantime_duration, default_value = "5s")]
+    pub shutdown_grace: std::time::Duration,
+    /// Close a client that has not logged in this long after connecting, e.g. 10s.
+    #[arg(long, value_parser = humantime_duration, default_value = "10s")]
+    pub handshake_timeout: std::time::Duration,
     /// Free-form labels stored in the capture header, KEY=VALUE (repeatable).
     #[arg(long = "label")]
     pub labels: Vec<String>,
@@ -80,6 +93,44 @@ pub struct Config {
     /// Tokio worker threads (0: one per CPU).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+}
+
+impl Config {
+    /// Checks what clap's types cannot: called first thing at startup, so a bad flag is
+    /// one clear line rather than a recorder that fails on every connection.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |flag: &'static str, value: &dyn std::fmt::Display, reason: &str| {
+            Err(Error::BadFlag {
+                flag,
+                reason: format!("{value}: {reason}"),
+            })
+        };
+        if !is_host_port(&self.upstream) {
+            return bad(
+                "--upstream",
+                &self.upstream,
+                "expected HOST:PORT, e.g. 127.0.0.1:3306",
+            );
+        }
+        if self.capture_queue == 0 {
+            return bad("--capture-queue", &0, "must be at least 1");
+        }
+        if self.max_connections == 0 {
+            return bad("--max-connections", &0, "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// HOST:PORT with a non-empty host and a port in 1..=65535 (an IPv6 host in brackets).
+/// The host is not resolved: the upstream may not be up yet.
+fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && !host.contains(char::is_whitespace)
+            && (!host.contains(':') || (host.starts_with('[') && host.ends_with(']')))
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+    })
 }
 
 fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {

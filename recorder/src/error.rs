@@ -24,6 +24,35 @@ pub enum Error {
     #[error("TLS with the {side}: {reason}")]
     Tls { side: Side, reason: String },
 
+    /// The client disconnected while its command was running: the upstream is closed at
+    /// once so that the server aborts the statement, as it would for a direct client.
+    #[error("the client went away during a command")]
+    ClientGone,
+
+    /// The recorder's shutdown grace period ended with the command still in flight.
+    #[error("cut by the recorder's shutdown")]
+    Shutdown,
+
+    /// The client did not finish logging in within --handshake-timeout.
+    #[error("no login within {0:?}")]
+    HandshakeTimeout(std::time::Duration),
+
+    /// A flag's value that cannot work (found at startup).
+    #[error("{flag} {reason}")]
+    BadFlag { flag: &'static str, reason: String },
+
+    /// The --out file exists and --force was not given.
+    #[error("capture file {} exists: pass --force to overwrite it", .0.display())]
+    CaptureExists(std::path::PathBuf),
+
+    /// The --out file cannot be created or its header written. (`cause` is shown in
+    /// the message, not chained as a source, so `{:#}` prints it once.)
+    #[error("cannot create capture file {}: {cause}", path.display())]
+    CaptureCreate {
+        path: std::path::PathBuf,
+        cause: captures::Error,
+    },
+
     #[error("the capture file: {0}")]
     Capture(#[from] captures::Error),
 }

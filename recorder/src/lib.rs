@@ -4,6 +4,7 @@
 //! - [`relay`]: one task per client connection, relaying bytes as they arrive;
 //! - [`protocol`]: the state machine that knows where each response ends;
 //! - [`sink`]: the bounded capture queue and its writer thread;
+//! - [`secrets`]: passwords in account statements are masked in the capture;
 //! - [`tls`]: TLS toward clients (terminated) and toward the upstream.
 
 pub mod config;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod listener;
 pub mod protocol;
 pub mod relay;
+pub mod secrets;
 pub mod sink;
 pub mod tls;
 

@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use captures::fingerprint::Fingerprinter;
 use captures::{CloseReason, Cmd, Command, ConnClose, ConnOpen, Outcome, Record, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::error::{Error, Side};
@@ -32,8 +33,22 @@ const CLIENT_PROTOCOL_41: u32 = 0x0200;
 /// A bigger length is a broken or hostile client, not a query.
 const MAX_PACKET: usize = 1 << 30;
 
+/// Largest packet a client may send before it has logged in. A handshake response is a
+/// few hundred bytes (plus connection attributes, at most a few KiB); an unauthenticated
+/// client must not make the recorder buffer more.
+const MAX_PACKET_BEFORE_LOGIN: usize = 64 * 1024;
+
 /// Initial read buffer per direction; grows for big packets, shrinks back after.
 const BUF: usize = 16 * 1024;
+
+/// At shutdown, how long an idle connection still waits for a command already sent.
+const LINGER: Duration = Duration::from_millis(100);
+
+/// While a response is awaited the client's socket is still read, to notice at once
+/// that it went away (the upstream is then closed, so the server aborts the statement as
+/// it would for a direct client). What a pipelining client sends meanwhile is kept, up
+/// to this much; beyond it the rest waits in the kernel until the response is done.
+const READ_AHEAD: usize = 1024 * 1024;
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -46,6 +61,29 @@ pub struct Shared {
     pub stats: Stats,
     /// TLS toward clients and/or the upstream (both off by default).
     pub tls: Tls,
+    /// The recorder's [`Phase`], broadcast to every connection.
+    pub phase: watch::Receiver<Phase>,
+    /// Longest a client may take from connecting to being logged in.
+    pub handshake_timeout: Duration,
+}
+
+/// Where the recorder is in its life, as every connection sees it (a `watch` channel:
+/// each connection only needs the latest value, so nothing queues).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Running,
+    /// Shutting down: no new commands. Idle connections close now, busy ones once the
+    /// command in flight has its response.
+    Draining,
+    /// The grace period is over: commands still in flight are cut (captured as
+    /// dropped) and their connections close.
+    Stopping,
+}
+
+/// Resolves once the recorder reached `at` (or is gone altogether).
+async fn reached(phase: &mut watch::Receiver<Phase>, at: Phase) {
+    // An error means the sender is dropped: serve() is over, as good as stopping.
+    let _ = phase.wait_for(|p| *p >= at).await;
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +108,8 @@ struct Peer {
     stream: Stream,
     buf: BytesMut,
     side: Side,
+    /// Largest logical packet accepted (headers included).
+    max_packet: usize,
 }
 
 impl Peer {
@@ -78,6 +118,7 @@ impl Peer {
             stream: Stream::Tcp(stream),
             buf: BytesMut::with_capacity(BUF),
             side,
+            max_packet: MAX_PACKET,
         }
     }
 
@@ -114,7 +155,7 @@ impl Peer {
 
     /// Switches a client that sent an SSLRequest to TLS, the recorder acting as server.
     async fn accept_tls(self, acceptor: &TlsAcceptor) -> Result<Peer, Error> {
-        let side = self.side;
+        let (side, max_packet) = (self.side, self.max_packet);
         let (tcp, buf) = self.into_plain()?;
         let tls = acceptor
             .accept(tcp)
@@ -124,6 +165,7 @@ impl Peer {
             stream: Stream::Server(Box::new(tls)),
             buf,
             side,
+            max_packet,
         })
     }
 
@@ -134,7 +176,7 @@ impl Peer {
         connector: &TlsConnector,
         name: &rustls::pki_types::ServerName<'static>,
     ) -> Result<Peer, Error> {
-        let side = self.side;
+        let (side, max_packet) = (self.side, self.max_packet);
         let (tcp, buf) = self.into_plain()?;
         let tls = connector
             .connect(name.clone(), tcp)
@@ -144,6 +186,7 @@ impl Peer {
             stream: Stream::Client(Box::new(tls)),
             buf,
             side,
+            max_packet,
         })
     }
 
@@ -175,10 +218,15 @@ impl Peer {
             let len = usize::from(self.buf[at])
                 | usize::from(self.buf[at + 1]) << 8
                 | usize::from(self.buf[at + 2]) << 16;
-            if at + 4 + len > MAX_PACKET {
+            // Checked on the header, before the body is read: refused, it costs nothing.
+            if at + 4 + len > self.max_packet {
                 return Err(Error::malformed(
                     self.side,
-                    format!("packet of {} bytes", at + 4 + len),
+                    format!(
+                        "packet of {} bytes or more (limit {})",
+                        at + 4 + len,
+                        self.max_packet
+                    ),
                 ));
             }
             if !self.fill(at + 4 + len).await? {
@@ -191,11 +239,33 @@ impl Peer {
         }
     }
 
+    /// Reads whatever the peer sends next into the buffer (kept for later), up to
+    /// [`READ_AHEAD`] buffered bytes; past that it waits forever, so that it can sit in a
+    /// `select!` beside the read that matters. An end of stream or a failed read is
+    /// [`Error::ClientGone`]: the only reader is the wait for a response.
+    async fn read_ahead(&mut self) -> Result<(), Error> {
+        if self.buf.len() >= READ_AHEAD {
+            std::future::pending::<()>().await;
+        }
+        self.buf.reserve(BUF);
+        match self.stream.read_buf(&mut self.buf).await {
+            Ok(0) | Err(_) => Err(Error::ClientGone),
+            Ok(_) => Ok(()),
+        }
+    }
+
     async fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
         self.stream.write_all(bytes).await?;
         // A no-op on TCP; over TLS it pushes out records rustls may still hold.
         self.stream.flush().await?;
         Ok(())
+    }
+}
+
+/// Gives memory back after an unusually large packet.
+fn shrink(peer: &mut Peer) {
+    if peer.buf.capacity() > 4 * 1024 * 1024 && peer.buf.is_empty() {
+        peer.buf = BytesMut::with_capacity(BUF);
     }
 }
 
@@ -222,7 +292,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     shared.stats.active.fetch_add(1, Ordering::Relaxed);
     let _ = client.set_nodelay(true);
     let t_open = shared.now();
-    let server = match TcpStream::connect(&shared.upstream).await {
+    let server = match connect_upstream(&shared).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(conn, %peer, "upstream {} unreachable: {e}", shared.upstream);
@@ -237,7 +307,8 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         }
     };
     let _ = server.set_nodelay(true);
-    let c = Peer::new(client, Side::Client);
+    let mut c = Peer::new(client, Side::Client);
+    c.max_packet = MAX_PACKET_BEFORE_LOGIN;
     let s = Peer::new(server, Side::Server);
     let mut session = Session {
         conn,
@@ -247,6 +318,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         opened: false,
         caps: 0,
         cache_metadata: false,
+        phase: shared.phase.clone(),
     };
     let reason = match session.run(c, s, peer, t_open).await {
         Ok(reason) => reason,
@@ -255,6 +327,8 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             tracing::warn!(conn, %peer, "connection closed: {e}");
             match e {
                 Error::Malformed { .. } | Error::Tls { .. } => CloseReason::ProtocolError,
+                Error::ClientGone => CloseReason::ClientGone,
+                Error::Shutdown => CloseReason::Shutdown,
                 _ => CloseReason::ServerGone,
             }
         }
@@ -269,6 +343,20 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     shared.stats.active.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// Connects to the upstream within --handshake-timeout: an upstream that drops SYNs
+/// would otherwise hold the client for the kernel's minutes.
+async fn connect_upstream(shared: &Shared) -> std::io::Result<TcpStream> {
+    let limit = shared.handshake_timeout;
+    tokio::time::timeout(limit, TcpStream::connect(&shared.upstream))
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {limit:?}"),
+            ))
+        })
+}
+
 /// Sends a MySQL ERR packet as the first packet, as a server refusing a connection
 /// does, so clients show a message instead of "lost connection".
 async fn refuse(mut client: TcpStream, message: &str) {
@@ -276,13 +364,18 @@ async fn refuse(mut client: TcpStream, message: &str) {
     let _ = client.shutdown().await;
 }
 
-/// An ERR packet (CR_CONN_HOST_ERROR) with sequence id `seq`, for failures the recorder
+/// ER_UNKNOWN_ERROR, the code servers use for errors without a code of their own. Not a
+/// client-side code (CR_*, 2000..): clients take those from a server for a protocol error
+/// (the mariadb client then reports "ERROR 2027 Received malformed packet").
+const ER_UNKNOWN_ERROR: u16 = 1105;
+
+/// An ERR packet (ER_UNKNOWN_ERROR) with sequence id `seq`, for failures the recorder
 /// itself reports to a client during the connection phase. `after_login`: the client has
 /// sent its capabilities, so (as a server would) the packet carries a SQL state, which
 /// 4.1 clients then expect; before the login it must not.
 fn err_packet(seq: u8, after_login: bool, message: &str) -> Vec<u8> {
     let mut payload = vec![0xff];
-    payload.extend_from_slice(&2003u16.to_le_bytes()); // CR_CONN_HOST_ERROR
+    payload.extend_from_slice(&ER_UNKNOWN_ERROR.to_le_bytes());
     if after_login {
         payload.extend_from_slice(b"#HY000");
     }
@@ -338,6 +431,15 @@ struct Session {
     caps: u32,
     /// Negotiated MARIADB_CLIENT_CACHE_METADATA: EXECUTE results may omit column definitions.
     cache_metadata: bool,
+    phase: watch::Receiver<Phase>,
+}
+
+/// The login's end: both sides ready for commands, or the connection already over.
+// Made and taken apart once per connection, on the stack.
+#[allow(clippy::large_enum_variant)]
+enum LoggedIn {
+    Ready(Peer, Peer),
+    Closed(CloseReason),
 }
 
 impl Session {
@@ -348,6 +450,30 @@ impl Session {
         peer: SocketAddr,
         t_open: u64,
     ) -> Result<CloseReason, Error> {
+        let limit = self.shared.handshake_timeout;
+        let mut phase = self.phase.clone();
+        // Before the login a client costs memory and a socket without having proved
+        // anything: it gets a bounded time, and is cut at once at shutdown.
+        let logged_in = tokio::select! {
+            r = tokio::time::timeout(limit, self.login(c, s, peer, t_open)) => {
+                r.map_err(|_| Error::HandshakeTimeout(limit))??
+            }
+            () = reached(&mut phase, Phase::Stopping) => return Ok(CloseReason::Shutdown),
+        };
+        match logged_in {
+            LoggedIn::Ready(mut c, mut s) => self.commands(&mut c, &mut s).await,
+            LoggedIn::Closed(reason) => Ok(reason),
+        }
+    }
+
+    /// Greeting, login and authentication; writes the ConnOpen record once logged in.
+    async fn login(
+        &mut self,
+        c: Peer,
+        s: Peer,
+        peer: SocketAddr,
+        t_open: u64,
+    ) -> Result<LoggedIn, Error> {
         let (mut c, mut s, info, login, seq_shift) = match self.connect(c, s).await? {
             Connected::Ready {
                 c,
@@ -356,9 +482,8 @@ impl Session {
                 login,
                 seq_shift,
             } => (c, s, info, login, seq_shift),
-            Connected::Closed(reason) => return Ok(reason),
+            Connected::Closed(reason) => return Ok(LoggedIn::Closed(reason)),
         };
-        let (c, s) = (&mut c, &mut s);
         self.caps = login.capabilities & info.capabilities;
         self.cache_metadata = login.mariadb_capabilities
             & info.mariadb_capabilities
@@ -366,10 +491,12 @@ impl Session {
             != 0;
         let mut auth_plugin = login.auth_plugin;
         if matches!(
-            self.auth(c, s, seq_shift, &mut auth_plugin).await?.0,
+            self.auth(&mut c, &mut s, seq_shift, &mut auth_plugin)
+                .await?
+                .0,
             Outcome::Err { .. }
         ) {
-            return Ok(CloseReason::Quit);
+            return Ok(LoggedIn::Closed(CloseReason::Quit));
         }
         self.opened = true;
         self.shared.sink.send(Record::ConnOpen(ConnOpen {
@@ -383,14 +510,16 @@ impl Session {
             auth_plugin,
             server_conn_id: info.connection_id,
         }));
-        let deprecate_eof = self.caps & CLIENT_DEPRECATE_EOF != 0;
+        c.max_packet = MAX_PACKET;
+        Ok(LoggedIn::Ready(c, s))
+    }
 
+    /// Command after command until either side ends the connection or the recorder
+    /// shuts down.
+    async fn commands(&mut self, c: &mut Peer, s: &mut Peer) -> Result<CloseReason, Error> {
         loop {
-            if c.buf.is_empty() {
-                // Wait for the next command without holding a timestamp.
-                if !c.fill(1).await? {
-                    return Ok(CloseReason::ClientGone);
-                }
+            if let Some(reason) = self.wait_for_command(c).await? {
+                return Ok(reason);
             }
             let t_start = self.shared.now();
             let Some(n) = c.next_packet().await? else {
@@ -408,121 +537,180 @@ impl Session {
             let expect = protocol::expect_for(code);
             let cursor = protocol::execute_opens_cursor(&body);
             let capture = self.shared.sink.enabled();
-            let mut cmd = if !capture {
-                Cmd::Ping
-            } else if code == COM_STMT_EXECUTE {
-                let stmt_id = body
-                    .get(1..5)
-                    .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-                // One the recorder cannot decode (parameters that do not match the types
-                // bound, a type it does not know) is still relayed, and the server answers
-                // it as it would directly; the capture keeps it raw.
-                protocol::parse_execute(&body, self.stmts.get_mut(&stmt_id)).unwrap_or_else(|| {
-                    tracing::debug!(conn = self.conn, stmt_id, "undecodable COM_STMT_EXECUTE");
-                    Cmd::Other {
-                        code,
-                        payload: body[1..].to_vec(),
-                    }
-                })
-            } else {
-                protocol::parse_command(&body)
-            };
-            // Statement bookkeeping that needs no response.
-            match code {
-                COM_STMT_SEND_LONG_DATA => {
-                    if let (Some(id), Some(p)) = (body.get(1..5), body.get(5..7))
-                        && let Some(st) = self
-                            .stmts
-                            .get_mut(&u32::from_le_bytes([id[0], id[1], id[2], id[3]]))
-                    {
-                        st.long_data.push(u16::from_le_bytes([p[0], p[1]]));
-                    }
-                }
-                COM_STMT_CLOSE => {
-                    if let Some(id) = body.get(1..5) {
-                        self.stmts
-                            .remove(&u32::from_le_bytes([id[0], id[1], id[2], id[3]]));
-                    }
-                }
-                COM_STMT_RESET => {
-                    if let Some(id) = body.get(1..5)
-                        && let Some(st) = self
-                            .stmts
-                            .get_mut(&u32::from_le_bytes([id[0], id[1], id[2], id[3]]))
-                    {
-                        st.long_data.clear();
-                    }
-                }
-                _ => {}
-            }
+            let mut cmd = self.build_cmd(code, &body, capture);
+            self.track_statements(code, &body);
             drop(body);
             s.write(&raw).await?;
 
             let (outcome, status) = match expect {
                 Expect::Nothing => (Outcome::NoResponse, None),
                 Expect::Unknown => {
-                    tracing::info!(
-                        conn = self.conn,
-                        code,
-                        "unknown command: relaying the rest of the connection untouched"
-                    );
-                    // Something we cannot follow (replication, a new command): relay the
-                    // rest of the connection untouched.
-                    self.record(cmd, t_start, Outcome::NoResponse, None);
-                    self.passthrough(c, s).await?;
-                    return Ok(CloseReason::ClientGone);
+                    return self.follow_unknown(c, s, code, capture, cmd, t_start).await;
                 }
                 Expect::Auth => {
                     self.stmts.clear();
                     self.auth(c, s, 0, &mut String::new()).await?
                 }
-                _ => {
-                    let response = self
-                        .response(c, s, code, expect, deprecate_eof, cursor)
-                        .await?;
-                    if let (Some((id, params, columns)), COM_STMT_PREPARE) =
-                        (response.prepared, code)
-                    {
-                        self.stmts.insert(
-                            id,
-                            StmtInfo {
-                                params,
-                                ..Default::default()
-                            },
-                        );
-                        if let Cmd::Prepare {
-                            stmt_id,
-                            params: p,
-                            columns: col,
-                            ..
-                        } = &mut cmd
-                        {
-                            (*stmt_id, *p, *col) = (id, params, columns);
-                        }
+                _ => match self.response_to(c, s, code, expect, cursor, &mut cmd).await {
+                    Ok(done) => done,
+                    Err(e @ (Error::ClientGone | Error::Shutdown)) => {
+                        // Returning drops the upstream socket: the server sees the
+                        // client leave and stops the statement.
+                        self.record(capture, cmd, t_start, Outcome::Dropped, None);
+                        return Ok(match e {
+                            Error::Shutdown => CloseReason::Shutdown,
+                            _ => CloseReason::ClientGone,
+                        });
                     }
-                    let outcome = response.outcome();
-                    if code == COM_RESET_CONNECTION && matches!(outcome, Outcome::Ok { .. }) {
-                        self.stmts.clear();
-                    }
-                    (outcome, response.status())
-                }
+                    Err(e) => return Err(e),
+                },
             };
-            if capture {
-                self.record(cmd, t_start, outcome, status);
-            }
+            self.record(capture, cmd, t_start, outcome, status);
             self.shared.stats.commands.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("recorder.commands").increment(1);
             if code == COM_QUIT {
                 return Ok(CloseReason::Quit);
             }
-            // Give memory back after an unusually large packet.
-            if c.buf.capacity() > 4 * 1024 * 1024 && c.buf.is_empty() {
-                c.buf = BytesMut::with_capacity(BUF);
+            if *self.phase.borrow() >= Phase::Draining {
+                return Ok(CloseReason::Shutdown);
             }
-            if s.buf.capacity() > 4 * 1024 * 1024 && s.buf.is_empty() {
-                s.buf = BytesMut::with_capacity(BUF);
+            shrink(c);
+            shrink(s);
+        }
+    }
+
+    /// Waits for the next command's first byte, without holding a timestamp. An idle
+    /// connection has nothing in flight: at shutdown it closes at once. `Some` when the
+    /// connection is over.
+    async fn wait_for_command(&mut self, c: &mut Peer) -> Result<Option<CloseReason>, Error> {
+        if !c.buf.is_empty() {
+            return Ok(None);
+        }
+        let filled = tokio::select! {
+            filled = c.fill(1) => filled?,
+            () = reached(&mut self.phase, Phase::Draining) => {
+                // A command already on its way (a COM_QUIT sent just before the
+                // shutdown) is still taken.
+                match tokio::time::timeout(LINGER, c.fill(1)).await {
+                    Ok(filled) => filled?,
+                    Err(_) => return Ok(Some(CloseReason::Shutdown)),
+                }
+            }
+        };
+        Ok((!filled).then_some(CloseReason::ClientGone))
+    }
+
+    /// The command to capture (a placeholder when capture is off).
+    fn build_cmd(&mut self, code: u8, body: &[u8], capture: bool) -> Cmd {
+        if !capture {
+            return Cmd::Ping;
+        }
+        if code != COM_STMT_EXECUTE {
+            return protocol::parse_command(body);
+        }
+        let stmt_id = body
+            .get(1..5)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        // One the recorder cannot decode (parameters that do not match the types bound, a
+        // type it does not know) is still relayed, and the server answers it as it would
+        // directly; the capture keeps it raw.
+        protocol::parse_execute(body, self.stmts.get_mut(&stmt_id)).unwrap_or_else(|| {
+            tracing::debug!(conn = self.conn, stmt_id, "undecodable COM_STMT_EXECUTE");
+            Cmd::Other {
+                code,
+                payload: body[1..].to_vec(),
+            }
+        })
+    }
+
+    /// Statement bookkeeping that needs no response.
+    fn track_statements(&mut self, code: u8, body: &[u8]) {
+        let id = body
+            .get(1..5)
+            .map(|id| u32::from_le_bytes([id[0], id[1], id[2], id[3]]));
+        match (code, id) {
+            (COM_STMT_SEND_LONG_DATA, Some(id)) => {
+                if let Some(p) = body.get(5..7)
+                    && let Some(st) = self.stmts.get_mut(&id)
+                {
+                    st.long_data.push(u16::from_le_bytes([p[0], p[1]]));
+                }
+            }
+            (COM_STMT_CLOSE, Some(id)) => {
+                self.stmts.remove(&id);
+            }
+            (COM_STMT_RESET, Some(id)) => {
+                if let Some(st) = self.stmts.get_mut(&id) {
+                    st.long_data.clear();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Something we cannot follow (replication, a new command): captured as is, then the
+    /// rest of the connection is relayed untouched, until shutdown cuts it.
+    async fn follow_unknown(
+        &mut self,
+        c: &mut Peer,
+        s: &mut Peer,
+        code: u8,
+        capture: bool,
+        cmd: Cmd,
+        t_start: u64,
+    ) -> Result<CloseReason, Error> {
+        tracing::info!(
+            conn = self.conn,
+            code,
+            "unknown command: relaying the rest of the connection untouched"
+        );
+        self.record(capture, cmd, t_start, Outcome::NoResponse, None);
+        let mut phase = self.phase.clone();
+        tokio::select! {
+            r = self.passthrough(c, s) => r?,
+            () = reached(&mut phase, Phase::Stopping) => return Ok(CloseReason::Shutdown),
+        }
+        Ok(CloseReason::ClientGone)
+    }
+
+    /// Relays the response to a command and keeps what it says about statements; its
+    /// outcome and final status flags.
+    async fn response_to(
+        &mut self,
+        c: &mut Peer,
+        s: &mut Peer,
+        code: u8,
+        expect: Expect,
+        cursor: bool,
+        cmd: &mut Cmd,
+    ) -> Result<(Outcome, Option<u16>), Error> {
+        let deprecate_eof = self.caps & CLIENT_DEPRECATE_EOF != 0;
+        let response = self
+            .response(c, s, code, expect, deprecate_eof, cursor)
+            .await?;
+        if let (Some((id, params, columns)), COM_STMT_PREPARE) = (response.prepared, code) {
+            self.stmts.insert(
+                id,
+                StmtInfo {
+                    params,
+                    ..Default::default()
+                },
+            );
+            if let Cmd::Prepare {
+                stmt_id,
+                params: p,
+                columns: col,
+                ..
+            } = cmd
+            {
+                (*stmt_id, *p, *col) = (id, params, columns);
             }
         }
+        let outcome = response.outcome();
+        if code == COM_RESET_CONNECTION && matches!(outcome, Outcome::Ok { .. }) {
+            self.stmts.clear();
+        }
+        Ok((outcome, response.status()))
     }
 
     /// Greeting, TLS on either hop, login: everything before authentication proper.
@@ -627,7 +815,24 @@ impl Session {
         })
     }
 
-    fn record(&mut self, mut cmd: Cmd, t_start: u64, mut outcome: Outcome, status: Option<u16>) {
+    /// Captures a command; `capture` false: it was not built (capture was off when it
+    /// started), only counted if that is a loss.
+    fn record(
+        &mut self,
+        capture: bool,
+        mut cmd: Cmd,
+        t_start: u64,
+        mut outcome: Outcome,
+        status: Option<u16>,
+    ) {
+        if !capture {
+            self.shared.sink.skip();
+            return;
+        }
+        // Always, not only with --redact: a capture is a file people copy around.
+        if let Cmd::Query { sql } | Cmd::Prepare { sql, .. } = &mut cmd {
+            crate::secrets::scrub(sql);
+        }
         if self.shared.redact {
             redact(&mut cmd, &mut outcome, &mut self.fp);
         }
@@ -699,7 +904,14 @@ impl Session {
                         4
                     };
                     let want = need.max(s.buf.len() + 1);
-                    if !s.fill(want).await? {
+                    // Both reads only append to their buffers: the one cancelled loses
+                    // nothing.
+                    let filled = tokio::select! {
+                        filled = s.fill(want) => filled?,
+                        ahead = c.read_ahead() => { ahead?; continue; }
+                        () = reached(&mut self.phase, Phase::Stopping) => return Err(Error::Shutdown),
+                    };
+                    if !filled {
                         return Err(Error::malformed(
                             Side::Server,
                             "closed in the middle of a response",

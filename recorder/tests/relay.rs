@@ -94,7 +94,12 @@ async fn mysql_async_traffic_passes_unchanged_and_is_captured() {
     };
     assert_eq!(open.user, "root");
     assert_eq!(open.db.as_deref(), Some(db.as_str()));
-    assert!(matches!(records.last(), Some(Record::ConnClose(_))));
+    // A clean stop ends the capture with its End record, after the last ConnClose.
+    let [.., Record::ConnClose(_), Record::End(end)] = records.as_slice() else {
+        panic!("{:?}", &records[records.len() - 2..])
+    };
+    assert_eq!(end.dropped, 0);
+    assert_eq!(end.commands, commands(&records).len() as u64);
     let cmds = commands(&records);
     let kinds: Vec<CmdKind> = cmds.iter().map(|(c, _)| c.kind()).collect();
     for k in [
@@ -456,11 +461,36 @@ async fn an_unreachable_upstream_gets_a_mysql_error_not_a_reset() {
         mysql_async::Conn::new(Opts::from_url(&format!("mysql://root@{}", rec.addr)).unwrap())
             .await
             .unwrap_err();
+    // ER_UNKNOWN_ERROR: a server's code, not a client-side one (2003 made clients
+    // report a malformed packet).
     assert!(
-        err.to_string()
-            .contains(&format!("cannot reach upstream {upstream}")),
-        "{err}"
+        matches!(&err, mysql_async::Error::Server(e)
+            if e.code == 1105 && e.message.contains(&format!("cannot reach upstream {upstream}"))),
+        "{err:?}"
     );
+    // The mariadb client shows it as it shows a server refusing a connection.
+    for (args, shown) in [
+        (
+            &["--skip-ssl"][..],
+            "ERROR 1105 (HY000): recorder: cannot reach upstream",
+        ),
+        // It tried TLS first: it says so around the server's error.
+        (&[][..], "1105 - recorder: cannot reach upstream"),
+    ] {
+        let out = tokio::process::Command::new("mariadb")
+            .args(["--no-defaults", "-h127.0.0.1", "-uroot", "-P"])
+            .arg(rec.addr.port().to_string())
+            .args(args)
+            .args(["-e", "SELECT 1"])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(shown) && stderr.contains(&upstream),
+            "{args:?}: {stderr}"
+        );
+    }
     rec.stop().await;
 }
 
@@ -501,8 +531,14 @@ async fn a_full_capture_queue_drops_records_but_never_traffic() {
         .unwrap()
         .parse()
         .unwrap();
-    let captured = commands(&read_capture(&cap)).len() as u64;
+    let records = read_capture(&cap);
+    let captured = commands(&records).len() as u64;
     assert!(dropped > 0, "{summary}");
+    // The End record tells a reader the capture is incomplete, and by how much.
+    let Some(Record::End(end)) = records.last() else {
+        panic!("no End record")
+    };
+    assert_eq!((end.dropped, end.commands), (dropped, captured));
     assert!(
         captured + dropped >= 2400,
         "{captured} + {dropped}: {summary}"
@@ -552,8 +588,10 @@ fn kill_9_leaves_a_readable_capture() {
     std::thread::sleep(std::time::Duration::from_millis(400));
     child.kill().unwrap();
     child.wait().unwrap();
-    let reader = CaptureReader::open(&cap).unwrap();
-    let records: Vec<Record> = reader.filter_map(Result::ok).collect();
+    let mut reader = CaptureReader::open(&cap).unwrap();
+    let records: Vec<Record> = reader.by_ref().filter_map(Result::ok).collect();
+    // Readable, and known to be incomplete.
+    assert!(!reader.ended_cleanly(), "{records:?}");
     assert!(
         records
             .iter()

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use captures::{
-    CloseReason, Cmd, CmdKind, Command, ConnClose, ConnOpen, Executed, Meta, Mismatch, Outcome,
-    Param, Record, ResultRecord, RunMeta, Value,
+    CaptureEnd, CloseReason, Cmd, CmdKind, Command, ConnClose, ConnOpen, Executed, Meta, Mismatch,
+    Outcome, Param, Record, ResultRecord, RunMeta, Value,
 };
 use proptest::prelude::*;
 
@@ -202,6 +202,13 @@ pub fn record() -> impl Strategy<Value = Record> {
             }),
         (any::<u64>(), any::<u64>(), close_reason())
             .prop_map(|(conn, t, reason)| Record::ConnClose(ConnClose { conn, t, reason })),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(t, commands, dropped)| {
+            Record::End(CaptureEnd {
+                t,
+                commands,
+                dropped,
+            })
+        }),
     ]
 }
 
