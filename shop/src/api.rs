@@ -1,5 +1,6 @@
 //! The HTTP API: JSON over HTTP/1.1 on hyper, one route table, one error shape
-//! (`{"error": "..."}` with 400 / 404 / 409 / 413 / 503).
+//! (`{"error": "..."}` with 400 / 404 / 405 / 409 / 413 / 503; a 405 names the path's
+//! methods in `Allow`).
 //!
 //! ```text
 //! GET    /health                                   status and seeded row counts
@@ -14,13 +15,14 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -58,6 +60,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let routes = Arc::new(Routes::new().map_err(std::io::Error::other)?);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut shutdown = std::pin::pin!(shutdown);
     let mut tasks = tokio::task::JoinSet::new();
@@ -82,12 +85,12 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let (app, routes) = (app.clone(), routes.clone());
         tasks.spawn(async move {
             let _permit = permit;
             let service = service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(handle(&app, req).await) }
+                let (app, routes) = (app.clone(), routes.clone());
+                async move { Ok::<_, Infallible>(handle(&app, &routes, req).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -108,11 +111,9 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handle(app: &App, req: Request<Incoming>) -> Reply {
+async fn handle(app: &App, routes: &Routes, req: Request<Incoming>) -> Reply {
     let start = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let (route, result) = dispatch(app, req, &method, &path).await;
+    let (route, result) = dispatch(app, routes, req).await;
     let reply = match result {
         Ok(reply) => reply,
         Err(e) => error_reply(&e),
@@ -121,214 +122,258 @@ async fn handle(app: &App, req: Request<Incoming>) -> Reply {
     reply
 }
 
-/// Routes one request. Returns the route's name (for metrics: `GET /products/:id`,
-/// never the ids themselves) and the reply.
+/// What a handler returns: boxed, so that handlers of different routes share one type
+/// and fit in one table.
+type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Reply, Error>> + Send + 'a>>;
+type Handler = for<'a> fn(&'a App, Request<Incoming>, Ids) -> HandlerFuture<'a>;
+
+/// The ids of a request's path, in path order: `/customers/{customer}/cart/{product}`
+/// gives `[customer, product]`. No route has more than two.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ids([u64; 2]);
+
+#[derive(Debug)]
+struct Route {
+    method: Method,
+    /// A matchit pattern; each parameter is an id, named for what it identifies (the
+    /// name is used in the error for a bad id).
+    path: &'static str,
+    /// For metrics: the route, never the ids themselves.
+    name: &'static str,
+    handler: Handler,
+}
+
+/// Turns `async fn f(&App, Request<Incoming>, Ids) -> Result<Reply, Error>` into a
+/// [`Handler`].
+macro_rules! h {
+    ($f:ident) => {{
+        fn boxed(app: &App, req: Request<Incoming>, ids: Ids) -> HandlerFuture<'_> {
+            Box::pin($f(app, req, ids))
+        }
+        boxed as Handler
+    }};
+}
+
+macro_rules! route {
+    ($method:ident $path:literal $name:literal => $f:ident) => {
+        Route {
+            method: Method::$method,
+            path: $path,
+            name: $name,
+            handler: h!($f),
+        }
+    };
+}
+
+/// Every route of the API.
+static ROUTES: &[Route] = &[
+    route!(GET "/health" "GET /health" => health),
+    route!(GET "/products" "GET /products" => search_products),
+    route!(POST "/products" "POST /products" => create_product),
+    route!(GET "/products/{product}" "GET /products/:id" => get_product),
+    route!(PUT "/products/{product}" "PUT /products/:id" => update_product),
+    route!(DELETE "/products/{product}" "DELETE /products/:id" => delete_product),
+    route!(POST "/customers" "POST /customers" => create_customer),
+    route!(GET "/customers/{customer}" "GET /customers/:id" => get_customer),
+    route!(PUT "/customers/{customer}" "PUT /customers/:id" => update_customer),
+    route!(DELETE "/customers/{customer}" "DELETE /customers/:id" => delete_customer),
+    route!(POST "/customers/{customer}/addresses" "POST /customers/:id/addresses" => add_address),
+    route!(GET "/customers/{customer}/addresses" "GET /customers/:id/addresses" => addresses),
+    route!(DELETE "/customers/{customer}/addresses/{address}" "DELETE /customers/:id/addresses/:id" => delete_address),
+    route!(GET "/customers/{customer}/cart" "GET /customers/:id/cart" => cart),
+    route!(POST "/customers/{customer}/cart" "POST /customers/:id/cart" => add_to_cart),
+    route!(PUT "/customers/{customer}/cart/{product}" "PUT /customers/:id/cart/:id" => set_cart_qty),
+    route!(DELETE "/customers/{customer}/cart/{product}" "DELETE /customers/:id/cart/:id" => remove_from_cart),
+    route!(POST "/customers/{customer}/checkout" "POST /customers/:id/checkout" => checkout),
+    route!(GET "/customers/{customer}/orders" "GET /customers/:id/orders" => orders),
+    route!(GET "/customers/{customer}/orders/{order}" "GET /customers/:id/orders/:id" => order),
+];
+
+/// [`ROUTES`] by path: each path with the routes (methods) it has, so that a known path
+/// asked with another method is told which ones it takes (405 + `Allow`).
+#[derive(Debug)]
+struct Routes(matchit::Router<Vec<&'static Route>>);
+
+impl Routes {
+    fn new() -> Result<Self, matchit::InsertError> {
+        let mut by_path: Vec<(&str, Vec<&'static Route>)> = Vec::new();
+        for r in ROUTES {
+            match by_path.iter_mut().find(|(p, _)| *p == r.path) {
+                Some((_, rs)) => rs.push(r),
+                None => by_path.push((r.path, vec![r])),
+            }
+        }
+        let mut router = matchit::Router::new();
+        for (path, rs) in by_path {
+            router.insert(path, rs)?;
+        }
+        Ok(Routes(router))
+    }
+}
+
+/// Routes one request. Returns the route's name (for metrics) and the reply.
 async fn dispatch(
     app: &App,
+    routes: &Routes,
     req: Request<Incoming>,
-    method: &Method,
-    path: &str,
 ) -> (&'static str, Result<Reply, Error>) {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let query = req.uri().query().unwrap_or("").to_owned();
-    let s = &app.store;
-    macro_rules! id {
-        ($seg:expr, $what:expr) => {
-            match parse_id($seg, $what) {
-                Ok(id) => id,
-                Err(e) => return ("invalid id", Err(e)),
-            }
+    // Leading and trailing slashes never mattered: `/products/` is `/products`.
+    let path = format!("/{}", req.uri().path().trim_matches('/'));
+    let Ok(found) = routes.0.at(&path) else {
+        let e = Error::not_found(format!("no route {} {}", req.method(), req.uri().path()));
+        return ("unknown", Err(e));
+    };
+    let Some(route) = found.value.iter().find(|r| r.method == req.method()) else {
+        let allow: Vec<&str> = found.value.iter().map(|r| r.method.as_str()).collect();
+        let e = Error::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: req.uri().path().to_owned(),
+            allow: allow.join(", "),
         };
+        return ("method not allowed", Err(e));
+    };
+    let mut ids = Ids::default();
+    for ((what, seg), id) in found.params.iter().zip(&mut ids.0) {
+        match parse_id(seg, what) {
+            Ok(v) => *id = v,
+            Err(e) => return ("invalid id", Err(e)),
+        }
     }
-    match (method, segs.as_slice()) {
-        (&Method::GET, ["health"]) => ("GET /health", health(app).await),
-        (&Method::GET, ["products"]) => (
-            "GET /products",
-            async {
-                let search = parse_search(&query)?;
-                json(StatusCode::OK, &s.search(&search).await?)
-            }
-            .await,
-        ),
-        (&Method::POST, ["products"]) => (
-            "POST /products",
-            async {
-                let p: NewProduct = body(req).await?;
-                json(StatusCode::CREATED, &s.create_product(p).await?)
-            }
-            .await,
-        ),
-        (&Method::GET, ["products", id]) => {
-            let id = id!(id, "product");
-            (
-                "GET /products/:id",
-                async { json(StatusCode::OK, &s.product(id).await?) }.await,
-            )
-        }
-        (&Method::PUT, ["products", id]) => {
-            let id = id!(id, "product");
-            (
-                "PUT /products/:id",
-                async {
-                    let patch: ProductPatch = body(req).await?;
-                    json(StatusCode::OK, &s.update_product(id, patch).await?)
-                }
-                .await,
-            )
-        }
-        (&Method::DELETE, ["products", id]) => {
-            let id = id!(id, "product");
-            (
-                "DELETE /products/:id",
-                async {
-                    s.delete_product(id).await?;
-                    Ok(no_content())
-                }
-                .await,
-            )
-        }
-        (&Method::POST, ["customers"]) => (
-            "POST /customers",
-            async {
-                let c: NewCustomer = body(req).await?;
-                json(StatusCode::CREATED, &s.create_customer(c).await?)
-            }
-            .await,
-        ),
-        (&Method::GET, ["customers", id]) => {
-            let id = id!(id, "customer");
-            (
-                "GET /customers/:id",
-                async { json(StatusCode::OK, &s.customer(id).await?) }.await,
-            )
-        }
-        (&Method::PUT, ["customers", id]) => {
-            let id = id!(id, "customer");
-            (
-                "PUT /customers/:id",
-                async {
-                    let patch: CustomerPatch = body(req).await?;
-                    json(StatusCode::OK, &s.update_customer(id, patch).await?)
-                }
-                .await,
-            )
-        }
-        (&Method::DELETE, ["customers", id]) => {
-            let id = id!(id, "customer");
-            (
-                "DELETE /customers/:id",
-                async {
-                    s.delete_customer(id).await?;
-                    Ok(no_content())
-                }
-                .await,
-            )
-        }
-        (&Method::POST, ["customers", id, "addresses"]) => {
-            let id = id!(id, "customer");
-            (
-                "POST /customers/:id/addresses",
-                async {
-                    let a: NewAddress = body(req).await?;
-                    json(StatusCode::CREATED, &s.add_address(id, a).await?)
-                }
-                .await,
-            )
-        }
-        (&Method::GET, ["customers", id, "addresses"]) => {
-            let id = id!(id, "customer");
-            (
-                "GET /customers/:id/addresses",
-                async { json(StatusCode::OK, &s.addresses(id).await?) }.await,
-            )
-        }
-        (&Method::DELETE, ["customers", id, "addresses", aid]) => {
-            let id = id!(id, "customer");
-            let aid = id!(aid, "address");
-            (
-                "DELETE /customers/:id/addresses/:id",
-                async {
-                    s.delete_address(id, aid).await?;
-                    Ok(no_content())
-                }
-                .await,
-            )
-        }
-        (&Method::GET, ["customers", id, "cart"]) => {
-            let id = id!(id, "customer");
-            (
-                "GET /customers/:id/cart",
-                async { json(StatusCode::OK, &s.cart(id).await?) }.await,
-            )
-        }
-        (&Method::POST, ["customers", id, "cart"]) => {
-            let id = id!(id, "customer");
-            (
-                "POST /customers/:id/cart",
-                async {
-                    let item: CartAdd = body(req).await?;
-                    json(
-                        StatusCode::OK,
-                        &s.add_to_cart(id, item.product_id, item.qty).await?,
-                    )
-                }
-                .await,
-            )
-        }
-        (&Method::PUT, ["customers", id, "cart", pid]) => {
-            let id = id!(id, "customer");
-            let pid = id!(pid, "product");
-            (
-                "PUT /customers/:id/cart/:id",
-                async {
-                    let q: CartQty = body(req).await?;
-                    json(StatusCode::OK, &s.set_cart_qty(id, pid, q.qty).await?)
-                }
-                .await,
-            )
-        }
-        (&Method::DELETE, ["customers", id, "cart", pid]) => {
-            let id = id!(id, "customer");
-            let pid = id!(pid, "product");
-            (
-                "DELETE /customers/:id/cart/:id",
-                async { json(StatusCode::OK, &s.remove_from_cart(id, pid).await?) }.await,
-            )
-        }
-        (&Method::POST, ["customers", id, "checkout"]) => {
-            let id = id!(id, "customer");
-            (
-                "POST /customers/:id/checkout",
-                async { json(StatusCode::CREATED, &s.checkout(id).await?) }.await,
-            )
-        }
-        (&Method::GET, ["customers", id, "orders"]) => {
-            let id = id!(id, "customer");
-            (
-                "GET /customers/:id/orders",
-                async {
-                    let limit = match query_pairs(&query).find(|(k, _)| k == "limit") {
-                        Some((_, v)) => parse_num::<u32>("limit", &v)?,
-                        None => 20,
-                    };
-                    json(StatusCode::OK, &s.orders(id, limit).await?)
-                }
-                .await,
-            )
-        }
-        (&Method::GET, ["customers", id, "orders", oid]) => {
-            let id = id!(id, "customer");
-            let oid = id!(oid, "order");
-            (
-                "GET /customers/:id/orders/:id",
-                async { json(StatusCode::OK, &s.order(id, oid).await?) }.await,
-            )
-        }
-        _ => (
-            "unknown",
-            Err(Error::not_found(format!("no route {method} {path}"))),
-        ),
-    }
+    (route.name, (route.handler)(app, req, ids).await)
+}
+
+// ---- handlers: one per route ----------------------------------------------------------
+
+async fn health(app: &App, _: Request<Incoming>, _: Ids) -> Result<Reply, Error> {
+    app.store.ping().await?;
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "status": "ok", "products": app.counts.products, "customers": app.counts.customers }),
+    )
+}
+
+async fn search_products(app: &App, req: Request<Incoming>, _: Ids) -> Result<Reply, Error> {
+    let search = parse_search(req.uri().query().unwrap_or(""))?;
+    json(StatusCode::OK, &app.store.search(&search).await?)
+}
+
+async fn create_product(app: &App, req: Request<Incoming>, _: Ids) -> Result<Reply, Error> {
+    let p: NewProduct = body(req).await?;
+    json(StatusCode::CREATED, &app.store.create_product(p).await?)
+}
+
+async fn get_product(app: &App, _: Request<Incoming>, Ids([id, _]): Ids) -> Result<Reply, Error> {
+    json(StatusCode::OK, &app.store.product(id).await?)
+}
+
+async fn update_product(
+    app: &App,
+    req: Request<Incoming>,
+    Ids([id, _]): Ids,
+) -> Result<Reply, Error> {
+    let patch: ProductPatch = body(req).await?;
+    json(StatusCode::OK, &app.store.update_product(id, patch).await?)
+}
+
+async fn delete_product(
+    app: &App,
+    _: Request<Incoming>,
+    Ids([id, _]): Ids,
+) -> Result<Reply, Error> {
+    app.store.delete_product(id).await?;
+    Ok(no_content())
+}
+
+async fn create_customer(app: &App, req: Request<Incoming>, _: Ids) -> Result<Reply, Error> {
+    let c: NewCustomer = body(req).await?;
+    json(StatusCode::CREATED, &app.store.create_customer(c).await?)
+}
+
+async fn get_customer(app: &App, _: Request<Incoming>, Ids([id, _]): Ids) -> Result<Reply, Error> {
+    json(StatusCode::OK, &app.store.customer(id).await?)
+}
+
+async fn update_customer(
+    app: &App,
+    req: Request<Incoming>,
+    Ids([id, _]): Ids,
+) -> Result<Reply, Error> {
+    let patch: CustomerPatch = body(req).await?;
+    json(StatusCode::OK, &app.store.update_customer(id, patch).await?)
+}
+
+async fn delete_customer(
+    app: &App,
+    _: Request<Incoming>,
+    Ids([id, _]): Ids,
+) -> Result<Reply, Error> {
+    app.store.delete_customer(id).await?;
+    Ok(no_content())
+}
+
+async fn add_address(app: &App, req: Request<Incoming>, Ids([id, _]): Ids) -> Result<Reply, Error> {
+    let a: NewAddress = body(req).await?;
+    json(StatusCode::CREATED, &app.store.add_address(id, a).await?)
+}
+
+async fn addresses(app: &App, _: Request<Incoming>, Ids([id, _]): Ids) -> Result<Reply, Error> {
+    json(StatusCode::OK, &app.store.addresses(id).await?)
+}
+
+async fn delete_address(
+    app: &App,
+    _: Request<Incoming>,
+    Ids([id, aid]): Ids,
+) -> Result<Reply, Error> {
+    app.store.delete_address(id, aid).await?;
+    Ok(no_content())
+}
+
+async fn cart(app: &App, _: Request<Incoming>, Ids([id, _]): Ids) -> Result<Reply, Error> {
+    json(StatusCode::OK, &app.store.cart(id).await?)
+}
+
+async fn add_to_cart(app: &App, req: Request<Incoming>, Ids([id, _]): Ids) -> Result<Reply, Error> {
+    let item: CartAdd = body(req).await?;
+    let cart = app.store.add_to_cart(id, item.product_id, item.qty).await?;
+    json(StatusCode::OK, &cart)
+}
+
+async fn set_cart_qty(
+    app: &App,
+    req: Request<Incoming>,
+    Ids([id, pid]): Ids,
+) -> Result<Reply, Error> {
+    let q: CartQty = body(req).await?;
+    json(
+        StatusCode::OK,
+        &app.store.set_cart_qty(id, pid, q.qty).await?,
+    )
+}
+
+async fn remove_from_cart(
+    app: &App,
+    _: Request<Incoming>,
+    Ids([id, pid]): Ids,
+) -> Result<Reply, Error> {
+    json(StatusCode::OK, &app.store.remove_from_cart(id, pid).await?)
+}
+
+async fn checkout(app: &App, _: Request<Incoming>, Ids([id, _]): Ids) -> Result<Reply, Error> {
+    json(StatusCode::CREATED, &app.store.checkout(id).await?)
+}
+
+async fn orders(app: &App, req: Request<Incoming>, Ids([id, _]): Ids) -> Result<Reply, Error> {
+    let query = req.uri().query().unwrap_or("");
+    let limit = match query_pairs(query).find(|(k, _)| k == "limit") {
+        Some((_, v)) => parse_num::<u32>("limit", &v)?,
+        None => 20,
+    };
+    json(StatusCode::OK, &app.store.orders(id, limit).await?)
+}
+
+async fn order(app: &App, _: Request<Incoming>, Ids([id, oid]): Ids) -> Result<Reply, Error> {
+    json(StatusCode::OK, &app.store.order(id, oid).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -347,14 +392,6 @@ fn one() -> u32 {
 #[serde(deny_unknown_fields)]
 struct CartQty {
     qty: u32,
-}
-
-async fn health(app: &App) -> Result<Reply, Error> {
-    app.store.ping().await?;
-    json(
-        StatusCode::OK,
-        &serde_json::json!({ "status": "ok", "products": app.counts.products, "customers": app.counts.customers }),
-    )
 }
 
 fn parse_search(query: &str) -> Result<Search, Error> {
@@ -472,6 +509,7 @@ fn error_reply(e: &Error) -> Reply {
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     };
@@ -483,6 +521,12 @@ fn error_reply(e: &Error) -> Reply {
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Error::MethodNotAllowed { allow, .. } = e {
+        // The methods come from the route table: always a valid header value.
+        if let Ok(v) = HeaderValue::from_str(allow) {
+            r.headers_mut().insert(ALLOW, v);
+        }
+    }
     r
 }
 

@@ -11,6 +11,14 @@ pub enum Error {
     /// The thing asked for does not exist (404).
     #[error("{0}")]
     NotFound(String),
+    /// The path exists but not with this method (405); `allow` lists the methods it
+    /// takes, for the `Allow` header.
+    #[error("{method} is not allowed on {path} (allowed: {allow})")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: String,
+    },
     /// The request conflicts with the current state: short stock, empty cart, a taken
     /// email (409).
     #[error("{0}")]

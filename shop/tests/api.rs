@@ -248,6 +248,41 @@ async fn products_crud_search_and_their_errors() {
         .await;
 }
 
+/// A known path asked with a method it does not take is a 405 naming the ones it does;
+/// an unknown path is a 404; leading and trailing slashes do not matter.
+#[tokio::test]
+async fn wrong_methods_are_405_with_allow_and_unknown_paths_404() {
+    let shop = shop(&database("routes"), 2, 3).await;
+    for (method, path, allow) in [
+        (Method::PATCH, "/products/1", "GET, PUT, DELETE"),
+        (Method::DELETE, "/products", "GET, POST"),
+        (Method::POST, "/health", "GET"),
+        (Method::GET, "/customers/1/checkout", "POST"),
+        (Method::POST, "/customers/1/cart/2", "PUT, DELETE"),
+        (Method::PUT, "/customers/1/orders/abc", "GET"),
+    ] {
+        let req = Request::builder()
+            .method(method.clone())
+            .uri(format!("{}{path}", shop.base))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = shop.client.request(req).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["error"].as_str().unwrap().contains(allow), "{v}");
+    }
+    for path in ["/nowhere", "/products/1/2", "/customers/1/wishlist", "/"] {
+        shop.expect(Method::GET, path, None, 404).await;
+        shop.expect(Method::DELETE, path, None, 404).await;
+    }
+    let (s, v) = shop.get("/products/").await;
+    assert_eq!((s, v.as_array().map(Vec::len)), (200, Some(3)));
+    shop.expect(Method::GET, "/customers/2/cart/", None, 200)
+        .await;
+}
+
 #[tokio::test]
 async fn a_customer_signs_up_fills_a_cart_checks_out_and_sees_the_order() {
     let shop = shop(&database("journey"), 3, 10).await;
