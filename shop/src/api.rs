@@ -421,39 +421,21 @@ fn parse_search(query: &str) -> Result<Search, Error> {
     Ok(s)
 }
 
-/// `a=1&b=x%20y` → ("a","1"), ("b","x y"); `+` is a space.
+/// `a=1&b=x%20y` → ("a","1"), ("b","x y"), as HTML forms encode them: `+` is a space
+/// (replaced before decoding, so `%2B` stays a plus), a `%` not followed by two hex
+/// digits is kept as it is, and bytes that are not UTF-8 become U+FFFD.
 fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k), percent_decode(v))
+        (form_decode(k), form_decode(v))
     })
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = b
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+fn form_decode(s: &str) -> String {
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn parse_num<T: std::str::FromStr>(what: &str, v: &str) -> Result<T, Error> {
@@ -541,6 +523,12 @@ mod tests {
         assert_eq!(pairs[1], ("category".into(), "a/b".into()));
         assert_eq!(pairs[2], ("x".into(), "%zz".into()));
         assert_eq!(pairs[3], ("y".into(), "%4".into()));
+        // A sign is not a hex digit, and %2B is a plus, not a space.
+        let pairs: Vec<_> = query_pairs("s=%+1&t=%2B1&u=caf%C3%A9&v=%FF").collect();
+        assert_eq!(pairs[0].1, "% 1");
+        assert_eq!(pairs[1].1, "+1");
+        assert_eq!(pairs[2].1, "café");
+        assert_eq!(pairs[3].1, "\u{FFFD}");
     }
 
     #[test]

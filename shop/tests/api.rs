@@ -283,6 +283,28 @@ async fn wrong_methods_are_405_with_allow_and_unknown_paths_404() {
         .await;
 }
 
+/// Query strings decode as forms do: `+` is a space, `%2B` a plus, and a `%` without two
+/// hex digits after it stays a `%` (a sign is not a hex digit: `%+1` is not byte 1).
+#[tokio::test]
+async fn query_strings_decode_as_forms_do() {
+    let shop = shop(&database("query"), 2, 3).await;
+    for (query, seen) in [
+        ("sort=%+1", r#"not "% 1""#),
+        ("sort=%2Bprice", r#"not "+price""#),
+        ("sort=a+b%20c", r#"not "a b c""#),
+        ("sort=caf%C3%A9", r#"not "café""#),
+    ] {
+        let v = shop
+            .expect(Method::GET, &format!("/products?{query}"), None, 400)
+            .await;
+        assert!(v["error"].as_str().unwrap().contains(seen), "{query}: {v}");
+    }
+    let v = shop
+        .expect(Method::GET, "/products?%6Cimit=2&sort=-price", None, 200)
+        .await;
+    assert_eq!(v.as_array().unwrap().len(), 2, "encoded keys decode too");
+}
+
 #[tokio::test]
 async fn a_customer_signs_up_fills_a_cart_checks_out_and_sees_the_order() {
     let shop = shop(&database("journey"), 3, 10).await;
