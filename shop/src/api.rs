@@ -458,7 +458,7 @@ async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Error> {
         .await
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
-                Error::Invalid(format!("body too large (limit {MAX_BODY} bytes)"))
+                Error::TooLarge { limit: MAX_BODY }
             } else {
                 Error::Invalid(format!("reading the body: {e}"))
             }
@@ -468,7 +468,7 @@ async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Error> {
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Reply, Error> {
-    let body = serde_json::to_vec(value).map_err(|e| Error::Invalid(e.to_string()))?;
+    let body = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut()
@@ -483,18 +483,7 @@ fn no_content() -> Reply {
 }
 
 fn error_reply(e: &Error) -> Reply {
-    let status = if e.is_unavailable() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        match e {
-            Error::Invalid(m) if m.starts_with("body too large") => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Invalid(_) => StatusCode::BAD_REQUEST,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    };
+    let status = e.status();
     if status.is_server_error() {
         tracing::warn!("{status}: {e}");
     }

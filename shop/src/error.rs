@@ -2,7 +2,11 @@
 
 use std::fmt;
 
-/// Everything the store (and so the API) can fail with.
+use hyper::StatusCode;
+
+/// Everything the store (and so the API) can fail with. Each variant is one kind of
+/// failure and decides its HTTP status ([`Error::status`]); messages are for people and
+/// never inspected.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The request is well formed but asks for something invalid (400).
@@ -19,6 +23,10 @@ pub enum Error {
         path: String,
         allow: String,
     },
+    /// The request body is longer than the API takes (413), whether its
+    /// `Content-Length` said so or its bytes did.
+    #[error("body too large (limit {limit} bytes)")]
+    TooLarge { limit: usize },
     /// The request conflicts with the current state: short stock, empty cart, a taken
     /// email (409).
     #[error("{0}")]
@@ -26,6 +34,10 @@ pub enum Error {
     /// The database refused a statement (a bug in the shop, or a schema mismatch).
     #[error("database error: {0}")]
     Db(#[from] mysql_async::Error),
+    /// Something the shop itself cannot handle: a row it cannot read (a schema
+    /// mismatch), a reply it cannot encode (500). Never the client's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The database cannot be reached at all (503).
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -40,6 +52,20 @@ impl Error {
 
     pub fn not_found(what: impl fmt::Display) -> Self {
         Error::NotFound(what.to_string())
+    }
+
+    /// The HTTP status of this kind of failure: decided here, by the variant alone.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Db(_) if self.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Db(_) | Error::Internal(_) | Error::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
 
     /// Whether the database (not the statement) is the problem: connection refused or
@@ -65,4 +91,25 @@ impl Error {
 /// too many connections, server shutting down, Vitess with no healthy tablet.
 fn is_unavailable_code(code: u16) -> bool {
     matches!(code, 1040 | 1053 | 1317 | 2002 | 2003 | 2006 | 2013)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_variant_not_the_message_decides_the_status() {
+        let too_large = Error::TooLarge { limit: 10 };
+        assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let lookalike = Error::invalid(too_large.to_string());
+        assert_eq!(lookalike.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            Error::Internal("column 6".into()).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            Error::Unavailable("x".into()).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
 }

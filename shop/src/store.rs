@@ -901,8 +901,8 @@ fn order_from_row(mut r: mysql_async::Row) -> Result<OrderSummary, Error> {
 /// Column `i` as `T`; a type mismatch is a schema problem, reported, not a panic.
 fn take<T: FromValue>(r: &mut mysql_async::Row, i: usize) -> Result<T, Error> {
     r.take_opt::<T, usize>(i)
-        .ok_or_else(|| Error::Invalid(format!("column {i} missing")))?
-        .map_err(|e| Error::Invalid(format!("column {i}: {e}")))
+        .ok_or_else(|| Error::Internal(format!("column {i} missing")))?
+        .map_err(|e| Error::Internal(format!("column {i}: {e}")))
 }
 
 /// A DATETIME column as "YYYY-MM-DD HH:MM:SS.ffffff" (binary and text protocol alike).
@@ -912,7 +912,7 @@ fn take_datetime(r: &mut mysql_async::Row, i: usize) -> Result<String, Error> {
             "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}"
         )),
         Some(Value::Bytes(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
-        other => Err(Error::Invalid(format!(
+        other => Err(Error::Internal(format!(
             "column {i}: not a datetime: {other:?}"
         ))),
     }

@@ -305,6 +305,34 @@ async fn query_strings_decode_as_forms_do() {
     assert_eq!(v.as_array().unwrap().len(), 2, "encoded keys decode too");
 }
 
+/// The kind of a failure, not its wording, decides the status: a row the shop cannot
+/// read (here a stock that no longer fits its i32) is the server's fault, 500, not the
+/// client's 400. Always on a private database: this test alters the schema.
+#[tokio::test]
+async fn a_row_the_shop_cannot_read_is_a_500() {
+    let server = MariaDb::shared().unwrap();
+    let db_url = server.url_for(&server.fresh_database("unreadable").unwrap());
+    let shop = shop(&db_url, 2, 3).await;
+    let mut conn = mysql_async::Conn::new(shop::store::opts(&db_url, 1).unwrap())
+        .await
+        .unwrap();
+    conn.query_drop("ALTER TABLE product MODIFY stock BIGINT NOT NULL")
+        .await
+        .unwrap();
+    conn.query_drop("UPDATE product SET stock = 1 << 40 WHERE product_id = 1")
+        .await
+        .unwrap();
+    conn.disconnect().await.unwrap();
+    let v = shop.expect(Method::GET, "/products/1", None, 500).await;
+    assert!(v["error"].as_str().unwrap().contains("column 6"), "{v}");
+    shop.expect(Method::GET, "/products/2", None, 200).await;
+    let (s, v) = shop
+        .raw(Method::POST, "/products", &"x".repeat(100_000))
+        .await;
+    assert_eq!(s, 413, "{v}");
+    assert_eq!(v["error"], "body too large (limit 65536 bytes)");
+}
+
 #[tokio::test]
 async fn a_customer_signs_up_fills_a_cart_checks_out_and_sees_the_order() {
     let shop = shop(&database("journey"), 3, 10).await;
