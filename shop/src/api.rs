@@ -15,20 +15,22 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::error::Error;
@@ -40,9 +42,37 @@ use crate::store::{
 /// client must not be able to make the server buffer without limit.
 const MAX_BODY: usize = 64 * 1024;
 
-/// At most this many connections are served at once; further ones wait in the kernel's
-/// accept queue. Bounds memory and tasks whatever the driver does.
+/// Default of [`Limits::max_connections`]: far above what `shop drive` opens (one per
+/// virtual user), far below the default file-descriptor limits of a service.
 pub const MAX_CONNECTIONS: usize = 4096;
+
+/// Default of [`Limits::header_read_timeout`]: generous for any real client on any
+/// network, short enough that idle sockets give their slots back soon.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one server holds open and how long it waits for a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// At most this many connections are served at once; further ones wait in the
+    /// kernel's accept queue. Bounds memory, file descriptors and tasks whatever clients
+    /// do. It cannot by itself keep idle clients from taking every slot: that is what
+    /// `header_read_timeout` is for.
+    pub max_connections: usize,
+    /// A connection that has not sent a whole request head this long after it opened, or
+    /// after its previous response (keep-alive), is closed. So an idle or trickling
+    /// client holds its slot for this long at most, and requests queued behind a flood of
+    /// them wait about (flood / max_connections) × this, not for ever.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: MAX_CONNECTIONS,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct App {
@@ -53,18 +83,33 @@ pub struct App {
 
 type Reply = Response<Full<Bytes>>;
 
-/// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests
-/// finish.
+/// Serves the API on `listener` with the default [`Limits`] until `shutdown` resolves,
+/// then lets in-flight requests finish.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with(app, listener, shutdown, Limits::default()).await
+}
+
+/// [`serve`] with the given limits.
+pub async fn serve_with(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+) -> std::io::Result<()> {
     let routes = Arc::new(Routes::new().map_err(std::io::Error::other)?);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     let mut tasks = tokio::task::JoinSet::new();
     loop {
+        // A slot first, then the connection: at the limit, new clients wait in the
+        // kernel's queue rather than in our memory.
         let permit = tokio::select! {
             () = &mut shutdown => break,
             p = slots.clone().acquire_owned() => match p {
@@ -79,36 +124,45 @@ pub async fn serve(
                 Err(e) => {
                     // EMFILE and friends: wait a little instead of spinning.
                     tracing::warn!("accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
-        let (app, routes) = (app.clone(), routes.clone());
+        let (app, routes, http) = (app.clone(), routes.clone(), http.clone());
         tasks.spawn(async move {
             let _permit = permit;
-            let service = service_fn(move |req| {
-                let (app, routes) = (app.clone(), routes.clone());
-                async move { Ok::<_, Infallible>(handle(&app, &routes, req).await) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, "connection: {e}");
-            }
+            connection(app, routes, &http, stream, peer).await;
         });
         // Reap finished connections so the set does not grow with the total served.
         while tasks.try_join_next().is_some() {}
     }
     drop(listener);
     // In-flight requests get a moment; keep-alive connections are cut after it.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
     Ok(())
+}
+
+/// Serves one connection until the client closes it, it errs or it times out.
+async fn connection(
+    app: Arc<App>,
+    routes: Arc<Routes>,
+    http: &http1::Builder,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| {
+        let (app, routes) = (app.clone(), routes.clone());
+        async move { Ok::<_, Infallible>(handle(&app, &routes, req).await) }
+    });
+    if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
+        // Header-read timeouts land here too: routine, so not a warning.
+        tracing::debug!(%peer, "connection: {e}");
+    }
 }
 
 async fn handle(app: &App, routes: &Routes, req: Request<Incoming>) -> Reply {

@@ -55,6 +55,14 @@ enum Command {
         /// Send metrics to a StatsD server (e.g. Telegraf) at HOST:PORT.
         #[arg(long, env = "SHOP_STATSD")]
         statsd: Option<String>,
+        /// Connections served at once; more wait in the kernel's accept queue. Bounds
+        /// memory and file descriptors whatever clients do.
+        #[arg(long, default_value_t = api::MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Close a connection that has not sent a whole request head this long after
+        /// opening or after its last response, so idle sockets cannot hold every slot.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        header_read_timeout: Duration,
     },
     /// Run shopping scenarios as parallel virtual users.
     Drive {
@@ -146,6 +154,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             listen,
             pool_size,
             statsd,
+            max_connections,
+            header_read_timeout,
         } => {
             if let Some(addr) = &statsd {
                 shop::metrics::install(addr, "shop")?;
@@ -168,7 +178,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 store: store.clone(),
                 counts,
             });
-            api::serve(app, listener, shutdown_signal()).await?;
+            let limits = api::Limits {
+                max_connections,
+                header_read_timeout,
+            };
+            api::serve_with(app, listener, shutdown_signal(), limits).await?;
             store.close().await;
             Ok(())
         }

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -19,6 +19,8 @@ use shop::drive::{DriveConfig, Mix};
 use shop::seed::{SeedConfig, seed};
 use shop::store::Store;
 use testkit::MariaDb;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 struct Shop {
@@ -55,17 +57,22 @@ async fn shop(db_url: &str, customers: u64, products: u64) -> Shop {
 }
 
 async fn start(db_url: &str) -> Shop {
+    start_with(db_url, api::Limits::default()).await
+}
+
+async fn start_with(db_url: &str, limits: api::Limits) -> Shop {
     let store = Store::new(db_url, 8).unwrap();
     let counts = store.counts().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel();
-    tokio::spawn(api::serve(
+    tokio::spawn(api::serve_with(
         Arc::new(App { store, counts }),
         listener,
         async {
             let _ = rx.await;
         },
+        limits,
     ));
     Shop {
         base: format!("http://{addr}"),
@@ -76,6 +83,10 @@ async fn start(db_url: &str) -> Shop {
 }
 
 impl Shop {
+    fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
     async fn raw(&self, method: Method, path: &str, body: &str) -> (u16, Value) {
         let req = Request::builder()
             .method(method)
@@ -331,6 +342,79 @@ async fn a_row_the_shop_cannot_read_is_a_500() {
         .await;
     assert_eq!(s, 413, "{v}");
     assert_eq!(v["error"], "body too large (limit 65536 bytes)");
+}
+
+/// Opens `n` TCP connections that send nothing.
+async fn idle_connections(addr: &str, n: usize) -> Vec<TcpStream> {
+    let mut idle = Vec::with_capacity(n);
+    for _ in 0..n {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    idle
+}
+
+/// `GET /health` on a fresh connection, and how long the answer took.
+async fn timed_health(shop: &Shop) -> (u16, Duration) {
+    let t = Instant::now();
+    let (s, _) = tokio::time::timeout(Duration::from_secs(20), shop.get("/health"))
+        .await
+        .expect("/health did not answer in 20 s");
+    (s, t.elapsed())
+}
+
+/// Idle sockets cannot starve real requests: hundreds of them leave `/health` prompt, a
+/// connection that sends nothing is closed after the header-read timeout, and even a
+/// flood larger than the connection limit only delays `/health` by a few timeouts
+/// (before the timeout existed, it waited for ever).
+#[tokio::test]
+async fn idle_connections_are_closed_and_cannot_starve_requests() {
+    let db = database("idle");
+    let timeout = Duration::from_millis(400);
+    let roomy = api::Limits {
+        max_connections: 1024,
+        header_read_timeout: timeout,
+    };
+    let shop = shop(&db, 2, 3).await;
+    drop(shop); // seeded; the servers below share the rows
+    let roomy_shop = start_with(&db, roomy).await;
+    let idle = idle_connections(roomy_shop.addr(), 300).await;
+    let (s, took) = timed_health(&roomy_shop).await;
+    assert!(
+        s == 200 && took < Duration::from_secs(2),
+        "{s} after {took:?}"
+    );
+
+    // The first idle connection is closed by the server (EOF or reset), after the
+    // timeout and not long after it.
+    let mut first = idle.into_iter().next().unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(5), first.read(&mut buf)).await;
+    let n = read
+        .expect("an idle connection was never closed")
+        .unwrap_or(0);
+    assert!(
+        n == 0 || buf.starts_with(b"HTTP/1.1 408"),
+        "{:?}",
+        &buf[..n]
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+
+    // Four times more idle sockets than slots: /health waits its turn, a few timeouts.
+    let tight = start_with(
+        &db,
+        api::Limits {
+            max_connections: 8,
+            header_read_timeout: timeout,
+        },
+    )
+    .await;
+    let _flood = idle_connections(tight.addr(), 32).await;
+    let (s, took) = timed_health(&tight).await;
+    assert!(
+        s == 200 && took < Duration::from_secs(6),
+        "{s} after {took:?}"
+    );
 }
 
 #[tokio::test]
