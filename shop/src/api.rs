@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -507,6 +507,11 @@ fn parse_id(seg: &str, what: &str) -> Result<u64, Error> {
 }
 
 async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Error> {
+    // A declared Content-Length over the limit is refused before reading a byte: the
+    // client may be waiting for `100 Continue`, or send slowly, and should hear at once.
+    if req.body().size_hint().lower() > MAX_BODY as u64 {
+        return Err(Error::TooLarge { limit: MAX_BODY });
+    }
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await

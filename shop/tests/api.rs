@@ -19,7 +19,7 @@ use shop::drive::{DriveConfig, Mix};
 use shop::seed::{SeedConfig, seed};
 use shop::store::Store;
 use testkit::MariaDb;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -415,6 +415,39 @@ async fn idle_connections_are_closed_and_cannot_starve_requests() {
         s == 200 && took < Duration::from_secs(6),
         "{s} after {took:?}"
     );
+}
+
+/// Sends `head` on a fresh connection and returns what comes back within 3 s.
+async fn raw_exchange(addr: &str, head: &str) -> String {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), conn.read(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("no answer in 3 s to {head:?}"))
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// A declared Content-Length over the limit is a 413 at once, without waiting for (or
+/// asking for, with `Expect: 100-continue`) a body that would be refused anyway.
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_413_at_once() {
+    let shop = shop(&database("declared"), 2, 3).await;
+    for extra in ["", "Expect: 100-continue\r\n"] {
+        let head = format!(
+            "POST /products HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n\
+             Content-Length: 99999999999\r\n{extra}\r\n{{\"sku\":"
+        );
+        let reply = raw_exchange(shop.addr(), &head).await;
+        assert!(reply.starts_with("HTTP/1.1 413"), "{extra:?}: {reply}");
+        assert!(reply.contains("body too large"), "{reply}");
+    }
+    // At the limit exactly, the body is read (and judged on its JSON).
+    let (s, v) = shop
+        .raw(Method::POST, "/products", &" ".repeat(65_536))
+        .await;
+    assert_eq!(s, 400, "{v}");
 }
 
 #[tokio::test]
