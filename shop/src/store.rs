@@ -19,6 +19,8 @@ use crate::ids::IdGen;
 /// Page sizes: a client cannot make one request read the whole catalogue.
 pub const MAX_LIMIT: u32 = 100;
 pub const MAX_OFFSET: u32 = 10_000;
+/// Most of one product a cart line holds, however it got there.
+pub const MAX_QTY: u32 = 1000;
 /// How often a checkout that hit a deadlock is run again before giving up.
 const CHECKOUT_ATTEMPTS: u32 = 3;
 
@@ -600,7 +602,9 @@ impl Store {
         cart_in(&mut conn, customer_id).await
     }
 
-    /// Adds `qty` of a product (on top of what the cart already holds).
+    /// Adds `qty` of a product on top of what the cart already holds. The sum stays
+    /// within 1..=[`MAX_QTY`] too: a cart line past it is a conflict with the cart's
+    /// state (409), as short stock is, since the same request is fine on another cart.
     pub async fn add_to_cart(
         &self,
         customer_id: u64,
@@ -616,13 +620,36 @@ impl Store {
         if exists.is_none() {
             return Err(Error::not_found(format!("no product {product_id}")));
         }
-        conn.exec_drop(
-            "INSERT INTO cart_item (customer_id, product_id, qty, added_at) VALUES (?, ?, ?, ?) \
-             ON DUPLICATE KEY UPDATE qty = qty + ?",
-            (customer_id, product_id, qty, now_utc(), qty),
-        )
-        .await?;
-        cart_in(&mut conn, customer_id).await
+        if add_within_limit(&mut conn, customer_id, product_id, qty).await? {
+            return cart_in(&mut conn, customer_id).await;
+        }
+        let inserted = conn
+            .exec_drop(
+                "INSERT INTO cart_item (customer_id, product_id, qty, added_at) VALUES (?, ?, ?, ?)",
+                (customer_id, product_id, qty, now_utc()),
+            )
+            .await;
+        match inserted {
+            Ok(()) => return cart_in(&mut conn, customer_id).await,
+            // The line exists: over the limit, or a concurrent first add won the
+            // insert, in which case the guarded add decides again.
+            Err(mysql_async::Error::Server(e)) if e.code == 1062 => {}
+            Err(e) => return Err(e.into()),
+        }
+        if add_within_limit(&mut conn, customer_id, product_id, qty).await? {
+            return cart_in(&mut conn, customer_id).await;
+        }
+        let held: Option<u32> = conn
+            .exec_first(
+                "SELECT qty FROM cart_item WHERE customer_id = ? AND product_id = ?",
+                (customer_id, product_id),
+            )
+            .await?;
+        Err(Error::Conflict(format!(
+            "the cart of customer {customer_id} holds {} of product {product_id}: {qty} more \
+             would pass the limit of {MAX_QTY} per product",
+            held.unwrap_or(0)
+        )))
     }
 
     pub async fn set_cart_qty(
@@ -975,10 +1002,29 @@ fn validate_email(email: &str) -> Result<(), Error> {
 }
 
 fn validate_qty(qty: u32) -> Result<(), Error> {
-    if qty == 0 || qty > 1000 {
-        return Err(Error::invalid("qty must be 1..=1000"));
+    if qty == 0 || qty > MAX_QTY {
+        return Err(Error::invalid(format!("qty must be 1..={MAX_QTY}")));
     }
     Ok(())
+}
+
+/// Adds `qty` to an existing cart line if the sum stays within [`MAX_QTY`], in one
+/// guarded statement so that concurrent adds cannot together pass it. False when the
+/// line does not exist or the sum would be too much. (`qty` is at least 1, so a
+/// matching row always changes and counts as affected.)
+async fn add_within_limit(
+    conn: &mut Conn,
+    customer_id: u64,
+    product_id: u64,
+    qty: u32,
+) -> Result<bool, Error> {
+    conn.exec_drop(
+        "UPDATE cart_item SET qty = qty + ? \
+         WHERE customer_id = ? AND product_id = ? AND qty + ? <= ?",
+        (qty, customer_id, product_id, qty, MAX_QTY),
+    )
+    .await?;
+    Ok(conn.affected_rows() == 1)
 }
 
 /// `%`, `_` and `\` match literally in a search term.

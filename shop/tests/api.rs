@@ -450,6 +450,52 @@ async fn a_declared_length_over_the_limit_is_413_at_once() {
     assert_eq!(s, 400, "{v}");
 }
 
+/// A cart line stays within 1..=1000 however many times its product is added: the add
+/// that would pass it is a 409 that says so and leaves the line as it was, also when
+/// adds race.
+#[tokio::test]
+async fn cart_quantities_stay_within_the_limit_when_added_up() {
+    let shop = Arc::new(shop(&database("qty"), 3, 4).await);
+    let cart = "/customers/1/cart";
+    let add = |product: u64, qty: u32| Some(json!({"product_id": product, "qty": qty}));
+    shop.expect(Method::POST, cart, add(1, 600), 200).await;
+    let v = shop.expect(Method::POST, cart, add(1, 400), 200).await;
+    assert_eq!(v["items"][0]["qty"], 1000);
+    let v = shop.expect(Method::POST, cart, add(1, 1), 409).await;
+    let msg = v["error"].as_str().unwrap();
+    assert!(msg.contains("holds 1000") && msg.contains("1000"), "{msg}");
+    let v = shop.expect(Method::GET, cart, None, 200).await;
+    assert_eq!(v["items"][0]["qty"], 1000, "a refused add changes nothing");
+    shop.expect(
+        Method::PUT,
+        &format!("{cart}/1"),
+        Some(json!({"qty": 1001})),
+        400,
+    )
+    .await;
+
+    // Eight racing adds of 200 to a new line: exactly five fit.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let shop = shop.clone();
+            tokio::spawn(async move {
+                let body = json!({"product_id": 2, "qty": 200}).to_string();
+                shop.raw(Method::POST, "/customers/2/cart", &body).await.0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 409, 409, 409]);
+    let v = shop
+        .expect(Method::GET, "/customers/2/cart", None, 200)
+        .await;
+    assert_eq!(v["items"][0]["qty"], 1000);
+}
+
 #[tokio::test]
 async fn a_customer_signs_up_fills_a_cart_checks_out_and_sees_the_order() {
     let shop = shop(&database("journey"), 3, 10).await;
