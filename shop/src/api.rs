@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::error::Error;
+use crate::error::{ECHO_CHARS, Error, clip, clip_to};
 use crate::store::{
     Counts, CustomerPatch, NewAddress, NewCustomer, NewProduct, ProductPatch, Search, Sort, Store,
 };
@@ -274,14 +274,15 @@ async fn dispatch(
     // Leading and trailing slashes never mattered: `/products/` is `/products`.
     let path = format!("/{}", req.uri().path().trim_matches('/'));
     let Ok(found) = routes.0.at(&path) else {
-        let e = Error::not_found(format!("no route {} {}", req.method(), req.uri().path()));
+        let (method, path) = (req.method().as_str(), req.uri().path());
+        let e = Error::not_found(format!("no route {} {}", clip(method), clip(path)));
         return ("unknown", Err(e));
     };
     let Some(route) = found.value.iter().find(|r| r.method == req.method()) else {
         let allow: Vec<&str> = found.value.iter().map(|r| r.method.as_str()).collect();
         let e = Error::MethodNotAllowed {
-            method: req.method().to_string(),
-            path: req.uri().path().to_owned(),
+            method: clip(req.method().as_str()).into_owned(),
+            path: clip(req.uri().path()).into_owned(),
             allow: allow.join(", "),
         };
         return ("method not allowed", Err(e));
@@ -465,11 +466,17 @@ fn parse_search(query: &str) -> Result<Search, Error> {
             "sort" => {
                 s.sort = Sort::parse(&v).ok_or_else(|| {
                     Error::invalid(format!(
-                        "sort must be relevance, price, -price, newest or name, not {v:?}"
+                        "sort must be relevance, price, -price, newest or name, not {:?}",
+                        clip(&v)
                     ))
                 })?;
             }
-            other => return Err(Error::invalid(format!("unknown parameter {other:?}"))),
+            other => {
+                return Err(Error::invalid(format!(
+                    "unknown parameter {:?}",
+                    clip(other)
+                )));
+            }
         }
     }
     Ok(s)
@@ -493,15 +500,20 @@ fn form_decode(s: &str) -> String {
 }
 
 fn parse_num<T: std::str::FromStr>(what: &str, v: &str) -> Result<T, Error> {
-    v.parse()
-        .map_err(|_| Error::invalid(format!("{what} must be a non-negative integer, not {v:?}")))
+    v.parse().map_err(|_| {
+        Error::invalid(format!(
+            "{what} must be a non-negative integer, not {:?}",
+            clip(v)
+        ))
+    })
 }
 
 fn parse_id(seg: &str, what: &str) -> Result<u64, Error> {
     match seg.parse::<u64>() {
         Ok(id) if id > 0 => Ok(id),
         _ => Err(Error::invalid(format!(
-            "{what} id must be a positive integer, not {seg:?}"
+            "{what} id must be a positive integer, not {:?}",
+            clip(seg)
         ))),
     }
 }
@@ -523,7 +535,12 @@ async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Error> {
             }
         })?
         .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| Error::invalid(format!("bad JSON body: {e}")))
+    // serde's message quotes the offending field or value, with context worth keeping
+    // (what was expected, where): clipped, but less tightly than a bare echo.
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let e = e.to_string();
+        Error::invalid(format!("bad JSON body: {}", clip_to(&e, 3 * ECHO_CHARS)))
+    })
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Reply, Error> {

@@ -1,5 +1,6 @@
 //! Errors of the shop's library code.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use hyper::StatusCode;
@@ -87,6 +88,24 @@ impl Error {
     }
 }
 
+/// Most characters of a client's input that an error message repeats.
+pub const ECHO_CHARS: usize = 64;
+
+/// `input` as an error message may repeat it: whole if short, else its first
+/// [`ECHO_CHARS`] characters and "…". Otherwise a client sending a 60 KiB value gets (and
+/// the logs keep) a 60 KiB error, and a message says no more for being longer.
+pub fn clip(input: &str) -> Cow<'_, str> {
+    clip_to(input, ECHO_CHARS)
+}
+
+/// [`clip`] to `max` characters.
+pub fn clip_to(input: &str, max: usize) -> Cow<'_, str> {
+    match input.char_indices().nth(max) {
+        None => Cow::Borrowed(input),
+        Some((end, _)) => Cow::Owned(format!("{}…", &input[..end])),
+    }
+}
+
 /// Server errors that mean "try again later" rather than "your statement is wrong":
 /// too many connections, server shutting down, Vitess with no healthy tablet.
 fn is_unavailable_code(code: u16) -> bool {
@@ -96,6 +115,16 @@ fn is_unavailable_code(code: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoes_are_clipped_on_character_boundaries() {
+        assert_eq!(clip("short"), "short");
+        let exact = "é".repeat(ECHO_CHARS);
+        assert_eq!(clip(&exact), exact);
+        let long = "é".repeat(ECHO_CHARS + 1);
+        assert_eq!(clip(&long), format!("{exact}…"));
+        assert_eq!(clip_to("abcdef", 3), "abc…");
+    }
 
     #[test]
     fn the_variant_not_the_message_decides_the_status() {

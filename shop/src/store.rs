@@ -13,7 +13,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::{Error, clip};
 use crate::ids::IdGen;
 
 /// Page sizes: a client cannot make one request read the whole catalogue.
@@ -299,7 +299,7 @@ impl Store {
         match r {
             Err(mysql_async::Error::Server(e)) if e.code == 1062 => Err(Error::Conflict(format!(
                 "a product with sku {:?} exists",
-                product.sku
+                clip(&product.sku)
             ))),
             r => {
                 r?;
@@ -437,7 +437,10 @@ impl Store {
             )
             .await?;
         if taken.is_some() {
-            return Err(Error::Conflict(format!("email {} is taken", c.email)));
+            return Err(Error::Conflict(format!(
+                "email {} is taken",
+                clip(&c.email)
+            )));
         }
         let customer = Customer {
             customer_id: self.ids.next(),
@@ -481,7 +484,7 @@ impl Store {
                 )
                 .await?;
             if taken.is_some() {
-                return Err(Error::Conflict(format!("email {email} is taken")));
+                return Err(Error::Conflict(format!("email {} is taken", clip(&email))));
             }
             c.email = email;
         }
@@ -997,7 +1000,10 @@ fn validate_email(email: &str) -> Result<(), Error> {
     validate_text("email", email, 3, 255)?;
     match email.split_once('@') {
         Some((local, domain)) if !local.is_empty() && domain.contains('.') => Ok(()),
-        _ => Err(Error::invalid(format!("{email:?} is not an email address"))),
+        _ => Err(Error::invalid(format!(
+            "{:?} is not an email address",
+            clip(email)
+        ))),
     }
 }
 

@@ -496,6 +496,63 @@ async fn cart_quantities_stay_within_the_limit_when_added_up() {
     assert_eq!(v["items"][0]["qty"], 1000);
 }
 
+/// Error messages repeat at most the first 64 characters of what the client sent, and
+/// say they cut it ("…"), wherever the input went: path, query, or JSON body.
+#[tokio::test]
+async fn error_messages_clip_what_they_echo() {
+    let shop = shop(&database("echo"), 2, 3).await;
+    let long = "a".repeat(5000);
+    let email = format!("{}x", "b".repeat(250));
+    let cases: Vec<(Method, String, Option<Value>, u16)> = vec![
+        (Method::GET, format!("/products/{long}"), None, 400),
+        (Method::GET, format!("/products?sort={long}"), None, 400),
+        (Method::GET, format!("/products?limit={long}"), None, 400),
+        (Method::GET, format!("/products?{long}=1"), None, 400),
+        (
+            Method::GET,
+            format!("/customers/1/orders?limit={long}"),
+            None,
+            400,
+        ),
+        (Method::GET, format!("/{long}"), None, 404),
+        (Method::PATCH, format!("/products/{long}"), None, 405),
+        (
+            Method::POST,
+            "/customers".into(),
+            Some(json!({"email": email, "name": "x"})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/products".into(),
+            Some(json!({long.clone(): 1})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/products".into(),
+            Some(json!({"price_cents": long})),
+            400,
+        ),
+        (
+            Method::POST,
+            "/customers/1/cart".into(),
+            Some(json!({"product_id": long})),
+            400,
+        ),
+    ];
+    for (method, path, body, status) in cases {
+        let v = shop.expect(method.clone(), &path, body, status).await;
+        let msg = v["error"].as_str().unwrap();
+        let what = format!("{method} {}", &path[..path.len().min(40)]);
+        assert!(msg.chars().count() < 300, "{what}: {msg}");
+        assert!(
+            msg.contains("aaa…") || msg.contains("bbb…"),
+            "{what}: {msg}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_customer_signs_up_fills_a_cart_checks_out_and_sees_the_order() {
     let shop = shop(&database("journey"), 3, 10).await;
