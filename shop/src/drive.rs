@@ -335,174 +335,191 @@ impl User {
     async fn run(&mut self, scenario: Scenario) -> Result<(), Failed> {
         self.iteration += 1;
         match scenario {
-            Scenario::Browse => {
-                let category = CATEGORIES[self.rng.random_range(0..CATEGORIES.len())];
-                let sort = ["price", "-price", "newest", "name"][self.rng.random_range(0..4)];
-                self.get(
-                    "GET /products",
-                    &format!("/products?category={category}&sort={sort}&limit=20"),
-                    &[200],
-                )
+            Scenario::Browse => self.browse().await,
+            Scenario::Search => self.search().await,
+            Scenario::Signup => self.signup().await,
+            Scenario::Cart => self.cart().await,
+            Scenario::Checkout => self.checkout().await,
+            Scenario::History => self.history().await,
+        }
+    }
+
+    async fn browse(&mut self) -> Result<(), Failed> {
+        let category = CATEGORIES[self.rng.random_range(0..CATEGORIES.len())];
+        let sort = ["price", "-price", "newest", "name"][self.rng.random_range(0..4)];
+        self.get(
+            "GET /products",
+            &format!("/products?category={category}&sort={sort}&limit=20"),
+            &[200],
+        )
+        .await?;
+        for _ in 0..3 {
+            let id = self.product();
+            self.get("GET /products/:id", &format!("/products/{id}"), &[200, 404])
                 .await?;
-                for _ in 0..3 {
-                    let id = self.product();
-                    self.get("GET /products/:id", &format!("/products/{id}"), &[200, 404])
-                        .await?;
-                }
-            }
-            Scenario::Search => {
-                let word = [
-                    "lamp", "chair", "red", "giant", "speaker", "tent", "clock", "soft",
-                ][self.rng.random_range(0..8)];
-                let max = self.rng.random_range(5..100) * 1000;
-                let (_, found) = self
-                    .get(
-                        "GET /products",
-                        &format!("/products?q={word}&max_price={max}&sort=price&limit=20"),
-                        &[200],
-                    )
-                    .await?;
-                if let Some(id) = first_id(&found, "product_id") {
-                    self.get("GET /products/:id", &format!("/products/{id}"), &[200, 404])
-                        .await?;
-                }
-            }
-            Scenario::Signup => {
-                let email = format!(
-                    "driver.{}.{}.{}@example.net",
-                    self.id,
-                    self.iteration,
-                    self.rng.random::<u32>()
-                );
-                let (_, c) = self
-                    .call(
-                        Method::POST,
-                        "POST /customers",
-                        "/customers",
-                        Some(json!({"email": email, "name": "Virtual User"})),
-                        &[201],
-                    )
-                    .await?;
-                let id = c
-                    .get("customer_id")
-                    .and_then(Value::as_u64)
-                    .ok_or_else(|| Failed("no customer_id".into()))?;
-                self.call(
-                    Method::POST,
-                    "POST /customers/:id/addresses",
-                    &format!("/customers/{id}/addresses"),
-                    Some(json!({"line1": "1 Load Street", "city": "Lisbon", "postcode": "1000-001", "country": "PT"})),
-                    &[201],
-                )
+        }
+        Ok(())
+    }
+
+    async fn search(&mut self) -> Result<(), Failed> {
+        let word = [
+            "lamp", "chair", "red", "giant", "speaker", "tent", "clock", "soft",
+        ][self.rng.random_range(0..8)];
+        let max = self.rng.random_range(5..100) * 1000;
+        let (_, found) = self
+            .get(
+                "GET /products",
+                &format!("/products?q={word}&max_price={max}&sort=price&limit=20"),
+                &[200],
+            )
+            .await?;
+        if let Some(id) = first_id(&found, "product_id") {
+            self.get("GET /products/:id", &format!("/products/{id}"), &[200, 404])
                 .await?;
-                self.get("GET /customers/:id", &format!("/customers/{id}"), &[200])
-                    .await?;
-            }
-            Scenario::Cart => {
-                let Some(c) = self.customer() else {
-                    return Ok(());
-                };
-                let (a, b) = (self.product(), self.product());
-                let path = format!("/customers/{c}/cart");
-                self.call(
-                    Method::POST,
-                    "POST /customers/:id/cart",
-                    &path,
-                    Some(json!({"product_id": a, "qty": 1})),
-                    &[200, 404],
-                )
-                .await?;
-                self.call(
-                    Method::POST,
-                    "POST /customers/:id/cart",
-                    &path,
-                    Some(json!({"product_id": b, "qty": 2})),
-                    &[200, 404],
-                )
-                .await?;
-                self.get("GET /customers/:id/cart", &path, &[200]).await?;
-                // Another user may have checked this customer out meanwhile: 404 is fine.
-                self.call(
-                    Method::PUT,
-                    "PUT /customers/:id/cart/:id",
-                    &format!("{path}/{a}"),
-                    Some(json!({"qty": 3})),
-                    &[200, 404],
-                )
-                .await?;
-                if a != b {
-                    self.call(
-                        Method::DELETE,
-                        "DELETE /customers/:id/cart/:id",
-                        &format!("{path}/{b}"),
-                        None,
-                        &[200, 404],
-                    )
-                    .await?;
-                }
-            }
-            Scenario::Checkout => {
-                let Some(c) = self.customer() else {
-                    return Ok(());
-                };
-                let path = format!("/customers/{c}/cart");
-                for _ in 0..self.rng.random_range(1..=2) {
-                    let p = self.product();
-                    self.call(
-                        Method::POST,
-                        "POST /customers/:id/cart",
-                        &path,
-                        Some(json!({"product_id": p, "qty": 1})),
-                        &[200, 404],
-                    )
-                    .await?;
-                }
-                let (status, order) = self
-                    .call(
-                        Method::POST,
-                        "POST /customers/:id/checkout",
-                        &format!("/customers/{c}/checkout"),
-                        None,
-                        &[201, 409],
-                    )
-                    .await?;
-                self.get(
-                    "GET /customers/:id/orders",
-                    &format!("/customers/{c}/orders"),
-                    &[200],
-                )
-                .await?;
-                if status == 201
-                    && let Some(o) = order.get("order_id").and_then(Value::as_u64)
-                {
-                    self.get(
-                        "GET /customers/:id/orders/:id",
-                        &format!("/customers/{c}/orders/{o}"),
-                        &[200],
-                    )
-                    .await?;
-                }
-            }
-            Scenario::History => {
-                let Some(c) = self.customer() else {
-                    return Ok(());
-                };
-                let (_, orders) = self
-                    .get(
-                        "GET /customers/:id/orders",
-                        &format!("/customers/{c}/orders"),
-                        &[200],
-                    )
-                    .await?;
-                if let Some(o) = first_id(&orders, "order_id") {
-                    self.get(
-                        "GET /customers/:id/orders/:id",
-                        &format!("/customers/{c}/orders/{o}"),
-                        &[200],
-                    )
-                    .await?;
-                }
-            }
+        }
+        Ok(())
+    }
+
+    async fn signup(&mut self) -> Result<(), Failed> {
+        let email = format!(
+            "driver.{}.{}.{}@example.net",
+            self.id,
+            self.iteration,
+            self.rng.random::<u32>()
+        );
+        let (_, c) = self
+            .call(
+                Method::POST,
+                "POST /customers",
+                "/customers",
+                Some(json!({"email": email, "name": "Virtual User"})),
+                &[201],
+            )
+            .await?;
+        let id = c
+            .get("customer_id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| Failed("no customer_id".into()))?;
+        self.call(
+            Method::POST,
+            "POST /customers/:id/addresses",
+            &format!("/customers/{id}/addresses"),
+            Some(json!({"line1": "1 Load Street", "city": "Lisbon", "postcode": "1000-001", "country": "PT"})),
+            &[201],
+        )
+        .await?;
+        self.get("GET /customers/:id", &format!("/customers/{id}"), &[200])
+            .await?;
+        Ok(())
+    }
+
+    async fn cart(&mut self) -> Result<(), Failed> {
+        let Some(c) = self.customer() else {
+            return Ok(());
+        };
+        let (a, b) = (self.product(), self.product());
+        let path = format!("/customers/{c}/cart");
+        self.call(
+            Method::POST,
+            "POST /customers/:id/cart",
+            &path,
+            Some(json!({"product_id": a, "qty": 1})),
+            &[200, 404],
+        )
+        .await?;
+        self.call(
+            Method::POST,
+            "POST /customers/:id/cart",
+            &path,
+            Some(json!({"product_id": b, "qty": 2})),
+            &[200, 404],
+        )
+        .await?;
+        self.get("GET /customers/:id/cart", &path, &[200]).await?;
+        // Another user may have checked this customer out meanwhile: 404 is fine.
+        self.call(
+            Method::PUT,
+            "PUT /customers/:id/cart/:id",
+            &format!("{path}/{a}"),
+            Some(json!({"qty": 3})),
+            &[200, 404],
+        )
+        .await?;
+        if a != b {
+            self.call(
+                Method::DELETE,
+                "DELETE /customers/:id/cart/:id",
+                &format!("{path}/{b}"),
+                None,
+                &[200, 404],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn checkout(&mut self) -> Result<(), Failed> {
+        let Some(c) = self.customer() else {
+            return Ok(());
+        };
+        let path = format!("/customers/{c}/cart");
+        for _ in 0..self.rng.random_range(1..=2) {
+            let p = self.product();
+            self.call(
+                Method::POST,
+                "POST /customers/:id/cart",
+                &path,
+                Some(json!({"product_id": p, "qty": 1})),
+                &[200, 404],
+            )
+            .await?;
+        }
+        let (status, order) = self
+            .call(
+                Method::POST,
+                "POST /customers/:id/checkout",
+                &format!("/customers/{c}/checkout"),
+                None,
+                &[201, 409],
+            )
+            .await?;
+        self.get(
+            "GET /customers/:id/orders",
+            &format!("/customers/{c}/orders"),
+            &[200],
+        )
+        .await?;
+        if status == 201
+            && let Some(o) = order.get("order_id").and_then(Value::as_u64)
+        {
+            self.get(
+                "GET /customers/:id/orders/:id",
+                &format!("/customers/{c}/orders/{o}"),
+                &[200],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn history(&mut self) -> Result<(), Failed> {
+        let Some(c) = self.customer() else {
+            return Ok(());
+        };
+        let (_, orders) = self
+            .get(
+                "GET /customers/:id/orders",
+                &format!("/customers/{c}/orders"),
+                &[200],
+            )
+            .await?;
+        if let Some(o) = first_id(&orders, "order_id") {
+            self.get(
+                "GET /customers/:id/orders/:id",
+                &format!("/customers/{c}/orders/{o}"),
+                &[200],
+            )
+            .await?;
         }
         Ok(())
     }
