@@ -10,7 +10,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
+use mysql_async::{
+    Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Transaction, TxOpts, Value,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, clip};
@@ -735,37 +737,18 @@ impl Store {
                 "the cart of customer {customer_id} is empty"
             )));
         }
-        let mut items = Vec::with_capacity(lines.len());
-        let mut total: u64 = 0;
-        for (product_id, qty) in lines {
-            tx.exec_drop(
-                "UPDATE product SET stock = stock - ? WHERE product_id = ? AND stock >= ?",
-                (qty, product_id, qty),
-            )
-            .await?;
-            if tx.affected_rows() == 0 {
+        let items = match take_stock(&mut tx, lines).await {
+            Ok(items) => items,
+            Err(e @ Error::Conflict(_)) => {
                 tx.rollback().await?;
-                return Err(Error::Conflict(format!(
-                    "not enough stock of product {product_id} for {qty}"
-                )));
+                return Err(e);
             }
-            let price: Option<u32> = tx
-                .exec_first(
-                    "SELECT price_cents FROM product WHERE product_id = ?",
-                    (product_id,),
-                )
-                .await?;
-            let Some(price) = price else {
-                tx.rollback().await?;
-                return Err(Error::Conflict(format!("product {product_id} was removed")));
-            };
-            total += u64::from(price) * u64::from(qty);
-            items.push(OrderLine {
-                product_id,
-                qty,
-                price_cents: price,
-            });
-        }
+            Err(e) => return Err(e),
+        };
+        let total = items
+            .iter()
+            .map(|i| u64::from(i.price_cents) * u64::from(i.qty))
+            .sum();
         let summary = OrderSummary {
             order_id: self.ids.next(),
             customer_id,
@@ -773,29 +756,7 @@ impl Store {
             total_cents: total,
             created_at: now_utc(),
         };
-        tx.exec_drop(
-            "INSERT INTO corder (order_id, customer_id, status, total_cents, created_at) VALUES (?, ?, ?, ?, ?)",
-            (
-                summary.order_id,
-                customer_id,
-                &summary.status,
-                total,
-                &summary.created_at,
-            ),
-        )
-        .await?;
-        for item in &items {
-            tx.exec_drop(
-                "INSERT INTO order_item (order_id, customer_id, product_id, qty, price_cents) VALUES (?, ?, ?, ?, ?)",
-                (summary.order_id, customer_id, item.product_id, item.qty, item.price_cents),
-            )
-            .await?;
-        }
-        tx.exec_drop(
-            "DELETE FROM cart_item WHERE customer_id = ?",
-            (customer_id,),
-        )
-        .await?;
+        record_order(&mut tx, &summary, &items).await?;
         tx.commit().await?;
         Ok(Order { summary, items })
     }
@@ -849,6 +810,76 @@ impl Store {
                 .collect(),
         })
     }
+}
+
+/// Takes each line's quantity from stock with a guarded decrement and prices it. A
+/// Conflict (short stock, a product gone) leaves the rollback to the caller, who owns
+/// the transaction.
+async fn take_stock(
+    tx: &mut Transaction<'_>,
+    lines: Vec<(u64, u32)>,
+) -> Result<Vec<OrderLine>, Error> {
+    let mut items = Vec::with_capacity(lines.len());
+    for (product_id, qty) in lines {
+        tx.exec_drop(
+            "UPDATE product SET stock = stock - ? WHERE product_id = ? AND stock >= ?",
+            (qty, product_id, qty),
+        )
+        .await?;
+        if tx.affected_rows() == 0 {
+            return Err(Error::Conflict(format!(
+                "not enough stock of product {product_id} for {qty}"
+            )));
+        }
+        let price: Option<u32> = tx
+            .exec_first(
+                "SELECT price_cents FROM product WHERE product_id = ?",
+                (product_id,),
+            )
+            .await?;
+        let Some(price) = price else {
+            return Err(Error::Conflict(format!("product {product_id} was removed")));
+        };
+        items.push(OrderLine {
+            product_id,
+            qty,
+            price_cents: price,
+        });
+    }
+    Ok(items)
+}
+
+/// Writes the order, its items, and empties the cart it came from.
+async fn record_order(
+    tx: &mut Transaction<'_>,
+    summary: &OrderSummary,
+    items: &[OrderLine],
+) -> Result<(), Error> {
+    let customer_id = summary.customer_id;
+    tx.exec_drop(
+        "INSERT INTO corder (order_id, customer_id, status, total_cents, created_at) VALUES (?, ?, ?, ?, ?)",
+        (
+            summary.order_id,
+            customer_id,
+            &summary.status,
+            summary.total_cents,
+            &summary.created_at,
+        ),
+    )
+    .await?;
+    for item in items {
+        tx.exec_drop(
+            "INSERT INTO order_item (order_id, customer_id, product_id, qty, price_cents) VALUES (?, ?, ?, ?, ?)",
+            (summary.order_id, customer_id, item.product_id, item.qty, item.price_cents),
+        )
+        .await?;
+    }
+    tx.exec_drop(
+        "DELETE FROM cart_item WHERE customer_id = ?",
+        (customer_id,),
+    )
+    .await?;
+    Ok(())
 }
 
 async fn customer_in(conn: &mut Conn, id: u64) -> Result<Customer, Error> {
