@@ -582,6 +582,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_route_is_in_the_router() {
+        let routes = Routes::new().unwrap();
+        for r in ROUTES {
+            let path = r.path.replace(['{', '}'], "");
+            let found = routes.0.at(&path).unwrap();
+            assert!(found.value.iter().any(|x| x.name == r.name), "{}", r.name);
+        }
+        // An empty segment is no id: no route (404), not a bad id.
+        assert!(routes.0.at("/customers//cart").is_err());
+    }
+
+    #[test]
     fn queries_decode() {
         let pairs: Vec<_> = query_pairs("q=red+shoe&category=a%2Fb&x=%zz&y=%4").collect();
         assert_eq!(pairs[0], ("q".into(), "red shoe".into()));
