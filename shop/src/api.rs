@@ -12,6 +12,12 @@
 //! POST   /customers/{id}/checkout
 //! GET    /customers/{id}/orders                   GET /customers/{id}/orders/{oid}
 //! ```
+//!
+//! Limits, so that no client can make the server hold more than a bounded amount: a
+//! body of at most 64 KiB (a larger declared `Content-Length` is refused before reading),
+//! [`Limits::max_connections`] connections at once, each closed if it sends no whole
+//! request head within [`Limits::header_read_timeout`], and error messages that repeat
+//! at most 64 characters of the input.
 
 use std::convert::Infallible;
 use std::future::Future;
