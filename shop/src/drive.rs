@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -332,177 +333,228 @@ impl User {
         (self.customers > 0).then(|| self.rng.random_range(1..=self.customers))
     }
 
+    /// Runs scenarios until `deadline`: back to back (closed loop), or at the start
+    /// times handed out by the open loop's ticker.
+    async fn drive(mut self, mix: Mix, starts: Option<Starts>, deadline: Instant) {
+        loop {
+            let scheduled = match &starts {
+                Some(rx) => {
+                    let next = tokio::time::timeout_at(deadline.into(), async {
+                        rx.lock().await.recv().await
+                    })
+                    .await;
+                    match next {
+                        Ok(Some(at)) => at,
+                        _ => break,
+                    }
+                }
+                None => Instant::now(),
+            };
+            if scheduled >= deadline {
+                break;
+            }
+            let scenario = mix.pick(&mut self.rng);
+            let result = self.run(scenario).await;
+            let elapsed = scheduled.elapsed();
+            crate::metrics::scenario(scenario.name(), result.is_ok(), elapsed);
+            if let Ok(mut s) = self.stats.lock() {
+                let st = s.scenarios.entry(scenario.name()).or_insert_with(Stat::new);
+                st.hist.saturating_record(micros(elapsed));
+                if result.is_err() {
+                    st.errors += 1;
+                }
+            }
+        }
+    }
+
     async fn run(&mut self, scenario: Scenario) -> Result<(), Failed> {
         self.iteration += 1;
         match scenario {
-            Scenario::Browse => {
-                let category = CATEGORIES[self.rng.random_range(0..CATEGORIES.len())];
-                let sort = ["price", "-price", "newest", "name"][self.rng.random_range(0..4)];
-                self.get(
-                    "GET /products",
-                    &format!("/products?category={category}&sort={sort}&limit=20"),
-                    &[200],
-                )
+            Scenario::Browse => self.browse().await,
+            Scenario::Search => self.search().await,
+            Scenario::Signup => self.signup().await,
+            Scenario::Cart => self.cart().await,
+            Scenario::Checkout => self.checkout().await,
+            Scenario::History => self.history().await,
+        }
+    }
+
+    async fn browse(&mut self) -> Result<(), Failed> {
+        let category = CATEGORIES[self.rng.random_range(0..CATEGORIES.len())];
+        let sort = ["price", "-price", "newest", "name"][self.rng.random_range(0..4)];
+        self.get(
+            "GET /products",
+            &format!("/products?category={category}&sort={sort}&limit=20"),
+            &[200],
+        )
+        .await?;
+        for _ in 0..3 {
+            let id = self.product();
+            self.get("GET /products/:id", &format!("/products/{id}"), &[200, 404])
                 .await?;
-                for _ in 0..3 {
-                    let id = self.product();
-                    self.get("GET /products/:id", &format!("/products/{id}"), &[200, 404])
-                        .await?;
-                }
-            }
-            Scenario::Search => {
-                let word = [
-                    "lamp", "chair", "red", "giant", "speaker", "tent", "clock", "soft",
-                ][self.rng.random_range(0..8)];
-                let max = self.rng.random_range(5..100) * 1000;
-                let (_, found) = self
-                    .get(
-                        "GET /products",
-                        &format!("/products?q={word}&max_price={max}&sort=price&limit=20"),
-                        &[200],
-                    )
-                    .await?;
-                if let Some(id) = first_id(&found, "product_id") {
-                    self.get("GET /products/:id", &format!("/products/{id}"), &[200, 404])
-                        .await?;
-                }
-            }
-            Scenario::Signup => {
-                let email = format!(
-                    "driver.{}.{}.{}@example.net",
-                    self.id,
-                    self.iteration,
-                    self.rng.random::<u32>()
-                );
-                let (_, c) = self
-                    .call(
-                        Method::POST,
-                        "POST /customers",
-                        "/customers",
-                        Some(json!({"email": email, "name": "Virtual User"})),
-                        &[201],
-                    )
-                    .await?;
-                let id = c
-                    .get("customer_id")
-                    .and_then(Value::as_u64)
-                    .ok_or_else(|| Failed("no customer_id".into()))?;
-                self.call(
-                    Method::POST,
-                    "POST /customers/:id/addresses",
-                    &format!("/customers/{id}/addresses"),
-                    Some(json!({"line1": "1 Load Street", "city": "Lisbon", "postcode": "1000-001", "country": "PT"})),
-                    &[201],
-                )
+        }
+        Ok(())
+    }
+
+    async fn search(&mut self) -> Result<(), Failed> {
+        let word = [
+            "lamp", "chair", "red", "giant", "speaker", "tent", "clock", "soft",
+        ][self.rng.random_range(0..8)];
+        let max = self.rng.random_range(5..100) * 1000;
+        let (_, found) = self
+            .get(
+                "GET /products",
+                &format!("/products?q={word}&max_price={max}&sort=price&limit=20"),
+                &[200],
+            )
+            .await?;
+        if let Some(id) = first_id(&found, "product_id") {
+            self.get("GET /products/:id", &format!("/products/{id}"), &[200, 404])
                 .await?;
-                self.get("GET /customers/:id", &format!("/customers/{id}"), &[200])
-                    .await?;
-            }
-            Scenario::Cart => {
-                let Some(c) = self.customer() else {
-                    return Ok(());
-                };
-                let (a, b) = (self.product(), self.product());
-                let path = format!("/customers/{c}/cart");
-                self.call(
-                    Method::POST,
-                    "POST /customers/:id/cart",
-                    &path,
-                    Some(json!({"product_id": a, "qty": 1})),
-                    &[200, 404],
-                )
-                .await?;
-                self.call(
-                    Method::POST,
-                    "POST /customers/:id/cart",
-                    &path,
-                    Some(json!({"product_id": b, "qty": 2})),
-                    &[200, 404],
-                )
-                .await?;
-                self.get("GET /customers/:id/cart", &path, &[200]).await?;
-                // Another user may have checked this customer out meanwhile: 404 is fine.
-                self.call(
-                    Method::PUT,
-                    "PUT /customers/:id/cart/:id",
-                    &format!("{path}/{a}"),
-                    Some(json!({"qty": 3})),
-                    &[200, 404],
-                )
-                .await?;
-                if a != b {
-                    self.call(
-                        Method::DELETE,
-                        "DELETE /customers/:id/cart/:id",
-                        &format!("{path}/{b}"),
-                        None,
-                        &[200, 404],
-                    )
-                    .await?;
-                }
-            }
-            Scenario::Checkout => {
-                let Some(c) = self.customer() else {
-                    return Ok(());
-                };
-                let path = format!("/customers/{c}/cart");
-                for _ in 0..self.rng.random_range(1..=2) {
-                    let p = self.product();
-                    self.call(
-                        Method::POST,
-                        "POST /customers/:id/cart",
-                        &path,
-                        Some(json!({"product_id": p, "qty": 1})),
-                        &[200, 404],
-                    )
-                    .await?;
-                }
-                let (status, order) = self
-                    .call(
-                        Method::POST,
-                        "POST /customers/:id/checkout",
-                        &format!("/customers/{c}/checkout"),
-                        None,
-                        &[201, 409],
-                    )
-                    .await?;
-                self.get(
-                    "GET /customers/:id/orders",
-                    &format!("/customers/{c}/orders"),
-                    &[200],
-                )
-                .await?;
-                if status == 201
-                    && let Some(o) = order.get("order_id").and_then(Value::as_u64)
-                {
-                    self.get(
-                        "GET /customers/:id/orders/:id",
-                        &format!("/customers/{c}/orders/{o}"),
-                        &[200],
-                    )
-                    .await?;
-                }
-            }
-            Scenario::History => {
-                let Some(c) = self.customer() else {
-                    return Ok(());
-                };
-                let (_, orders) = self
-                    .get(
-                        "GET /customers/:id/orders",
-                        &format!("/customers/{c}/orders"),
-                        &[200],
-                    )
-                    .await?;
-                if let Some(o) = first_id(&orders, "order_id") {
-                    self.get(
-                        "GET /customers/:id/orders/:id",
-                        &format!("/customers/{c}/orders/{o}"),
-                        &[200],
-                    )
-                    .await?;
-                }
-            }
+        }
+        Ok(())
+    }
+
+    async fn signup(&mut self) -> Result<(), Failed> {
+        let email = format!(
+            "driver.{}.{}.{}@example.net",
+            self.id,
+            self.iteration,
+            self.rng.random::<u32>()
+        );
+        let (_, c) = self
+            .call(
+                Method::POST,
+                "POST /customers",
+                "/customers",
+                Some(json!({"email": email, "name": "Virtual User"})),
+                &[201],
+            )
+            .await?;
+        let id = c
+            .get("customer_id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| Failed("no customer_id".into()))?;
+        self.call(
+            Method::POST,
+            "POST /customers/:id/addresses",
+            &format!("/customers/{id}/addresses"),
+            Some(json!({"line1": "1 Load Street", "city": "Lisbon", "postcode": "1000-001", "country": "PT"})),
+            &[201],
+        )
+        .await?;
+        self.get("GET /customers/:id", &format!("/customers/{id}"), &[200])
+            .await?;
+        Ok(())
+    }
+
+    async fn cart(&mut self) -> Result<(), Failed> {
+        let Some(c) = self.customer() else {
+            return Ok(());
+        };
+        let (a, b) = (self.product(), self.product());
+        let path = format!("/customers/{c}/cart");
+        self.call(
+            Method::POST,
+            "POST /customers/:id/cart",
+            &path,
+            Some(json!({"product_id": a, "qty": 1})),
+            &[200, 404],
+        )
+        .await?;
+        self.call(
+            Method::POST,
+            "POST /customers/:id/cart",
+            &path,
+            Some(json!({"product_id": b, "qty": 2})),
+            &[200, 404],
+        )
+        .await?;
+        self.get("GET /customers/:id/cart", &path, &[200]).await?;
+        // Another user may have checked this customer out meanwhile: 404 is fine.
+        self.call(
+            Method::PUT,
+            "PUT /customers/:id/cart/:id",
+            &format!("{path}/{a}"),
+            Some(json!({"qty": 3})),
+            &[200, 404],
+        )
+        .await?;
+        if a != b {
+            self.call(
+                Method::DELETE,
+                "DELETE /customers/:id/cart/:id",
+                &format!("{path}/{b}"),
+                None,
+                &[200, 404],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn checkout(&mut self) -> Result<(), Failed> {
+        let Some(c) = self.customer() else {
+            return Ok(());
+        };
+        let path = format!("/customers/{c}/cart");
+        for _ in 0..self.rng.random_range(1..=2) {
+            let p = self.product();
+            self.call(
+                Method::POST,
+                "POST /customers/:id/cart",
+                &path,
+                Some(json!({"product_id": p, "qty": 1})),
+                &[200, 404],
+            )
+            .await?;
+        }
+        let (status, order) = self
+            .call(
+                Method::POST,
+                "POST /customers/:id/checkout",
+                &format!("/customers/{c}/checkout"),
+                None,
+                &[201, 409],
+            )
+            .await?;
+        self.get(
+            "GET /customers/:id/orders",
+            &format!("/customers/{c}/orders"),
+            &[200],
+        )
+        .await?;
+        if status == 201
+            && let Some(o) = order.get("order_id").and_then(Value::as_u64)
+        {
+            self.get(
+                "GET /customers/:id/orders/:id",
+                &format!("/customers/{c}/orders/{o}"),
+                &[200],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn history(&mut self) -> Result<(), Failed> {
+        let Some(c) = self.customer() else {
+            return Ok(());
+        };
+        let (_, orders) = self
+            .get(
+                "GET /customers/:id/orders",
+                &format!("/customers/{c}/orders"),
+                &[200],
+            )
+            .await?;
+        if let Some(o) = first_id(&orders, "order_id") {
+            self.get(
+                "GET /customers/:id/orders/:id",
+                &format!("/customers/{c}/orders/{o}"),
+                &[200],
+            )
+            .await?;
         }
         Ok(())
     }
@@ -523,14 +575,63 @@ pub async fn drive(cfg: &DriveConfig) -> anyhow::Result<DriveReport> {
         // One idle connection per user is all a user can use.
         .pool_max_idle_per_host(cfg.users)
         .build(connector);
+    let (products, customers) = seeded_counts(&client, &base, cfg.seed).await?;
 
-    // Seeded row counts: users pick existing customers and products among them.
     let stats = Arc::new(Mutex::new(Stats::default()));
+    let start = Instant::now();
+    let deadline = start + cfg.duration;
+    let bar = progress_bar(cfg);
+    let missed = Arc::new(AtomicU64::new(0));
+    let (ticker, rx) = match cfg.rate {
+        Some(rate) => {
+            let (ticker, rx) = open_loop(rate, start, deadline, missed.clone())?;
+            (Some(ticker), Some(rx))
+        }
+        None => (None, None),
+    };
+    let mut users = tokio::task::JoinSet::new();
+    for id in 0..cfg.users {
+        let user = User {
+            client: client.clone(),
+            base: base.clone(),
+            stats: stats.clone(),
+            rng: ChaCha8Rng::seed_from_u64(
+                cfg.seed.wrapping_mul(1_000_003).wrapping_add(id as u64),
+            ),
+            products,
+            customers,
+            id,
+            iteration: 0,
+        };
+        users.spawn(user.drive(cfg.mix.clone(), rx.clone(), deadline));
+    }
+    tokio::select! {
+        () = async { while users.join_next().await.is_some() {} } => {}
+        () = show_progress(&bar, &stats, start, cfg.duration) => {}
+    }
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let stats = stats
+        .lock()
+        .map_err(|_| anyhow::anyhow!("statistics lock poisoned"))?;
+    Ok(report(cfg, &stats, seconds, missed.load(Ordering::Relaxed)))
+}
+
+/// Seeded row counts from `/health`: users pick existing customers and products among
+/// them.
+async fn seeded_counts(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    base: &str,
+    seed: u64,
+) -> anyhow::Result<(u64, u64)> {
     let mut probe = User {
         client: client.clone(),
-        base: base.clone(),
+        base: base.to_string(),
         stats: Arc::new(Mutex::new(Stats::default())),
-        rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+        rng: ChaCha8Rng::seed_from_u64(seed),
         products: 1,
         customers: 0,
         id: 0,
@@ -546,134 +647,75 @@ pub async fn drive(cfg: &DriveConfig) -> anyhow::Result<DriveReport> {
         products > 0,
         "the shop has no products: run `shop seed` first"
     );
+    Ok((products, customers))
+}
 
-    let start = Instant::now();
-    let deadline = start + cfg.duration;
-    let bar = if cfg.progress {
-        let bar = ProgressBar::new(cfg.duration.as_secs().max(1));
-        bar.set_style(
-            ProgressStyle::with_template("driving {bar:40} {pos}/{len} s  {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-
-    // Open loop: a ticker hands out scheduled start times. The backlog holds one
-    // second of arrivals; beyond that a start is dropped and counted, never queued
-    // without bound.
-    let (tx, rx) = match cfg.rate {
-        Some(rate) => {
-            anyhow::ensure!(rate > 0.0, "--rate must be above 0");
-            let cap = (rate.ceil() as usize).clamp(1, 100_000);
-            let (tx, rx) = tokio::sync::mpsc::channel::<Instant>(cap);
-            (
-                Some((tx, rate)),
-                Some(Arc::new(tokio::sync::Mutex::new(rx))),
-            )
-        }
-        None => (None, None),
-    };
-    let missed = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let ticker = tx.map(|(tx, rate)| {
-        let missed = missed.clone();
-        tokio::spawn(async move {
-            let interval = Duration::from_secs_f64(1.0 / rate);
-            let mut n: u32 = 0;
-            loop {
-                let at = start + interval * n;
-                if at >= deadline {
-                    break;
-                }
-                tokio::time::sleep_until(at.into()).await;
-                if tx.try_send(at).is_err() {
-                    missed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                n = n.saturating_add(1);
-            }
-        })
-    });
-
-    let mut users = tokio::task::JoinSet::new();
-    for id in 0..cfg.users {
-        let mut user = User {
-            client: client.clone(),
-            base: base.clone(),
-            stats: stats.clone(),
-            rng: ChaCha8Rng::seed_from_u64(
-                cfg.seed.wrapping_mul(1_000_003).wrapping_add(id as u64),
-            ),
-            products,
-            customers,
-            id,
-            iteration: 0,
-        };
-        let mix = cfg.mix.clone();
-        let rx = rx.clone();
-        let stats = stats.clone();
-        users.spawn(async move {
-            loop {
-                let scheduled = match &rx {
-                    Some(rx) => {
-                        let next = tokio::time::timeout_at(deadline.into(), async {
-                            rx.lock().await.recv().await
-                        })
-                        .await;
-                        match next {
-                            Ok(Some(at)) => at,
-                            _ => break,
-                        }
-                    }
-                    None => Instant::now(),
-                };
-                if scheduled >= deadline {
-                    break;
-                }
-                let scenario = mix.pick(&mut user.rng);
-                let result = user.run(scenario).await;
-                let elapsed = scheduled.elapsed();
-                crate::metrics::scenario(scenario.name(), result.is_ok(), elapsed);
-                if let Ok(mut s) = stats.lock() {
-                    let st = s.scenarios.entry(scenario.name()).or_insert_with(Stat::new);
-                    st.hist.saturating_record(micros(elapsed));
-                    if result.is_err() {
-                        st.errors += 1;
-                    }
-                }
-            }
-        });
+fn progress_bar(cfg: &DriveConfig) -> ProgressBar {
+    if !cfg.progress {
+        return ProgressBar::hidden();
     }
-    let tick = async {
+    let bar = ProgressBar::new(cfg.duration.as_secs().max(1));
+    bar.set_style(
+        ProgressStyle::with_template("driving {bar:40} {pos}/{len} s  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Scheduled start times, shared by the users.
+type Starts = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Instant>>>;
+
+/// Open loop: a ticker hands out scheduled start times. The backlog holds one second of
+/// arrivals; beyond that a start is dropped and counted in `missed`, never queued
+/// without bound.
+fn open_loop(
+    rate: f64,
+    start: Instant,
+    deadline: Instant,
+    missed: Arc<AtomicU64>,
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, Starts)> {
+    anyhow::ensure!(rate > 0.0, "--rate must be above 0");
+    let cap = (rate.ceil() as usize).clamp(1, 100_000);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Instant>(cap);
+    let ticker = tokio::spawn(async move {
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let mut n: u32 = 0;
         loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            bar.set_position(start.elapsed().as_secs().min(cfg.duration.as_secs()));
-            if let Ok(s) = stats.lock() {
-                let n: u64 = s.routes.values().map(|r| r.hist.len()).sum();
-                let e: u64 = s.routes.values().map(|r| r.errors).sum();
-                bar.set_message(format!(
-                    "{:.0} req/s, {e} errors",
-                    n as f64 / start.elapsed().as_secs_f64()
-                ));
+            let at = start + interval * n;
+            if at >= deadline {
+                break;
             }
+            tokio::time::sleep_until(at.into()).await;
+            if tx.try_send(at).is_err() {
+                missed.fetch_add(1, Ordering::Relaxed);
+            }
+            n = n.saturating_add(1);
         }
-    };
-    tokio::select! {
-        () = async { while users.join_next().await.is_some() {} } => {}
-        () = tick => {}
+    });
+    Ok((ticker, Arc::new(tokio::sync::Mutex::new(rx))))
+}
+
+/// Updates the progress bar once a second, until dropped.
+async fn show_progress(bar: &ProgressBar, stats: &Mutex<Stats>, start: Instant, len: Duration) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        bar.set_position(start.elapsed().as_secs().min(len.as_secs()));
+        if let Ok(s) = stats.lock() {
+            let n: u64 = s.routes.values().map(|r| r.hist.len()).sum();
+            let e: u64 = s.routes.values().map(|r| r.errors).sum();
+            bar.set_message(format!(
+                "{:.0} req/s, {e} errors",
+                n as f64 / start.elapsed().as_secs_f64()
+            ));
+        }
     }
-    if let Some(t) = ticker {
-        t.abort();
-    }
-    bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
-    let stats = stats
-        .lock()
-        .map_err(|_| anyhow::anyhow!("statistics lock poisoned"))?;
+}
+
+fn report(cfg: &DriveConfig, stats: &Stats, seconds: f64, missed_starts: u64) -> DriveReport {
     let routes: Vec<Line> = stats.routes.iter().map(|(n, s)| s.line(n)).collect();
     let requests = routes.iter().map(|l| l.count).sum();
     let errors = routes.iter().map(|l| l.errors).sum();
-    Ok(DriveReport {
+    DriveReport {
         users: cfg.users,
         rate: cfg.rate,
         seconds,
@@ -682,9 +724,9 @@ pub async fn drive(cfg: &DriveConfig) -> anyhow::Result<DriveReport> {
         requests,
         errors,
         requests_per_s: requests as f64 / seconds,
-        missed_starts: missed.load(std::sync::atomic::Ordering::Relaxed),
+        missed_starts,
         sample_errors: stats.sample_errors.clone(),
-    })
+    }
 }
 
 /// The end-of-run table.

@@ -1,12 +1,12 @@
 //! `shop seed | serve | drive`: see the crate docs and the README.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use shop::api::{self, App};
 use shop::drive::{self, DriveConfig, Mix};
 use shop::seed::{self, SeedConfig};
@@ -29,65 +29,82 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create the schema if missing and fill it deterministically from a seed.
-    Seed {
-        /// mysql://user:pass@host:port/db (vtgate: no db, tables route by name).
-        #[arg(long, env = "SHOP_DB")]
-        db: String,
-        #[arg(long, default_value_t = 1000)]
-        customers: u64,
-        #[arg(long, default_value_t = 500)]
-        products: u64,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Empty the shop's tables first.
-        #[arg(long)]
-        reset: bool,
-    },
+    Seed(SeedArgs),
     /// Serve the JSON API.
-    Serve {
-        #[arg(long, env = "SHOP_DB")]
-        db: String,
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
-        /// Database connections at most (the shop's pool).
-        #[arg(long, default_value_t = 32)]
-        pool_size: usize,
-        /// Send metrics to a StatsD server (e.g. Telegraf) at HOST:PORT.
-        #[arg(long, env = "SHOP_STATSD")]
-        statsd: Option<String>,
-    },
+    Serve(ServeArgs),
     /// Run shopping scenarios as parallel virtual users.
-    Drive {
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        #[arg(long, default_value_t = 16)]
-        users: usize,
-        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-        duration: Duration,
-        /// Scenarios per second across all users (open loop); closed loop without it.
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Scenario weights.
-        #[arg(
-            long,
-            default_value = "browse=50,search=20,signup=5,cart=15,checkout=10"
-        )]
-        mix: Mix,
-        /// Seed of the users' random choices (the same seed makes the same choices).
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long, env = "SHOP_STATSD")]
-        statsd: Option<String>,
-        /// Also write the report as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Double the users each step (of --duration) until throughput stops rising.
-        #[arg(long)]
-        ramp: bool,
-        /// Upper bound on users for --ramp.
-        #[arg(long, default_value_t = 512)]
-        max_users: usize,
-    },
+    Drive(DriveArgs),
+}
+
+#[derive(Debug, Args)]
+struct SeedArgs {
+    /// mysql://user:pass@host:port/db (vtgate: no db, tables route by name).
+    #[arg(long, env = "SHOP_DB")]
+    db: String,
+    #[arg(long, default_value_t = 1000)]
+    customers: u64,
+    #[arg(long, default_value_t = 500)]
+    products: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Empty the shop's tables first.
+    #[arg(long)]
+    reset: bool,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[arg(long, env = "SHOP_DB")]
+    db: String,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Database connections at most (the shop's pool).
+    #[arg(long, default_value_t = 32)]
+    pool_size: usize,
+    /// Send metrics to a StatsD server (e.g. Telegraf) at HOST:PORT.
+    #[arg(long, env = "SHOP_STATSD")]
+    statsd: Option<String>,
+    /// Connections served at once; more wait in the kernel's accept queue. Bounds
+    /// memory and file descriptors whatever clients do.
+    #[arg(long, default_value_t = api::MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Close a connection that has not sent a whole request head this long after
+    /// opening or after its last response, so idle sockets cannot hold every slot.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    header_read_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+struct DriveArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    #[arg(long, default_value_t = 16)]
+    users: usize,
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Scenarios per second across all users (open loop); closed loop without it.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Scenario weights.
+    #[arg(
+        long,
+        default_value = "browse=50,search=20,signup=5,cart=15,checkout=10"
+    )]
+    mix: Mix,
+    /// Seed of the users' random choices (the same seed makes the same choices).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, env = "SHOP_STATSD")]
+    statsd: Option<String>,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Double the users each step (of --duration) until throughput stops rising.
+    #[arg(long)]
+    ramp: bool,
+    /// Upper bound on users for --ramp.
+    #[arg(long, default_value_t = 512)]
+    max_users: usize,
 }
 
 fn main() -> ExitCode {
@@ -114,115 +131,110 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Seed {
-            db,
-            customers,
-            products,
-            seed,
-            reset,
-        } => {
-            let cfg = SeedConfig {
-                customers,
-                products,
-                seed,
-                reset,
-                progress: true,
-            };
-            let r = seed::seed(&db, &cfg).await.context("seeding")?;
-            println!(
-                "seeded {} products, {} customers, {} addresses, {} orders ({} items) with seed {seed} in {:.1} s ({:.0} rows/s)",
-                r.products,
-                r.customers,
-                r.addresses,
-                r.orders,
-                r.order_items,
-                r.seconds,
-                r.rows() as f64 / r.seconds.max(1e-9)
-            );
-            Ok(())
-        }
-        Command::Serve {
-            db,
-            listen,
-            pool_size,
-            statsd,
-        } => {
-            if let Some(addr) = &statsd {
-                shop::metrics::install(addr, "shop")?;
-            }
-            let store = Store::new(&db, pool_size)?;
-            let counts = store
-                .counts()
-                .await
-                .context("reading the catalogue (is the database seeded?)")?;
-            let listener = tokio::net::TcpListener::bind(&listen)
-                .await
-                .with_context(|| format!("listening on {listen}"))?;
-            tracing::info!(
-                "shop on http://{} ({} products, {} customers)",
-                listener.local_addr()?,
-                counts.products,
-                counts.customers
-            );
-            let app = Arc::new(App {
-                store: store.clone(),
-                counts,
-            });
-            api::serve(app, listener, shutdown_signal()).await?;
-            store.close().await;
-            Ok(())
-        }
-        Command::Drive {
-            url,
-            users,
-            duration,
-            rate,
-            mix,
-            seed,
-            statsd,
-            json,
-            ramp,
-            max_users,
-        } => {
-            if let Some(addr) = &statsd {
-                shop::metrics::install(addr, "driver")?;
-            }
-            let cfg = DriveConfig {
-                url,
-                users,
-                duration,
-                rate,
-                mix,
-                seed,
-                progress: !ramp,
-            };
-            if ramp {
-                let (steps, knee) = drive::ramp(&cfg, max_users).await?;
-                println!("throughput stopped rising beyond {knee} users");
-                if let Some(path) = json {
-                    std::fs::write(
-                        &path,
-                        serde_json::to_vec_pretty(
-                            &serde_json::json!({"steps": steps, "knee_users": knee}),
-                        )?,
-                    )
-                    .with_context(|| format!("writing {}", path.display()))?;
-                }
-                return Ok(());
-            }
-            let report = drive::drive(&cfg).await?;
-            print!("{}", drive::render(&report));
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-            // Let the StatsD queue drain before the process ends.
-            if statsd.is_some() {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            Ok(())
-        }
+        Command::Seed(args) => seed_command(args).await,
+        Command::Serve(args) => serve_command(args).await,
+        Command::Drive(args) => drive_command(args).await,
     }
+}
+
+async fn seed_command(args: SeedArgs) -> anyhow::Result<()> {
+    let SeedArgs {
+        db,
+        customers,
+        products,
+        seed,
+        reset,
+    } = args;
+    let cfg = SeedConfig {
+        customers,
+        products,
+        seed,
+        reset,
+        progress: true,
+    };
+    let r = seed::seed(&db, &cfg).await.context("seeding")?;
+    println!(
+        "seeded {} products, {} customers, {} addresses, {} orders ({} items) with seed {seed} in {:.1} s ({:.0} rows/s)",
+        r.products,
+        r.customers,
+        r.addresses,
+        r.orders,
+        r.order_items,
+        r.seconds,
+        r.rows() as f64 / r.seconds.max(1e-9)
+    );
+    Ok(())
+}
+
+async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(addr) = &args.statsd {
+        shop::metrics::install(addr, "shop")?;
+    }
+    let store = Store::new(&args.db, args.pool_size)?;
+    let counts = store
+        .counts()
+        .await
+        .context("reading the catalogue (is the database seeded?)")?;
+    let listen = &args.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    tracing::info!(
+        "shop on http://{} ({} products, {} customers)",
+        listener.local_addr()?,
+        counts.products,
+        counts.customers
+    );
+    let app = Arc::new(App {
+        store: store.clone(),
+        counts,
+    });
+    let limits = api::Limits {
+        max_connections: args.max_connections,
+        header_read_timeout: args.header_read_timeout,
+    };
+    api::serve_with(app, listener, shutdown_signal(), limits).await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn drive_command(args: DriveArgs) -> anyhow::Result<()> {
+    if let Some(addr) = &args.statsd {
+        shop::metrics::install(addr, "driver")?;
+    }
+    let cfg = DriveConfig {
+        url: args.url,
+        users: args.users,
+        duration: args.duration,
+        rate: args.rate,
+        mix: args.mix,
+        seed: args.seed,
+        progress: !args.ramp,
+    };
+    if args.ramp {
+        let (steps, knee) = drive::ramp(&cfg, args.max_users).await?;
+        println!("throughput stopped rising beyond {knee} users");
+        if let Some(path) = args.json {
+            let report = serde_json::json!({"steps": steps, "knee_users": knee});
+            write_json(&path, &report)?;
+        }
+        return Ok(());
+    }
+    let report = drive::drive(&cfg).await?;
+    print!("{}", drive::render(&report));
+    if let Some(path) = args.json {
+        write_json(&path, &report)?;
+    }
+    // Let the StatsD queue drain before the process ends.
+    if args.statsd.is_some() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(())
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Ctrl-C or SIGTERM.

@@ -106,37 +106,65 @@ pub async fn seed(url: &str, cfg: &SeedConfig) -> Result<SeedReport, Error> {
         .await
         .map_err(|e| Error::Unavailable(e.to_string()))?;
     ensure_schema(&mut conn).await?;
-    if cfg.reset {
+    prepare_tables(&mut conn, cfg.reset).await?;
+    let bar = progress_bar(cfg);
+    // One generator for everything, drawn in a fixed order: the same seed gives the
+    // same rows.
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let prices = seed_products(&mut conn, cfg, &mut rng, &bar).await?;
+    let (orders, order_items) = seed_customers(&mut conn, cfg, &mut rng, &prices, &bar).await?;
+    bar.finish_and_clear();
+    let _ = conn.disconnect().await;
+    Ok(SeedReport {
+        products: cfg.products,
+        customers: cfg.customers,
+        addresses: cfg.customers,
+        orders,
+        order_items,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Empties the shop's tables with `reset`; without it, refuses to seed over rows.
+async fn prepare_tables(conn: &mut Conn, reset: bool) -> Result<(), Error> {
+    if reset {
         for table in schema::TABLES.iter().rev() {
             conn.query_drop(format!("TRUNCATE TABLE {table}")).await?;
         }
-    } else {
-        for table in ["product", "customer"] {
-            let any: Option<u8> = conn
-                .query_first(format!("SELECT 1 FROM {table} LIMIT 1"))
-                .await?;
-            if any.is_some() {
-                return Err(Error::Conflict(format!(
-                    "table {table} already has rows: pass --reset to empty the shop's tables first"
-                )));
-            }
+        return Ok(());
+    }
+    for table in ["product", "customer"] {
+        let any: Option<u8> = conn
+            .query_first(format!("SELECT 1 FROM {table} LIMIT 1"))
+            .await?;
+        if any.is_some() {
+            return Err(Error::Conflict(format!(
+                "table {table} already has rows: pass --reset to empty the shop's tables first"
+            )));
         }
     }
+    Ok(())
+}
 
-    let bar = if cfg.progress {
-        let bar = ProgressBar::new(cfg.products + cfg.customers);
-        bar.set_style(
-            ProgressStyle::with_template("seeding {bar:40} {pos}/{len} {per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut report = SeedReport::default();
+fn progress_bar(cfg: &SeedConfig) -> ProgressBar {
+    if !cfg.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(cfg.products + cfg.customers);
+    bar.set_style(
+        ProgressStyle::with_template("seeding {bar:40} {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
 
-    // Products, keeping prices for the order history.
+/// Inserts the products; returns their prices (index = id - 1) for the order history.
+async fn seed_products(
+    conn: &mut Conn,
+    cfg: &SeedConfig,
+    rng: &mut ChaCha8Rng,
+    bar: &ProgressBar,
+) -> Result<Vec<u32>, Error> {
     let mut prices = Vec::with_capacity(usize::try_from(cfg.products).unwrap_or(0));
     let mut rows = Vec::with_capacity(BATCH);
     for id in 1..=cfg.products {
@@ -165,7 +193,7 @@ pub async fn seed(url: &str, cfg: &SeedConfig) -> Result<SeedReport, Error> {
         if rows.len() == BATCH || id == cfg.products {
             let n = rows.len() as u64;
             insert(
-                &mut conn,
+                conn,
                 "product (product_id, sku, name, description, category, price_cents, stock, created_at)",
                 &mut rows,
             )
@@ -173,80 +201,89 @@ pub async fn seed(url: &str, cfg: &SeedConfig) -> Result<SeedReport, Error> {
             bar.inc(n);
         }
     }
-    report.products = cfg.products;
+    Ok(prices)
+}
 
-    // Customers, one address each, 0-3 past orders of 1-3 items.
-    let (mut customers, mut addresses, mut orders, mut items) = (
-        Vec::with_capacity(BATCH),
-        Vec::with_capacity(BATCH),
-        Vec::new(),
-        Vec::new(),
-    );
+/// Rows of customers and what they own, inserted a batch of customers at a time.
+#[derive(Default)]
+struct CustomerBatch {
+    customers: Vec<String>,
+    addresses: Vec<String>,
+    orders: Vec<String>,
+    items: Vec<String>,
+}
+
+/// Inserts the customers, one address each, 0-3 past orders of 1-3 items; returns the
+/// numbers of orders and order items.
+async fn seed_customers(
+    conn: &mut Conn,
+    cfg: &SeedConfig,
+    rng: &mut ChaCha8Rng,
+    prices: &[u32],
+    bar: &ProgressBar,
+) -> Result<(u64, u64), Error> {
+    let mut batch = CustomerBatch::default();
+    let (mut orders, mut items) = (0, 0);
     for id in 1..=cfg.customers {
-        let first = FIRST[rng.random_range(0..FIRST.len())];
-        let last = LAST[rng.random_range(0..LAST.len())];
-        let created = BASE_SECS + id * 300;
-        customers.push(format!(
-            "({id},{},{},{})",
-            quote(&format!("{first}.{last}.{id}@example.com")),
-            quote(&format!("{} {}", capitalise(first), capitalise(last))),
-            quote(&datetime(created, 0))
-        ));
-        let (city, country) = CITIES[rng.random_range(0..CITIES.len())];
-        addresses.push(format!(
-            "({id},{id},{},'',{},{},{},{})",
-            quote(&format!(
-                "{} {} Street",
-                rng.random_range(1..200),
-                capitalise(last)
-            )),
-            quote(city),
-            quote(&format!("{:05}", rng.random_range(1000..99_999))),
-            quote(country),
-            quote(&datetime(created, 0))
-        ));
-        for k in 0..rng.random_range(0..=3u64) {
-            let order_id = 4 * (id - 1) + k + 1;
-            let mut total: u64 = 0;
-            let mut picked: Vec<u64> = Vec::new();
-            for _ in 0..rng.random_range(1..=3) {
-                let product = popular(&mut rng, cfg.products);
-                if picked.contains(&product) {
-                    continue;
-                }
-                picked.push(product);
-                let qty: u32 = rng.random_range(1..=3);
-                let price = prices[usize::try_from(product - 1).unwrap_or(0)];
-                total += u64::from(qty) * u64::from(price);
-                items.push(format!("({order_id},{id},{product},{qty},{price})"));
-            }
-            orders.push(format!(
-                "({order_id},{id},'delivered',{total},{})",
-                quote(&datetime(created + 86_400 * (k + 1), 0))
-            ));
-        }
+        customer_rows(&mut batch, rng, id, prices);
         // A full batch, or the last customer.
-        if customers.len() == BATCH || id == cfg.customers {
-            report.orders += orders.len() as u64;
-            report.order_items += items.len() as u64;
-            let n = customers.len() as u64;
-            flush_customers(
-                &mut conn,
-                &mut customers,
-                &mut addresses,
-                &mut orders,
-                &mut items,
-            )
-            .await?;
+        if batch.customers.len() == BATCH || id == cfg.customers {
+            orders += batch.orders.len() as u64;
+            items += batch.items.len() as u64;
+            let n = batch.customers.len() as u64;
+            flush_customers(conn, &mut batch).await?;
             bar.inc(n);
         }
     }
-    bar.finish_and_clear();
-    report.customers = cfg.customers;
-    report.addresses = cfg.customers;
-    report.seconds = start.elapsed().as_secs_f64();
-    let _ = conn.disconnect().await;
-    Ok(report)
+    Ok((orders, items))
+}
+
+/// Customer `id`'s rows, added to `batch`.
+fn customer_rows(batch: &mut CustomerBatch, rng: &mut ChaCha8Rng, id: u64, prices: &[u32]) {
+    let first = FIRST[rng.random_range(0..FIRST.len())];
+    let last = LAST[rng.random_range(0..LAST.len())];
+    let created = BASE_SECS + id * 300;
+    batch.customers.push(format!(
+        "({id},{},{},{})",
+        quote(&format!("{first}.{last}.{id}@example.com")),
+        quote(&format!("{} {}", capitalise(first), capitalise(last))),
+        quote(&datetime(created, 0))
+    ));
+    let (city, country) = CITIES[rng.random_range(0..CITIES.len())];
+    batch.addresses.push(format!(
+        "({id},{id},{},'',{},{},{},{})",
+        quote(&format!(
+            "{} {} Street",
+            rng.random_range(1..200),
+            capitalise(last)
+        )),
+        quote(city),
+        quote(&format!("{:05}", rng.random_range(1000..99_999))),
+        quote(country),
+        quote(&datetime(created, 0))
+    ));
+    for k in 0..rng.random_range(0..=3u64) {
+        let order_id = 4 * (id - 1) + k + 1;
+        let mut total: u64 = 0;
+        let mut picked: Vec<u64> = Vec::new();
+        for _ in 0..rng.random_range(1..=3) {
+            let product = popular(rng, prices.len() as u64);
+            if picked.contains(&product) {
+                continue;
+            }
+            picked.push(product);
+            let qty: u32 = rng.random_range(1..=3);
+            let price = prices[usize::try_from(product - 1).unwrap_or(0)];
+            total += u64::from(qty) * u64::from(price);
+            batch
+                .items
+                .push(format!("({order_id},{id},{product},{qty},{price})"));
+        }
+        batch.orders.push(format!(
+            "({order_id},{id},'delivered',{total},{})",
+            quote(&datetime(created + 86_400 * (k + 1), 0))
+        ));
+    }
 }
 
 /// Creates the shop's tables where they are missing. (On a Vitess cluster the cluster
@@ -264,13 +301,13 @@ async fn ensure_schema(conn: &mut Conn) -> Result<(), Error> {
     Ok(())
 }
 
-async fn flush_customers(
-    conn: &mut Conn,
-    customers: &mut Vec<String>,
-    addresses: &mut Vec<String>,
-    orders: &mut Vec<String>,
-    items: &mut Vec<String>,
-) -> Result<(), Error> {
+async fn flush_customers(conn: &mut Conn, batch: &mut CustomerBatch) -> Result<(), Error> {
+    let CustomerBatch {
+        customers,
+        addresses,
+        orders,
+        items,
+    } = batch;
     insert(
         conn,
         "customer (customer_id, email, name, created_at)",

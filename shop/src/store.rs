@@ -10,15 +10,19 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
+use mysql_async::{
+    Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Transaction, TxOpts, Value,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::{Error, clip};
 use crate::ids::IdGen;
 
 /// Page sizes: a client cannot make one request read the whole catalogue.
 pub const MAX_LIMIT: u32 = 100;
 pub const MAX_OFFSET: u32 = 10_000;
+/// Most of one product a cart line holds, however it got there.
+pub const MAX_QTY: u32 = 1000;
 /// How often a checkout that hit a deadlock is run again before giving up.
 const CHECKOUT_ATTEMPTS: u32 = 3;
 
@@ -297,7 +301,7 @@ impl Store {
         match r {
             Err(mysql_async::Error::Server(e)) if e.code == 1062 => Err(Error::Conflict(format!(
                 "a product with sku {:?} exists",
-                product.sku
+                clip(&product.sku)
             ))),
             r => {
                 r?;
@@ -435,7 +439,10 @@ impl Store {
             )
             .await?;
         if taken.is_some() {
-            return Err(Error::Conflict(format!("email {} is taken", c.email)));
+            return Err(Error::Conflict(format!(
+                "email {} is taken",
+                clip(&c.email)
+            )));
         }
         let customer = Customer {
             customer_id: self.ids.next(),
@@ -479,7 +486,7 @@ impl Store {
                 )
                 .await?;
             if taken.is_some() {
-                return Err(Error::Conflict(format!("email {email} is taken")));
+                return Err(Error::Conflict(format!("email {} is taken", clip(&email))));
             }
             c.email = email;
         }
@@ -600,7 +607,9 @@ impl Store {
         cart_in(&mut conn, customer_id).await
     }
 
-    /// Adds `qty` of a product (on top of what the cart already holds).
+    /// Adds `qty` of a product on top of what the cart already holds. The sum stays
+    /// within 1..=[`MAX_QTY`] too: a cart line past it is a conflict with the cart's
+    /// state (409), as short stock is, since the same request is fine on another cart.
     pub async fn add_to_cart(
         &self,
         customer_id: u64,
@@ -616,13 +625,36 @@ impl Store {
         if exists.is_none() {
             return Err(Error::not_found(format!("no product {product_id}")));
         }
-        conn.exec_drop(
-            "INSERT INTO cart_item (customer_id, product_id, qty, added_at) VALUES (?, ?, ?, ?) \
-             ON DUPLICATE KEY UPDATE qty = qty + ?",
-            (customer_id, product_id, qty, now_utc(), qty),
-        )
-        .await?;
-        cart_in(&mut conn, customer_id).await
+        if add_within_limit(&mut conn, customer_id, product_id, qty).await? {
+            return cart_in(&mut conn, customer_id).await;
+        }
+        let inserted = conn
+            .exec_drop(
+                "INSERT INTO cart_item (customer_id, product_id, qty, added_at) VALUES (?, ?, ?, ?)",
+                (customer_id, product_id, qty, now_utc()),
+            )
+            .await;
+        match inserted {
+            Ok(()) => return cart_in(&mut conn, customer_id).await,
+            // The line exists: over the limit, or a concurrent first add won the
+            // insert, in which case the guarded add decides again.
+            Err(mysql_async::Error::Server(e)) if e.code == 1062 => {}
+            Err(e) => return Err(e.into()),
+        }
+        if add_within_limit(&mut conn, customer_id, product_id, qty).await? {
+            return cart_in(&mut conn, customer_id).await;
+        }
+        let held: Option<u32> = conn
+            .exec_first(
+                "SELECT qty FROM cart_item WHERE customer_id = ? AND product_id = ?",
+                (customer_id, product_id),
+            )
+            .await?;
+        Err(Error::Conflict(format!(
+            "the cart of customer {customer_id} holds {} of product {product_id}: {qty} more \
+             would pass the limit of {MAX_QTY} per product",
+            held.unwrap_or(0)
+        )))
     }
 
     pub async fn set_cart_qty(
@@ -705,37 +737,18 @@ impl Store {
                 "the cart of customer {customer_id} is empty"
             )));
         }
-        let mut items = Vec::with_capacity(lines.len());
-        let mut total: u64 = 0;
-        for (product_id, qty) in lines {
-            tx.exec_drop(
-                "UPDATE product SET stock = stock - ? WHERE product_id = ? AND stock >= ?",
-                (qty, product_id, qty),
-            )
-            .await?;
-            if tx.affected_rows() == 0 {
+        let items = match take_stock(&mut tx, lines).await {
+            Ok(items) => items,
+            Err(e @ Error::Conflict(_)) => {
                 tx.rollback().await?;
-                return Err(Error::Conflict(format!(
-                    "not enough stock of product {product_id} for {qty}"
-                )));
+                return Err(e);
             }
-            let price: Option<u32> = tx
-                .exec_first(
-                    "SELECT price_cents FROM product WHERE product_id = ?",
-                    (product_id,),
-                )
-                .await?;
-            let Some(price) = price else {
-                tx.rollback().await?;
-                return Err(Error::Conflict(format!("product {product_id} was removed")));
-            };
-            total += u64::from(price) * u64::from(qty);
-            items.push(OrderLine {
-                product_id,
-                qty,
-                price_cents: price,
-            });
-        }
+            Err(e) => return Err(e),
+        };
+        let total = items
+            .iter()
+            .map(|i| u64::from(i.price_cents) * u64::from(i.qty))
+            .sum();
         let summary = OrderSummary {
             order_id: self.ids.next(),
             customer_id,
@@ -743,29 +756,7 @@ impl Store {
             total_cents: total,
             created_at: now_utc(),
         };
-        tx.exec_drop(
-            "INSERT INTO corder (order_id, customer_id, status, total_cents, created_at) VALUES (?, ?, ?, ?, ?)",
-            (
-                summary.order_id,
-                customer_id,
-                &summary.status,
-                total,
-                &summary.created_at,
-            ),
-        )
-        .await?;
-        for item in &items {
-            tx.exec_drop(
-                "INSERT INTO order_item (order_id, customer_id, product_id, qty, price_cents) VALUES (?, ?, ?, ?, ?)",
-                (summary.order_id, customer_id, item.product_id, item.qty, item.price_cents),
-            )
-            .await?;
-        }
-        tx.exec_drop(
-            "DELETE FROM cart_item WHERE customer_id = ?",
-            (customer_id,),
-        )
-        .await?;
+        record_order(&mut tx, &summary, &items).await?;
         tx.commit().await?;
         Ok(Order { summary, items })
     }
@@ -819,6 +810,76 @@ impl Store {
                 .collect(),
         })
     }
+}
+
+/// Takes each line's quantity from stock with a guarded decrement and prices it. A
+/// Conflict (short stock, a product gone) leaves the rollback to the caller, who owns
+/// the transaction.
+async fn take_stock(
+    tx: &mut Transaction<'_>,
+    lines: Vec<(u64, u32)>,
+) -> Result<Vec<OrderLine>, Error> {
+    let mut items = Vec::with_capacity(lines.len());
+    for (product_id, qty) in lines {
+        tx.exec_drop(
+            "UPDATE product SET stock = stock - ? WHERE product_id = ? AND stock >= ?",
+            (qty, product_id, qty),
+        )
+        .await?;
+        if tx.affected_rows() == 0 {
+            return Err(Error::Conflict(format!(
+                "not enough stock of product {product_id} for {qty}"
+            )));
+        }
+        let price: Option<u32> = tx
+            .exec_first(
+                "SELECT price_cents FROM product WHERE product_id = ?",
+                (product_id,),
+            )
+            .await?;
+        let Some(price) = price else {
+            return Err(Error::Conflict(format!("product {product_id} was removed")));
+        };
+        items.push(OrderLine {
+            product_id,
+            qty,
+            price_cents: price,
+        });
+    }
+    Ok(items)
+}
+
+/// Writes the order, its items, and empties the cart it came from.
+async fn record_order(
+    tx: &mut Transaction<'_>,
+    summary: &OrderSummary,
+    items: &[OrderLine],
+) -> Result<(), Error> {
+    let customer_id = summary.customer_id;
+    tx.exec_drop(
+        "INSERT INTO corder (order_id, customer_id, status, total_cents, created_at) VALUES (?, ?, ?, ?, ?)",
+        (
+            summary.order_id,
+            customer_id,
+            &summary.status,
+            summary.total_cents,
+            &summary.created_at,
+        ),
+    )
+    .await?;
+    for item in items {
+        tx.exec_drop(
+            "INSERT INTO order_item (order_id, customer_id, product_id, qty, price_cents) VALUES (?, ?, ?, ?, ?)",
+            (summary.order_id, customer_id, item.product_id, item.qty, item.price_cents),
+        )
+        .await?;
+    }
+    tx.exec_drop(
+        "DELETE FROM cart_item WHERE customer_id = ?",
+        (customer_id,),
+    )
+    .await?;
+    Ok(())
 }
 
 async fn customer_in(conn: &mut Conn, id: u64) -> Result<Customer, Error> {
@@ -901,8 +962,8 @@ fn order_from_row(mut r: mysql_async::Row) -> Result<OrderSummary, Error> {
 /// Column `i` as `T`; a type mismatch is a schema problem, reported, not a panic.
 fn take<T: FromValue>(r: &mut mysql_async::Row, i: usize) -> Result<T, Error> {
     r.take_opt::<T, usize>(i)
-        .ok_or_else(|| Error::Invalid(format!("column {i} missing")))?
-        .map_err(|e| Error::Invalid(format!("column {i}: {e}")))
+        .ok_or_else(|| Error::Internal(format!("column {i} missing")))?
+        .map_err(|e| Error::Internal(format!("column {i}: {e}")))
 }
 
 /// A DATETIME column as "YYYY-MM-DD HH:MM:SS.ffffff" (binary and text protocol alike).
@@ -912,7 +973,7 @@ fn take_datetime(r: &mut mysql_async::Row, i: usize) -> Result<String, Error> {
             "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}"
         )),
         Some(Value::Bytes(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
-        other => Err(Error::Invalid(format!(
+        other => Err(Error::Internal(format!(
             "column {i}: not a datetime: {other:?}"
         ))),
     }
@@ -970,15 +1031,37 @@ fn validate_email(email: &str) -> Result<(), Error> {
     validate_text("email", email, 3, 255)?;
     match email.split_once('@') {
         Some((local, domain)) if !local.is_empty() && domain.contains('.') => Ok(()),
-        _ => Err(Error::invalid(format!("{email:?} is not an email address"))),
+        _ => Err(Error::invalid(format!(
+            "{:?} is not an email address",
+            clip(email)
+        ))),
     }
 }
 
 fn validate_qty(qty: u32) -> Result<(), Error> {
-    if qty == 0 || qty > 1000 {
-        return Err(Error::invalid("qty must be 1..=1000"));
+    if qty == 0 || qty > MAX_QTY {
+        return Err(Error::invalid(format!("qty must be 1..={MAX_QTY}")));
     }
     Ok(())
+}
+
+/// Adds `qty` to an existing cart line if the sum stays within [`MAX_QTY`], in one
+/// guarded statement so that concurrent adds cannot together pass it. False when the
+/// line does not exist or the sum would be too much. (`qty` is at least 1, so a
+/// matching row always changes and counts as affected.)
+async fn add_within_limit(
+    conn: &mut Conn,
+    customer_id: u64,
+    product_id: u64,
+    qty: u32,
+) -> Result<bool, Error> {
+    conn.exec_drop(
+        "UPDATE cart_item SET qty = qty + ? \
+         WHERE customer_id = ? AND product_id = ? AND qty + ? <= ?",
+        (qty, customer_id, product_id, qty, MAX_QTY),
+    )
+    .await?;
+    Ok(conn.affected_rows() == 1)
 }
 
 /// `%`, `_` and `\` match literally in a search term.
