@@ -27,6 +27,11 @@ pub struct Inspection {
     pub top_by_time: Vec<ClassLine>,
     /// Set when the file ends in a truncated or damaged chunk (everything before it counted).
     pub problem: Option<String>,
+    /// The recorder closed the capture cleanly (its end record is there); false for a
+    /// recorder that was killed or crashed, and for captures of older versions.
+    pub ended_cleanly: bool,
+    /// Records the recorder dropped (queue full, write failure), from its end record.
+    pub dropped: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,11 +45,12 @@ pub struct ClassLine {
 
 /// Reads the whole capture once, streaming.
 pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
-    let reader = CaptureReader::open(path).map_err(|source| Error::Capture {
+    let mut reader = CaptureReader::open(path).map_err(|source| Error::Capture {
         path: path.to_path_buf(),
         source,
     })?;
     let meta = reader.header().clone();
+    let mut dropped = None;
     let mut connections = HashSet::new();
     let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
     let mut classes: HashMap<u64, ClassLine> = HashMap::new();
@@ -53,7 +59,7 @@ pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
     let (mut commands, mut errors) = (0u64, 0u64);
     let (mut first, mut last) = (u64::MAX, 0u64);
     let mut problem = None;
-    for item in reader {
+    for item in reader.by_ref() {
         let record = match item {
             Ok(r) => r,
             Err(e) => {
@@ -63,6 +69,7 @@ pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
         };
         first = first.min(record.t());
         match &record {
+            Record::End(end) => dropped = Some(end.dropped),
             Record::ConnOpen(o) => {
                 connections.insert(o.conn);
             }
@@ -129,6 +136,8 @@ pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
         top_by_count,
         top_by_time,
         problem,
+        ended_cleanly: reader.ended_cleanly(),
+        dropped,
     })
 }
 
@@ -177,6 +186,13 @@ pub fn print_text(i: &Inspection) {
     if let Some(p) = &i.problem {
         println!("\nWARNING: the capture ends early: {p}");
         println!("         (everything before that point is counted above and can be replayed)");
+    } else if !i.ended_cleanly {
+        println!(
+            "\nnote: the capture ended without a clean close (recorder killed, or an older version)"
+        );
+    }
+    if let Some(n) = i.dropped.filter(|n| *n > 0) {
+        println!("WARNING: the recorder dropped {n} records: the capture is incomplete");
     }
 }
 

@@ -275,11 +275,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     Err(e) => eprintln!("replayer: could not explain routes on vtgate: {e}"),
                 }
             }
-            if summary
-                .capture_problem
-                .as_deref()
-                .is_some_and(|p| !p.contains("truncated"))
-            {
+            if summary.capture_damaged {
                 bail!("the capture is damaged; replayed the part before the damage");
             }
             Ok(ExitCode::SUCCESS)

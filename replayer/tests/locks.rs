@@ -99,10 +99,12 @@ async fn oltp_read_write_replays_without_lock_stalls() {
             "{name}: lock wait timeouts {:?}",
             s.error_codes
         );
+        // A stall lasts a lock wait timeout; scheduling noise on a busy machine is far
+        // less. (How close to the schedule a quiet machine gets: bench/replayer.sh.)
         let schedule = s.captured_span.as_secs_f64();
         let wall = s.wall.as_secs_f64();
         assert!(
-            wall <= schedule * 1.02 + 0.1,
+            wall <= schedule * 1.05 + f64::from(LOCK_WAIT_TIMEOUT_S) / 2.0,
             "{name}: wall {wall:.2}s for {schedule:.2}s captured ({})",
             s.verdict
         );
@@ -116,9 +118,12 @@ async fn oltp_read_write_replays_without_lock_stalls() {
         "flat out: {:?}",
         s.error_codes
     );
+    // Flat out is bound by the server, as the capture was: about as long, and never a
+    // lock wait timeout longer.
+    let stall = std::time::Duration::from_secs(u64::from(LOCK_WAIT_TIMEOUT_S) / 2);
     assert!(
-        s.wall < s.captured_span,
-        "flat out takes {:?}, longer than the {:?} captured: stalled",
+        s.wall < s.captured_span.mul_f64(1.05) + stall,
+        "flat out takes {:?} for {:?} captured: stalled",
         s.wall,
         s.captured_span
     );

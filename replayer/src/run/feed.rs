@@ -146,6 +146,9 @@ impl Feed {
             let record = match item {
                 Ok(record) => record,
                 Err(e) => {
+                    // A truncated tail is how a killed recorder leaves a file; anything
+                    // else is damage, which the run must report as a failure.
+                    self.out.damaged = !e.is_truncation();
                     self.out.problem = Some(e.to_string());
                     break;
                 }
@@ -249,6 +252,15 @@ impl Feed {
                 }
             }
             Record::Command(command) => self.command(command),
+            Record::End(end) if end.dropped > 0 => {
+                self.out.problem.get_or_insert_with(|| {
+                    format!(
+                        "the recorder dropped {} records: the capture is incomplete",
+                        end.dropped
+                    )
+                });
+            }
+            Record::End(_) => {}
             Record::ConnClose(close) => {
                 let Some(state) = self.conns.remove(&close.conn) else {
                     return;

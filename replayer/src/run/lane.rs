@@ -110,6 +110,8 @@ impl Lane {
                 true
             }
             Record::Command(command) => self.command(&step, command).await,
+            // The reader keeps the capture's end to itself.
+            Record::End(_) => true,
         }
     }
 

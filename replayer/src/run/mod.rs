@@ -108,6 +108,8 @@ struct Dispatched {
     connections: u64,
     span_ns: u64,
     problem: Option<String>,
+    /// The capture is damaged (not merely cut short by a killed recorder).
+    damaged: bool,
     pinned: BTreeMap<PinReason, u64>,
     captured_commands: u64,
     captured_errors: u64,

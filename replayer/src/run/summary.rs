@@ -29,6 +29,9 @@ pub struct RunSummary {
     pub corrected: Histogram<u64>,
     /// Why the capture ended early (truncated tail, corruption), if it did.
     pub capture_problem: Option<String>,
+    /// The capture is damaged (corrupt, not merely cut short): the run replayed the part
+    /// before the damage.
+    pub capture_damaged: bool,
     pub stopped_by_max_errors: bool,
     /// Ctrl-C (SIGINT) or SIGTERM ended the run early; what ran is in the results.
     pub interrupted: bool,
@@ -77,6 +80,7 @@ impl RunSummary {
             lag: w.lag,
             corrected: w.corrected,
             capture_problem: end.capture_problem.clone(),
+            capture_damaged: d.damaged,
             stopped_by_max_errors: end.stopped_by_max_errors,
             interrupted: end.interrupted,
             error_codes: w.error_codes,
