@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use super::commits::Commits;
 use super::park::Park;
 use super::pool::{Connector, Pool};
-use super::results::{Msg, Stash};
+use super::results::Msg;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::target::Speed;
@@ -28,15 +28,13 @@ pub struct Ctx {
     pub stop_signal: watch::Sender<bool>,
     pub interrupted: AtomicBool,
     pub results: mpsc::Sender<Msg>,
-    /// Pooled units' results on their way to a batch.
-    pub stash: std::sync::Arc<Stash>,
     pub metrics: Option<Metrics>,
     pub clock: Clock,
     /// Wakes the capture reader when what it waits for happened.
     pub park: Park,
-    /// Pooled replay: the shared target connections. Captured replay: `None`, each lane
-    /// opens its own through `connector`.
+    /// Pooled replay: the workers and their target connections. Captured replay: `None`.
     pub pool: Option<Pool>,
+    /// Opens every target connection (backoff after failures).
     pub connector: Connector,
     /// `--sync commits`.
     pub commits: Option<Commits>,
@@ -112,6 +110,6 @@ impl Ctx {
     }
 
     pub fn connect_failures(&self) -> u64 {
-        self.connector.failures() + self.pool.as_ref().map_or(0, |p| p.connector.failures())
+        self.connector.failures()
     }
 }

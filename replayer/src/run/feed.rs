@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::commits::CommitLog;
 use super::ctx::Ctx;
-use super::lane::{LaneShared, run_lane};
+use super::lane::{LaneFeed, LaneShared, run_lane, run_worker};
 use super::overflow::{Overflow, Spill};
 use super::park::{LANE_END, ROOM};
 use super::results::Msg;
@@ -499,14 +499,23 @@ impl Feed {
         let (tx, rx) = mpsc::channel(self.opts.read_ahead.max(1));
         lane.tx = Some(tx);
         self.ctx.live_lanes.fetch_add(1, Ordering::Relaxed);
-        let task = run_lane(
-            self.ctx.clone(),
-            lane.replay_conn,
+        let feed = LaneFeed {
             rx,
-            lane.shared.clone(),
-            self.alive.clone(),
-        );
-        self.handle.spawn(task);
+            shared: lane.shared.clone(),
+            replay_conn: lane.replay_conn,
+        };
+        match &self.ctx.pool {
+            Some(pool) => {
+                if pool.push(feed) {
+                    let worker = run_worker(self.ctx.clone(), self.alive.clone());
+                    self.handle.spawn(worker);
+                }
+            }
+            None => {
+                let task = run_lane(self.ctx.clone(), feed, self.alive.clone());
+                self.handle.spawn(task);
+            }
+        }
         self.refill(id);
         if self.lanes.get(&id).is_some_and(|l| !l.overflow.is_empty()) {
             self.overflowing.push(id);
@@ -641,5 +650,8 @@ impl Feed {
         // Whatever is left (the run stopped) is dropped; closing the queues ends lanes.
         self.lanes.clear();
         self.waiting.clear();
+        if let Some(pool) = &self.ctx.pool {
+            pool.close();
+        }
     }
 }

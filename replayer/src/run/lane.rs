@@ -10,7 +10,7 @@ use captures::{Cmd, Command, Executed, Record};
 use tokio::sync::{mpsc, watch};
 
 use super::ctx::Ctx;
-use super::pool::{Lease, TargetConn};
+use super::pool::TargetConn;
 use super::results::Pending;
 use super::step::{Step, UnitStart};
 use crate::exec::{self, CANNOT_CONNECT, CONNECTION_LOST, Done, Request};
@@ -23,71 +23,115 @@ pub struct LaneShared {
     pub has_overflow: AtomicBool,
 }
 
-/// The connection a lane runs on.
+/// A sequence of steps for one lane: its queue, what it shares with the reader, and the
+/// id its commands get in results (the captured connection's replay id).
 #[derive(Debug)]
-enum Held {
-    None,
-    /// Captured replay: the lane's own connection (reopened if lost).
-    Own(Option<TargetConn>),
-    /// Pooled replay: a pool slot and its connection.
-    Leased(Lease),
+pub struct LaneFeed {
+    pub rx: mpsc::Receiver<Step>,
+    pub shared: Arc<LaneShared>,
+    pub replay_conn: u64,
 }
 
 struct Lane {
     ctx: Arc<Ctx>,
-    /// The id results give this lane's commands: the captured connection's replay id.
     replay_conn: u64,
-    held: Held,
-    /// The session holds state that must not go back to the pool.
+    /// The target connection (reopened with backoff if lost).
+    conn: Option<TargetConn>,
+    /// The session holds state that must not serve another unit.
     dirty: bool,
     pending: Pending,
     stop: watch::Receiver<bool>,
 }
 
-/// Runs a lane until its queue closes or the run stops. `_alive` is dropped at the end:
-/// the run waits for every lane by waiting for the last one.
-pub async fn run_lane(
-    ctx: Arc<Ctx>,
-    replay_conn: u64,
-    mut rx: mpsc::Receiver<Step>,
-    shared: Arc<LaneShared>,
-    _alive: mpsc::Sender<()>,
-) {
-    let stop = ctx.stop_signal.subscribe();
-    let mut lane = Lane {
-        ctx,
-        replay_conn,
-        held: Held::None,
-        dirty: false,
-        pending: Pending::new(),
-        stop,
+/// Captured replay: runs one captured connection's lane until its queue closes or the
+/// run stops. `_alive` is dropped at the end: the run waits for every lane by waiting
+/// for the last one.
+pub async fn run_lane(ctx: Arc<Ctx>, feed: LaneFeed, _alive: mpsc::Sender<()>) {
+    let mut lane = Lane::new(ctx, None, Pending::new());
+    lane.run(feed).await;
+    lane.finish().await;
+    lane.ended();
+}
+
+/// Pooled replay: one target connection, running the units of work the pool hands it,
+/// one after another, until the pool closes or the run stops. Its results batch across
+/// units (most units are a single command).
+pub async fn run_worker(ctx: Arc<Ctx>, _alive: mpsc::Sender<()>) {
+    let Some(pool) = ctx.pool.as_ref() else {
+        return;
     };
-    loop {
-        // Nothing queued: what ran so far goes to the results thread before waiting.
-        if rx.is_empty() && !lane.flush().await {
-            break;
+    let (mut conn, mut pending) = (None, Pending::new());
+    while let Some(feed) = pool.next_unit(&ctx.results, &mut pending).await {
+        pool.busy(true);
+        let mut lane = Lane::new(ctx.clone(), conn.take(), std::mem::take(&mut pending));
+        lane.run(feed).await;
+        pool.busy(false);
+        lane.ended();
+        // A session left with state a unit set (pinned) must not serve the next unit.
+        conn = lane.conn.take();
+        if lane.dirty
+            && let Some(dirty) = conn.take()
+        {
+            dirty.close().await;
         }
-        let Some(step) = rx.recv().await else { break };
-        if shared.has_overflow.load(Ordering::Relaxed) && rx.len() <= rx.max_capacity() / 2 {
-            lane.ctx.park.room();
-        }
-        if lane.ctx.stopped() || !lane.step(step).await {
+        pending = std::mem::take(&mut lane.pending);
+        if ctx.stopped() {
             break;
         }
     }
-    // The reader may hold more for this lane: closing the queue tells it to drop them.
-    drop(rx);
-    lane.finish().await;
-    let live = lane.ctx.live_lanes.fetch_sub(1, Ordering::Relaxed) - 1;
-    // Wake a reader waiting to admit units only once half the lanes are gone: a wake-up
-    // per ended unit (one per command in a typical pooled replay) costs more than the
-    // command on a shared CPU, and half the lanes still keep the pool busy.
-    if live <= lane.ctx.admit_limit / 2 {
-        lane.ctx.park.lane_ended();
+    pending.send(&ctx.results).await;
+    if let Some(conn) = conn {
+        conn.close().await;
     }
 }
 
 impl Lane {
+    fn new(ctx: Arc<Ctx>, conn: Option<TargetConn>, pending: Pending) -> Self {
+        let stop = ctx.stop_signal.subscribe();
+        Lane {
+            ctx,
+            replay_conn: 0,
+            conn,
+            dirty: false,
+            pending,
+            stop,
+        }
+    }
+
+    /// Runs the feed's steps until its queue closes or the run stops.
+    async fn run(&mut self, mut feed: LaneFeed) {
+        self.replay_conn = feed.replay_conn;
+        let rx = &mut feed.rx;
+        loop {
+            // Nothing queued: what ran so far goes to the results thread before waiting.
+            // (A closed queue has nothing more to wait for: a pooled unit's end is no
+            // reason to send a batch of one.)
+            if rx.is_empty() && !rx.is_closed() && !self.flush().await {
+                break;
+            }
+            let Some(step) = rx.recv().await else { break };
+            if feed.shared.has_overflow.load(Ordering::Relaxed) && rx.len() <= rx.max_capacity() / 2
+            {
+                self.ctx.park.room();
+            }
+            if self.ctx.stopped() || !self.step(step).await {
+                break;
+            }
+        }
+        // The reader may hold more for this lane: closing the queue tells it to drop them.
+    }
+
+    /// Counts the lane out, waking a reader waiting to admit units only once half the
+    /// lanes are gone: a wake-up per ended unit (one per command in a typical pooled
+    /// replay) costs more than the command on a shared CPU, and half the lanes still
+    /// keep the pool busy.
+    fn ended(&self) {
+        let live = self.ctx.live_lanes.fetch_sub(1, Ordering::Relaxed) - 1;
+        if live <= self.ctx.admit_limit / 2 {
+            self.ctx.park.lane_ended();
+        }
+    }
+
     /// False when the lane must end (run stopped, results thread gone).
     async fn step(&mut self, step: Step) -> bool {
         match step.record.as_ref() {
@@ -97,7 +141,7 @@ impl Lane {
                     return false;
                 }
                 let db = self.ctx.connector.target().map_db(open.db.as_deref());
-                self.held = Held::Own(self.ctx.connector.open(db).await);
+                self.conn = self.ctx.connector.open(db).await;
                 true
             }
             Record::ConnClose(close) => {
@@ -156,7 +200,7 @@ impl Lane {
         .await
     }
 
-    /// Commit order, then (pooled) a connection with the unit's session.
+    /// Commit order, then (pooled) the unit's session on the connection.
     async fn start_unit(&mut self, unit: &UnitStart) -> bool {
         if let (Some(commits), Some(ticket)) = (&self.ctx.commits, unit.after_commit) {
             match commits.wait_for(ticket, &mut self.stop).await {
@@ -169,14 +213,6 @@ impl Lane {
                 Some(_) => {}
             }
         }
-        if let (Held::None, Some(pool)) = (&self.held, &self.ctx.pool) {
-            let lease = tokio::select! {
-                lease = pool.acquire() => lease,
-                _ = self.stop.wait_for(|s| *s) => None,
-            };
-            let Some(lease) = lease else { return false };
-            self.held = Held::Leased(lease);
-        }
         self.follow_session(unit).await;
         true
     }
@@ -184,7 +220,7 @@ impl Lane {
     /// Pooled: the connection takes the unit's default database and character set.
     /// Failures show in the unit's own commands, which run in the wrong session.
     async fn follow_session(&mut self, unit: &UnitStart) {
-        if !matches!(self.held, Held::Leased(_)) {
+        if self.ctx.pool.is_none() {
             return;
         }
         let db = self.ctx.connector.target().map_db(unit.db.as_deref());
@@ -208,22 +244,10 @@ impl Lane {
 
     /// The lane's connection, opening one if it has none (with the connector's backoff).
     async fn connection(&mut self, db: Option<String>) -> Option<&mut TargetConn> {
-        if matches!(self.held, Held::None) && self.ctx.pool.is_none() {
-            // Captured replay of a connection whose open the capture did not see.
-            self.held = Held::Own(None);
+        if self.conn.is_none() {
+            self.conn = self.ctx.connector.open(db).await;
         }
-        let slot = match &mut self.held {
-            Held::Own(slot) => slot,
-            Held::Leased(lease) => &mut lease.conn,
-            Held::None => return None,
-        };
-        if slot.is_none() {
-            *slot = match &self.ctx.pool {
-                Some(pool) => pool.open(db).await,
-                None => self.ctx.connector.open(db).await,
-            };
-        }
-        slot.as_mut()
+        self.conn.as_mut()
     }
 
     async fn execute(&mut self, step: &Step, command: &Command) -> Done {
@@ -254,11 +278,7 @@ impl Lane {
     }
 
     fn lose_connection(&mut self) {
-        match &mut self.held {
-            Held::Own(slot) => *slot = None,
-            Held::Leased(lease) => lease.conn = None,
-            Held::None => {}
-        }
+        self.conn = None;
     }
 
     async fn record(
@@ -296,28 +316,15 @@ impl Lane {
         !self.pending.due(finished_at) || self.pending.send(&self.ctx.results).await
     }
 
-    /// Hands what ran so far to the results thread before a wait: directly for a
-    /// captured connection's lane, through the stash for a pooled unit's.
+    /// Hands what ran so far to the results thread before a wait.
     async fn flush(&mut self) -> bool {
-        if self.ctx.pool.is_none() {
-            return self.pending.send(&self.ctx.results).await;
-        }
-        match self.ctx.stash.leave(&mut self.pending) {
-            Some(batch) => self.ctx.results.send(batch).await.is_ok(),
-            None => true,
-        }
+        self.pending.send(&self.ctx.results).await
     }
 
-    /// Gives the connection up: back to the pool if its session is clean, else closed.
+    /// Gives the connection up (a captured connection closed, or quit).
     async fn release(&mut self) {
-        match std::mem::replace(&mut self.held, Held::None) {
-            Held::Own(Some(conn)) => conn.close().await,
-            Held::Leased(lease) => {
-                if let Some(pool) = &self.ctx.pool {
-                    pool.release(lease, !self.dirty).await;
-                }
-            }
-            Held::Own(None) | Held::None => {}
+        if let Some(conn) = self.conn.take() {
+            conn.close().await;
         }
         self.dirty = false;
     }

@@ -146,9 +146,8 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, Error> {
     let interrupt = watch_signals(&ctx, cfg.handle_signals);
 
     let (progress, speed, origin) = (cfg.progress, cfg.speed, ctx.origin);
-    let stash = ctx.stash.clone();
     let results_thread = spawn_thread("results", move || {
-        write_results(writer, results_rx, stash, progress, speed, origin)
+        write_results(writer, results_rx, progress, speed, origin)
     })?;
 
     // Lanes hold a clone of `alive`; when the last is gone, every lane has ended.
@@ -166,9 +165,6 @@ pub async fn run(cfg: RunConfig) -> Result<RunSummary, Error> {
         .and_then(Result::ok)
         .unwrap_or_default();
     let _ = all_ended.recv().await;
-    if let Some(pool) = &ctx.pool {
-        pool.close().await;
-    }
     if ctx.metrics.is_some() {
         tokio::task::spawn_blocking(crate::metrics::flush)
             .await
@@ -285,8 +281,7 @@ fn new_ctx(
     max_connections: usize,
     results: mpsc::Sender<Msg>,
 ) -> Result<Ctx, Error> {
-    let pool = (cfg.connections == Connections::Pooled)
-        .then(|| Pool::new(cfg.target.clone(), max_connections));
+    let pool = (cfg.connections == Connections::Pooled).then(|| Pool::new(max_connections));
     Ok(Ctx {
         speed: cfg.speed,
         origin: Instant::now(),
@@ -297,7 +292,6 @@ fn new_ctx(
         stop_signal: watch::Sender::new(false),
         interrupted: AtomicBool::new(false),
         results,
-        stash: Default::default(),
         metrics: cfg.metrics.clone(),
         clock: Clock::start().map_err(|e| Error::Io {
             what: "starting the replay clock thread".into(),
@@ -374,8 +368,8 @@ fn run_end(ctx: &Ctx, cfg: &RunConfig, max_connections: usize, d: &Dispatched) -
         captured_errors: d.captured_errors,
         connections: cfg.connections.as_str().into(),
         max_connections: max_connections as u64,
-        peak_connections: ctx.pool.as_ref().map_or(d.connections, |p| p.peak()),
-        opened_connections: ctx.pool.as_ref().map_or(d.connections, |p| p.opened()),
+        peak_connections: ctx.pool.as_ref().map_or(d.connections, Pool::peak),
+        opened_connections: ctx.connector.opened(),
         pinned: d
             .pinned
             .iter()

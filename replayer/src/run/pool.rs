@@ -1,13 +1,17 @@
-//! Target connections: opening them with backoff, and the pool that pooled replay
-//! shares among units of work, as the application's own pool would under N× load.
+//! Target connections: opening them with backoff, and the pool of workers that pooled
+//! replay runs units of work on, as the application's own pool would under N× load.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mysql_async::Conn;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, mpsc};
+
+use super::lane::LaneFeed;
+use super::results::{Msg, Pending};
 
 use crate::exec::Session;
 use crate::target::Target;
@@ -41,6 +45,7 @@ pub struct Connector {
     target: Target,
     backoff: Mutex<(Duration, Instant)>,
     failures: AtomicU64,
+    opened: AtomicU64,
 }
 
 impl Connector {
@@ -49,6 +54,7 @@ impl Connector {
             target,
             backoff: Mutex::new((FIRST_BACKOFF, Instant::now())),
             failures: AtomicU64::new(0),
+            opened: AtomicU64::new(0),
         }
     }
 
@@ -61,6 +67,11 @@ impl Connector {
         self.failures.load(Ordering::Relaxed)
     }
 
+    /// Connections opened.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
     /// A new connection with `db` (target name) as default database, or `None` while
     /// backing off or when the attempt fails.
     pub async fn open(&self, db: Option<String>) -> Option<TargetConn> {
@@ -69,6 +80,7 @@ impl Connector {
         }
         match Conn::new(self.target.opts_for(db.clone())).await {
             Ok(conn) => {
+                self.opened.fetch_add(1, Ordering::Relaxed);
                 *self.lock() = (FIRST_BACKOFF, Instant::now());
                 Some(TargetConn {
                     conn,
@@ -96,92 +108,99 @@ impl Connector {
     }
 }
 
-/// Target connections shared by units of work: at most `max` in use, opened on demand,
-/// handed out first come first served (the semaphore is fair), kept open when idle.
+/// Pooled replay: up to `max` target connections, each with a worker that runs units of
+/// work one after another, taken first come first served from one queue, as an
+/// application's pool would serve its requests. Workers (and their connections) start
+/// on demand, when a unit is queued and no worker is free.
 #[derive(Debug)]
 pub struct Pool {
-    pub connector: Connector,
-    permits: Arc<Semaphore>,
-    /// Idle connections, most recently used last (reused first: warm caches, and the
-    /// pool's size shows what the load needed).
-    idle: Mutex<Vec<TargetConn>>,
-    in_use: AtomicU64,
+    max: usize,
+    /// Units admitted and not yet taken, oldest first. Bounded by the reader's admission
+    /// limit (`Ctx::admit_limit`).
+    queue: Mutex<VecDeque<LaneFeed>>,
+    /// No more units will come: workers end once the queue is empty.
+    closed: AtomicBool,
+    /// A unit was queued or the pool closed.
+    ready: Notify,
+    workers: AtomicUsize,
+    idle: AtomicUsize,
+    busy: AtomicU64,
     peak: AtomicU64,
-    opened: AtomicU64,
-}
-
-/// The right to use one pool connection (and the connection, once opened).
-#[derive(Debug)]
-pub struct Lease {
-    pub conn: Option<TargetConn>,
-    _permit: OwnedSemaphorePermit,
 }
 
 impl Pool {
-    pub fn new(target: Target, max: usize) -> Self {
+    pub fn new(max: usize) -> Self {
         Pool {
-            connector: Connector::new(target),
-            permits: Arc::new(Semaphore::new(max.max(1))),
-            idle: Mutex::new(Vec::new()),
-            in_use: AtomicU64::new(0),
+            max: max.max(1),
+            queue: Mutex::new(VecDeque::new()),
+            closed: AtomicBool::new(false),
+            ready: Notify::new(),
+            workers: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            busy: AtomicU64::new(0),
             peak: AtomicU64::new(0),
-            opened: AtomicU64::new(0),
         }
     }
 
-    /// Waits for a free slot and takes an idle connection if there is one (the caller
-    /// opens one otherwise, see [`Pool::open`]).
-    pub async fn acquire(&self) -> Option<Lease> {
-        let permit = self.permits.clone().acquire_owned().await.ok()?;
-        let n = self.in_use.fetch_add(1, Ordering::Relaxed) + 1;
-        self.peak.fetch_max(n, Ordering::Relaxed);
-        let conn = self.idle_lock().pop();
-        Some(Lease {
-            conn,
-            _permit: permit,
-        })
-    }
-
-    /// Opens a connection for a lease that has none.
-    pub async fn open(&self, db: Option<String>) -> Option<TargetConn> {
-        let conn = self.connector.open(db).await;
-        if conn.is_some() {
-            self.opened.fetch_add(1, Ordering::Relaxed);
+    /// Queues a unit; true if a new worker should start for it (none is free and the
+    /// pool is not at its bound). The caller spawns it: the pool does not own a runtime.
+    pub fn push(&self, unit: LaneFeed) -> bool {
+        self.lock().push_back(unit);
+        self.ready.notify_one();
+        if self.idle.load(Ordering::SeqCst) == 0 && self.workers.load(Ordering::SeqCst) < self.max {
+            self.workers.fetch_add(1, Ordering::SeqCst);
+            return true;
         }
-        conn
+        false
     }
 
-    /// Gives a lease back; its connection stays open for the next unit if `reusable`
-    /// (no session state left behind), else it is closed.
-    pub async fn release(&self, mut lease: Lease, reusable: bool) {
-        self.in_use.fetch_sub(1, Ordering::Relaxed);
-        match lease.conn.take() {
-            Some(conn) if reusable => self.idle_lock().push(conn),
-            Some(conn) => conn.close().await,
-            None => {}
+    /// No more units: idle workers end.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.ready.notify_waiters();
+    }
+
+    /// The next unit for a worker, `None` once the pool is closed and drained. Before
+    /// waiting for one, the worker's results go out (it may wait long).
+    pub async fn next_unit(
+        &self,
+        results: &mpsc::Sender<Msg>,
+        pending: &mut Pending,
+    ) -> Option<LaneFeed> {
+        loop {
+            let notified = self.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(unit) = self.lock().pop_front() {
+                return Some(unit);
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                return None;
+            }
+            pending.send(results).await;
+            self.idle.fetch_add(1, Ordering::SeqCst);
+            notified.await;
+            self.idle.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
-    /// Closes every idle connection (end of the run).
-    pub async fn close(&self) {
-        let idle: Vec<TargetConn> = std::mem::take(&mut *self.idle_lock());
-        for conn in idle {
-            conn.close().await;
+    /// A worker started (true) or finished (false) a unit.
+    pub fn busy(&self, started: bool) {
+        if started {
+            let n = self.busy.fetch_add(1, Ordering::Relaxed) + 1;
+            self.peak.fetch_max(n, Ordering::Relaxed);
+        } else {
+            self.busy.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    /// Most connections in use at once.
+    /// Most target connections busy at once.
     pub fn peak(&self) -> u64 {
         self.peak.load(Ordering::Relaxed)
     }
 
-    /// Connections opened in all (more than the peak when some were closed dirty).
-    pub fn opened(&self) -> u64 {
-        self.opened.load(Ordering::Relaxed)
-    }
-
-    fn idle_lock(&self) -> std::sync::MutexGuard<'_, Vec<TargetConn>> {
-        match self.idle.lock() {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<LaneFeed>> {
+        match self.queue.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         }

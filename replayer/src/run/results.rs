@@ -2,7 +2,6 @@
 //! the progress line out.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use captures::{Executed, ResultRecord, ResultsWriter, RunEnd};
@@ -101,43 +100,6 @@ impl Pending {
     }
 }
 
-/// Results of lanes too short-lived to fill a batch of their own (pooled replay runs a
-/// lane per unit of work, often one command): they pool them here; the lane that fills
-/// the batch sends it, and the results thread takes whatever is left each time it
-/// pauses, so nothing waits longer than a pause. At most one batch plus one lane's
-/// leftovers, since the lane that fills it empties it.
-#[derive(Debug, Default)]
-pub struct Stash(Mutex<Pending>);
-
-impl Stash {
-    /// Adds a lane's results; returns a full batch for the caller to send, if it made one.
-    pub fn leave(&self, lane: &mut Pending) -> Option<Msg> {
-        let mut stash = self.lock();
-        stash.skipped += std::mem::take(&mut lane.skipped);
-        if let Some(since) = lane.since.take() {
-            stash.since.get_or_insert(since);
-        }
-        stash.executed.append(&mut lane.executed);
-        if stash.executed.len() >= BATCH {
-            stash.take()
-        } else {
-            None
-        }
-    }
-
-    /// Whatever is there (the results thread, when its queue is empty).
-    fn take(&self) -> Option<Msg> {
-        self.lock().take()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        match self.0.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-}
-
 /// What the results thread counted.
 #[derive(Debug)]
 pub struct Written {
@@ -187,7 +149,6 @@ impl Written {
 pub fn write_results(
     mut writer: ResultsWriter<std::fs::File>,
     mut rx: mpsc::Receiver<Msg>,
-    stash: Arc<Stash>,
     progress: bool,
     speed: Speed,
     origin: Instant,
@@ -202,19 +163,12 @@ pub fn write_results(
         // it is old enough (a quiet spell must not hold results back) and pause.
         let msg = match rx.try_recv() {
             Ok(msg) => msg,
-            Err(mpsc::error::TryRecvError::Disconnected) => match stash.take() {
-                // Lanes are gone: what they left is the last of it.
-                Some(msg) => msg,
-                None => break,
-            },
-            Err(mpsc::error::TryRecvError::Empty) => match stash.take() {
-                Some(msg) => msg,
-                None => {
-                    writer.flush_if_due()?;
-                    std::thread::sleep(RESULTS_PAUSE);
-                    continue;
-                }
-            },
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                writer.flush_if_due()?;
+                std::thread::sleep(RESULTS_PAUSE);
+                continue;
+            }
         };
         match msg {
             Msg::Class {
