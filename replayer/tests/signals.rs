@@ -68,3 +68,67 @@ fn sigint_stops_a_waiting_replay_and_keeps_its_results() {
     );
     assert_eq!(execs[0].error, None);
 }
+
+#[test]
+fn sigint_stops_a_statement_in_flight_within_seconds() {
+    let server = MariaDb::shared().unwrap();
+    let db = server.fresh_database("sigkill").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let capture = tmp(&dir, "c.sqlcap");
+    // A statement that would run a minute (a lock wait behaves the same).
+    let mut s = Script::default();
+    s.open(1, 0, &db)
+        .query(
+            1,
+            1_000_000,
+            "SELECT SLEEP(60) AS sqlreplay_sigkill",
+            rows(1),
+        )
+        .close(1, 61_000_000_000);
+    s.write(&capture, false);
+
+    let results = tmp(&dir, "r.sqlres");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_replayer"))
+        .args(["run", capture.to_str().unwrap(), "--target", &server.url()])
+        .arg("--out")
+        .arg(&results)
+        .arg("--quiet")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // A grace of 1 s, then KILL QUERY: well within 5 s (the statement had 58 s to go).
+    let deadline = sent + Duration::from_secs(5);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "replayer still running 5 s after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (execs, _) = executed(&results);
+    assert_eq!(
+        execs.len(),
+        1,
+        "the interrupted statement is in the results"
+    );
+    assert_eq!(execs[0].error, Some(1317), "as interrupted");
+    let running = server
+        .sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%sqlreplay_sigkill%' AND INFO NOT LIKE '%PROCESSLIST%'")
+        .unwrap();
+    assert_eq!(running.trim(), "0", "the server stopped the statement");
+}

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use captures::{Cmd, Command, Executed, Record};
 use tokio::sync::{mpsc, watch};
@@ -82,6 +82,39 @@ pub async fn run_worker(ctx: Arc<Ctx>, _alive: mpsc::Sender<()>) {
     pending.send(&ctx.results).await;
     if let Some(conn) = conn {
         conn.close().await;
+    }
+}
+
+/// How long statements in flight may still finish once a run stops (Ctrl-C, SIGTERM,
+/// `--max-errors`) before they are killed on the server.
+const CANCEL_GRACE: Duration = Duration::from_secs(1);
+
+/// How long killing a statement may take; a dead target must not hold the exit up.
+const KILL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// ER_QUERY_INTERRUPTED: what a statement killed because the run stopped records.
+const QUERY_INTERRUPTED: u16 = 1317;
+
+/// Resolves [`CANCEL_GRACE`] after the run stops; never if it does not.
+async fn cancelled(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stopped| *stopped).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(CANCEL_GRACE).await;
+}
+
+/// `KILL QUERY` on a connection of its own, as the `mariadb` client does on Ctrl-C.
+async fn kill_query(ctx: &Ctx, server_id: u32) {
+    use mysql_async::prelude::Queryable;
+    let kill = async {
+        let mut conn = mysql_async::Conn::new(ctx.connector.target().opts_for(None)).await?;
+        conn.query_drop(format!("KILL QUERY {server_id}")).await?;
+        conn.disconnect().await
+    };
+    match tokio::time::timeout(KILL_TIMEOUT, kill).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("could not stop statement {server_id}: {e}"),
+        Err(_) => tracing::warn!("could not stop statement {server_id}: timed out"),
     }
 }
 
@@ -254,6 +287,7 @@ impl Lane {
         // The context, not the target, is cloned: an Arc, where a Target holds maps.
         let ctx = self.ctx.clone();
         let target = ctx.connector.target();
+        let mut stop = self.stop.clone();
         let Some(tc) = self.connection(target.map_db(None)).await else {
             return Done::ServerError(CANNOT_CONNECT);
         };
@@ -262,7 +296,22 @@ impl Lane {
             cmd: &command.cmd,
             stmt_sql: step.stmt.as_deref(),
         };
-        match tc.session.execute(&mut tc.conn, req, target).await {
+        let server_id = tc.conn.id();
+        let outcome = tokio::select! {
+            result = tc.session.execute(&mut tc.conn, req, target) => Some(result),
+            () = cancelled(&mut stop) => None,
+        };
+        let Some(outcome) = outcome else {
+            // The run stopped and the statement outlived the grace (a lock wait, a long
+            // query): the server stops it, the connection is given up.
+            self.lose_connection();
+            kill_query(&ctx, server_id).await;
+            return Done::ServerError(QUERY_INTERRUPTED);
+        };
+        let Some(tc) = self.conn.as_mut() else {
+            return Done::ServerError(CONNECTION_LOST);
+        };
+        match outcome {
             Ok(done) => {
                 if let Cmd::InitDb { db } = &command.cmd {
                     tc.db = target.map_db(Some(db));
