@@ -46,8 +46,6 @@ pub struct Ctx {
     /// Lanes running (spawned and not yet ended), and how many may (pooled).
     pub live_lanes: AtomicU64,
     pub admit_limit: u64,
-    /// Commands started so far (the reader tells a stalled replay from a busy one).
-    pub activity: AtomicU64,
 }
 
 impl Ctx {
@@ -100,7 +98,6 @@ impl Ctx {
 
     /// A lane started a command captured at `t` (moves the reader's horizon at max).
     pub fn started(&self, t: u64) {
-        self.activity.fetch_add(1, Ordering::Relaxed);
         if self.speed == Speed::Max {
             let before = self.progress.fetch_max(t, Ordering::Relaxed);
             if t > before {

@@ -47,10 +47,6 @@ const MAX_SPILLED: usize = 8 * 1024 * 1024;
 /// Each costs a lane entry (~200 bytes) and its steps wait in the overflow.
 const MAX_WAITING_UNITS: usize = 100_000;
 
-/// No command started for this long while units wait for admission: the reader reads
-/// on regardless (see `admission_room`).
-const STALL: Duration = Duration::from_millis(20);
-
 /// Records read between two looks at lanes waiting for room or admission.
 const SERVICE_EVERY: u32 = 64;
 
@@ -76,6 +72,8 @@ struct LaneEntry {
     /// waiting for admission costs no queue.
     tx: Option<mpsc::Sender<Step>>,
     replay_conn: u64,
+    /// Capture time of its first record (a pooled unit is taken by a worker when due).
+    start_t: u64,
     overflow: Overflow,
     /// No more steps will come for it: its queue closes once the overflow is delivered.
     ended: bool,
@@ -103,8 +101,6 @@ pub struct Feed {
     out: Dispatched,
     t0: Option<u64>,
     last_t: u64,
-    /// Since when, and at which activity count, the reader has been waiting for room.
-    stall_watch: Option<(Instant, u64)>,
 }
 
 impl Feed {
@@ -127,7 +123,6 @@ impl Feed {
             out: Dispatched::default(),
             t0: None,
             last_t: 0,
-            stall_watch: None,
         }
     }
 
@@ -183,9 +178,10 @@ impl Feed {
                 return;
             }
             let (ready, timeout, progress) = self.horizon(t);
-            let room = self.admission_room() && self.spilled < MAX_SPILLED;
+            // Units waiting for admission never hold reading back (below the hard cap):
+            // a running unit's next step may lie behind any number of new units.
+            let room = self.waiting.len() < MAX_WAITING_UNITS && self.spilled < MAX_SPILLED;
             if ready && room {
-                self.stall_watch = None;
                 return;
             }
             let lanes_wanted = !self.waiting.is_empty() || !self.overflowing.is_empty();
@@ -194,26 +190,6 @@ impl Feed {
                 .park
                 .wait(wants, progress, timeout, || self.ctx.stopped());
         }
-    }
-
-    /// Whether more units may wait for admission. Normally as many as may run, so the
-    /// pool is never idle for want of a unit read; more when the replay made no progress
-    /// for [`STALL`] (the units running may wait for a lock that a COMMIT further on
-    /// releases: reading must go on), up to [`MAX_WAITING_UNITS`].
-    fn admission_room(&mut self) -> bool {
-        let waiting = self.waiting.len();
-        if waiting < self.opts.admit_limit {
-            return true;
-        }
-        let activity = self.ctx.activity.load(Ordering::Relaxed);
-        let since = match self.stall_watch {
-            Some((since, seen)) if seen == activity => since,
-            _ => {
-                self.stall_watch = Some((Instant::now(), activity));
-                return false;
-            }
-        };
-        since.elapsed() >= STALL && waiting < MAX_WAITING_UNITS
     }
 
     /// Whether `t` is within the horizon; if not, how long to park and what progress to
@@ -247,7 +223,7 @@ impl Feed {
                 self.conns.insert(open.conn, state);
                 self.out.connections += u64::from(self.opts.scale.max(1));
                 if self.opts.connections == Connections::Captured {
-                    let lanes = self.open_lanes(open.conn);
+                    let lanes = self.open_lanes(open.conn, open.t);
                     self.deliver_all(&lanes, &Arc::new(Record::ConnOpen(open)), 0);
                 }
             }
@@ -413,7 +389,7 @@ impl Feed {
         let seq = state.seq;
         state.seq += 1;
         let lanes = if state.lanes.is_empty() {
-            self.open_lanes(conn)
+            self.open_lanes(conn, command.t_start)
         } else {
             state.lanes.clone()
         };
@@ -447,12 +423,12 @@ impl Feed {
     }
 
     /// New lanes for a captured connection (one per `--scale` copy).
-    fn open_lanes(&mut self, conn: u64) -> Vec<u64> {
+    fn open_lanes(&mut self, conn: u64, start_t: u64) -> Vec<u64> {
         let scale = self.opts.scale.max(1);
         let ids: Vec<u64> = (0..scale)
             .map(|copy| {
                 let replay_conn = conn * u64::from(scale) + u64::from(copy);
-                self.new_lane(replay_conn)
+                self.new_lane(replay_conn, start_t)
             })
             .collect();
         if let Some(state) = self.conns.get_mut(&conn) {
@@ -461,7 +437,7 @@ impl Feed {
         ids
     }
 
-    fn new_lane(&mut self, replay_conn: u64) -> u64 {
+    fn new_lane(&mut self, replay_conn: u64, start_t: u64) -> u64 {
         let id = self.next_lane;
         self.next_lane += 1;
         self.lanes.insert(
@@ -469,6 +445,7 @@ impl Feed {
             LaneEntry {
                 tx: None,
                 replay_conn,
+                start_t,
                 overflow: Overflow::default(),
                 ended: false,
                 shared: Arc::new(LaneShared::default()),
@@ -503,6 +480,7 @@ impl Feed {
             rx,
             shared: lane.shared.clone(),
             replay_conn: lane.replay_conn,
+            start_t: lane.start_t,
         };
         match &self.ctx.pool {
             Some(pool) => {

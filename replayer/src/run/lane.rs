@@ -30,6 +30,8 @@ pub struct LaneFeed {
     pub rx: mpsc::Receiver<Step>,
     pub shared: Arc<LaneShared>,
     pub replay_conn: u64,
+    /// Capture time of the first record.
+    pub start_t: u64,
 }
 
 struct Lane {
@@ -56,12 +58,12 @@ pub async fn run_lane(ctx: Arc<Ctx>, feed: LaneFeed, _alive: mpsc::Sender<()>) {
 /// Pooled replay: one target connection, running the units of work the pool hands it,
 /// one after another, until the pool closes or the run stops. Its results batch across
 /// units (most units are a single command).
-pub async fn run_worker(ctx: Arc<Ctx>, _alive: mpsc::Sender<()>) {
+pub async fn run_worker(ctx: Arc<Ctx>, alive: mpsc::Sender<()>) {
     let Some(pool) = ctx.pool.as_ref() else {
         return;
     };
     let (mut conn, mut pending) = (None, Pending::new());
-    while let Some(feed) = pool.next_unit(&ctx.results, &mut pending).await {
+    while let Some(feed) = pool.next_unit(&ctx, &mut pending, &alive).await {
         pool.busy(true);
         let mut lane = Lane::new(ctx.clone(), conn.take(), std::mem::take(&mut pending));
         lane.run(feed).await;

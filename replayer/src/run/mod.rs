@@ -306,7 +306,6 @@ fn new_ctx(
         progress: AtomicU64::new(0),
         live_lanes: AtomicU64::new(0),
         admit_limit: admit_limit(max_connections) as u64,
-        activity: AtomicU64::new(0),
     })
 }
 

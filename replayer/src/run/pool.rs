@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use mysql_async::Conn;
 use tokio::sync::{Notify, mpsc};
 
+use super::ctx::Ctx;
 use super::lane::LaneFeed;
-use super::results::{Msg, Pending};
+use super::results::Pending;
 
 use crate::exec::Session;
 use crate::target::Target;
@@ -108,6 +109,15 @@ impl Connector {
     }
 }
 
+/// What a worker finds at the head of the queue.
+enum Head {
+    /// A due unit, and whether more are queued.
+    Unit(LaneFeed, bool),
+    NotYet(Instant),
+    Empty,
+    Closed,
+}
+
 /// Pooled replay: up to `max` target connections, each with a worker that runs units of
 /// work one after another, taken first come first served from one queue, as an
 /// application's pool would serve its requests. Workers (and their connections) start
@@ -124,6 +134,8 @@ pub struct Pool {
     ready: Notify,
     workers: AtomicUsize,
     idle: AtomicUsize,
+    /// An idle worker sleeps until the queue's head is due.
+    head_watched: AtomicBool,
     busy: AtomicU64,
     peak: AtomicU64,
 }
@@ -137,21 +149,34 @@ impl Pool {
             ready: Notify::new(),
             workers: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
+            head_watched: AtomicBool::new(false),
             busy: AtomicU64::new(0),
             peak: AtomicU64::new(0),
         }
     }
 
     /// Queues a unit; true if a new worker should start for it (none is free and the
-    /// pool is not at its bound). The caller spawns it: the pool does not own a runtime.
+    /// pool is not at its bound). The caller spawns it: the reader is not on the runtime.
     pub fn push(&self, unit: LaneFeed) -> bool {
         self.lock().push_back(unit);
         self.ready.notify_one();
-        if self.idle.load(Ordering::SeqCst) == 0 && self.workers.load(Ordering::SeqCst) < self.max {
-            self.workers.fetch_add(1, Ordering::SeqCst);
-            return true;
+        self.idle.load(Ordering::SeqCst) == 0 && self.reserve_worker()
+    }
+
+    /// Counts a new worker in, if the bound allows.
+    fn reserve_worker(&self) -> bool {
+        self.workers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Starts one more worker from inside the runtime, if the bound allows.
+    fn grow(&self, ctx: &Arc<Ctx>, alive: &mpsc::Sender<()>) {
+        if self.reserve_worker() {
+            tokio::spawn(super::lane::run_worker(ctx.clone(), alive.clone()));
         }
-        false
     }
 
     /// No more units: idle workers end.
@@ -160,27 +185,85 @@ impl Pool {
         self.ready.notify_waiters();
     }
 
-    /// The next unit for a worker, `None` once the pool is closed and drained. Before
-    /// waiting for one, the worker's results go out (it may wait long).
+    /// The next unit for a worker once it is due, `None` once the pool is closed and
+    /// drained (or the run stops). A worker takes a unit only when it is due, so a free
+    /// connection is never held by a unit waiting for its time while a due one waits
+    /// for a connection. One idle worker watches the head of the queue for its due
+    /// time; the others wait to be told there is work. Before waiting, a worker's
+    /// results go out (it may wait long).
     pub async fn next_unit(
         &self,
-        results: &mpsc::Sender<Msg>,
+        ctx: &Arc<Ctx>,
         pending: &mut Pending,
+        alive: &mpsc::Sender<()>,
     ) -> Option<LaneFeed> {
+        let mut stop = ctx.stop_signal.subscribe();
         loop {
             let notified = self.ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(unit) = self.lock().pop_front() {
-                return Some(unit);
-            }
-            if self.closed.load(Ordering::SeqCst) {
+            let due = match self.take_due(ctx) {
+                Head::Unit(unit, more) => {
+                    // More work and nobody free to take it: one more connection, if the
+                    // bound allows (a push only starts workers when it finds none idle).
+                    if more && self.idle.load(Ordering::SeqCst) == 0 {
+                        self.grow(ctx, alive);
+                    }
+                    return Some(unit);
+                }
+                Head::Closed => return None,
+                Head::Empty => None,
+                Head::NotYet(due) => Some(due),
+            };
+            if ctx.stopped() {
                 return None;
             }
-            pending.send(results).await;
+            pending.send(&ctx.results).await;
             self.idle.fetch_add(1, Ordering::SeqCst);
-            notified.await;
+            match due {
+                Some(due) if !self.head_watched.swap(true, Ordering::SeqCst) => {
+                    tokio::select! {
+                        () = ctx.clock.sleep_until(due) => {}
+                        _ = stop.wait_for(|s| *s) => {}
+                    }
+                    self.head_watched.store(false, Ordering::SeqCst);
+                }
+                _ => {
+                    tokio::select! {
+                        () = notified => {}
+                        _ = stop.wait_for(|s| *s) => {}
+                    }
+                }
+            }
             self.idle.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The head of the queue if it is due (and, since there may be more, another worker
+    /// is told to look).
+    fn take_due(&self, ctx: &Ctx) -> Head {
+        let mut queue = self.lock();
+        let Some(head) = queue.front() else {
+            return if self.closed.load(Ordering::SeqCst) {
+                Head::Closed
+            } else {
+                Head::Empty
+            };
+        };
+        match ctx.due(head.start_t) {
+            Some(due) if due > Instant::now() => Head::NotYet(due),
+            _ => {
+                let unit = queue.pop_front();
+                let more = !queue.is_empty();
+                drop(queue);
+                if more {
+                    self.ready.notify_one();
+                } else if self.closed.load(Ordering::SeqCst) {
+                    // The last unit: workers waiting behind the head can end now.
+                    self.ready.notify_waiters();
+                }
+                unit.map_or(Head::Empty, |u| Head::Unit(u, more))
+            }
         }
     }
 
