@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use captures::fingerprint::Fingerprinter;
-use captures::{CloseReason, Cmd, Command, ConnClose, ConnOpen, Outcome, Record, Value};
+use captures::{CloseReason, Cmd, Command, ConnClose, ConnOpen, LocalFile, Outcome, Record, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -66,6 +66,8 @@ pub struct Shared {
     pub phase: watch::Receiver<Phase>,
     /// Longest a client may take from connecting to being logged in.
     pub handshake_timeout: Duration,
+    /// LOCAL INFILE content kept per command (--max-infile-bytes).
+    pub max_infile_bytes: usize,
 }
 
 /// Where the recorder is in its life, as every connection sees it (a `watch` channel:
@@ -407,6 +409,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         caps: 0,
         cache_metadata: false,
         phase: shared.phase.clone(),
+        infiles: None,
     };
     let reason = match session.run(c, s, peer, t_open).await {
         Ok(reason) => reason,
@@ -520,6 +523,53 @@ struct Session {
     /// Negotiated MARIADB_CLIENT_CACHE_METADATA: EXECUTE results may omit column definitions.
     cache_metadata: bool,
     phase: watch::Receiver<Phase>,
+    /// The LOCAL INFILE contents of the command in flight, when it is captured.
+    infiles: Option<Infiles>,
+}
+
+/// The LOCAL INFILE contents a client sends during one command, kept up to
+/// --max-infile-bytes in all (the content is relayed packet by packet whatever its size;
+/// only the copy is bounded).
+#[derive(Debug)]
+struct Infiles {
+    files: Vec<LocalFile>,
+    /// Bytes the command may still keep.
+    budget: usize,
+}
+
+impl Infiles {
+    fn new(budget: usize) -> Self {
+        Infiles {
+            files: Vec::new(),
+            budget,
+        }
+    }
+
+    /// The server asked for a file: what the client sends next is its content.
+    fn start(&mut self) {
+        self.files.push(LocalFile {
+            size: 0,
+            content: Some(Vec::new()),
+        });
+    }
+
+    /// One packet of the current file's content.
+    fn add(&mut self, data: &[u8]) {
+        let Some(file) = self.files.last_mut() else {
+            return;
+        };
+        file.size += data.len() as u64;
+        if let Some(content) = &mut file.content {
+            if data.len() > self.budget {
+                // Over the bound: given back at once, the file is recorded by size.
+                self.budget += content.len();
+                file.content = None;
+            } else {
+                self.budget -= data.len();
+                content.extend_from_slice(data);
+            }
+        }
+    }
 }
 
 /// The login's end: both sides ready for commands, or the connection already over.
@@ -777,9 +827,22 @@ impl Session {
         cmd: &mut Cmd,
     ) -> Result<(Outcome, Option<u16>), Error> {
         let deprecate_eof = self.caps & CLIENT_DEPRECATE_EOF != 0;
+        // Only a captured query can meet a LOCAL INFILE request (the placeholder of an
+        // uncaptured command is a Ping): only then is the content kept.
+        self.infiles =
+            matches!(cmd, Cmd::Query { .. }).then(|| Infiles::new(self.shared.max_infile_bytes));
         let response = self
             .response(c, s, code, expect, deprecate_eof, cursor)
             .await?;
+        if let Some(infiles) = self.infiles.take()
+            && !infiles.files.is_empty()
+            && let Cmd::Query { sql } = cmd
+        {
+            *cmd = Cmd::LoadLocal {
+                sql: std::mem::take(sql),
+                files: infiles.files,
+            };
+        }
         if let (Some((id, params, columns)), COM_STMT_PREPARE) = (response.prepared, code) {
             self.stmts.insert(
                 id,
@@ -922,7 +985,8 @@ impl Session {
             return;
         }
         // Always, not only with --redact: a capture is a file people copy around.
-        if let Cmd::Query { sql } | Cmd::Prepare { sql, .. } = &mut cmd {
+        if let Cmd::Query { sql } | Cmd::Prepare { sql, .. } | Cmd::LoadLocal { sql, .. } = &mut cmd
+        {
             crate::secrets::scrub(sql);
         }
         if self.shared.redact {
@@ -984,7 +1048,12 @@ impl Session {
             }
             match step {
                 Step::Done => return Ok(resp),
-                Step::LocalInfile => self.local_infile(c, s).await?,
+                Step::LocalInfile => {
+                    if let Some(infiles) = &mut self.infiles {
+                        infiles.start();
+                    }
+                    self.local_infile(c, s).await?;
+                }
                 Step::More => {
                     // Need more bytes: at least the rest of the packet at the front.
                     let need = if s.buf.len() >= 4 {
@@ -1025,7 +1094,11 @@ impl Session {
                 .stats
                 .bytes_up
                 .fetch_add(n as u64, Ordering::Relaxed);
-            s.write(c.take(n).wire()).await?;
+            let taken = c.take(n);
+            s.write(taken.wire()).await?;
+            if let Some(infiles) = &mut self.infiles {
+                infiles.add(&payload(&taken.plain));
+            }
             if empty {
                 return Ok(());
             }
@@ -1113,6 +1186,12 @@ fn redact(cmd: &mut Cmd, outcome: &mut Outcome, fp: &mut Fingerprinter) {
             }
         }
         Cmd::SendLongData { data, .. } => data.clear(),
+        Cmd::LoadLocal { sql, files } => {
+            *sql = fp.fingerprint(sql).as_bytes().to_vec();
+            for f in files {
+                f.content = None;
+            }
+        }
         Cmd::Other { payload, .. } => payload.clear(),
         _ => {}
     }
