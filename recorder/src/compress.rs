@@ -164,6 +164,16 @@ impl Inflow {
         self.pending.split_to(out)
     }
 
+    /// Gives memory back after an unusually large frame (a frame holds up to 16 MiB, and
+    /// emptied buffers keep their capacity).
+    pub fn shrink(&mut self, above: usize) {
+        for b in [&mut self.raw, &mut self.pending] {
+            if b.is_empty() && b.capacity() > above {
+                *b = BytesMut::new();
+            }
+        }
+    }
+
     /// Everything read and not yet relayed, for a switch to blind relaying.
     pub fn leftover(&mut self) -> BytesMut {
         self.frames.clear();

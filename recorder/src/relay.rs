@@ -354,8 +354,12 @@ impl Taken {
 
 /// Gives memory back after an unusually large packet.
 fn shrink(peer: &mut Peer) {
-    if peer.buf.capacity() > 4 * 1024 * 1024 && peer.buf.is_empty() {
+    const ABOVE: usize = 4 * 1024 * 1024;
+    if peer.buf.capacity() > ABOVE && peer.buf.is_empty() {
         peer.buf = BytesMut::with_capacity(BUF);
+    }
+    if let Some(z) = &mut peer.comp {
+        z.shrink(ABOVE);
     }
 }
 

@@ -59,6 +59,17 @@ async fn mysql_async_compressed_traffic_is_relayed_and_captured_decompressed() {
         .await
         .unwrap();
     assert_eq!(len, Some(10 * 1024 * 1024));
+    // Session commands, COM_CHANGE_USER's authentication exchange included, stay
+    // compressed.
+    conn.reset().await.unwrap();
+    conn.change_user(mysql_async::ChangeUserOpts::default().with_db_name(Some(db.clone())))
+        .await
+        .unwrap();
+    let status: Option<(String, String)> = conn
+        .query_first("SHOW STATUS LIKE 'Compression'")
+        .await
+        .unwrap();
+    assert_eq!(status.unwrap().1, "ON");
     conn.disconnect().await.unwrap();
 
     rec.stop().await;
@@ -97,11 +108,13 @@ async fn the_mariadb_cli_gets_compression_through_the_recorder() {
         rec.addr.port(),
         &["-uroot", "--compress", &db],
         "SHOW STATUS LIKE 'Compression'; CREATE TABLE t (a INT); \
-         INSERT INTO t VALUES (1), (2); SELECT SUM(a) FROM t",
+         INSERT INTO t VALUES (1), (2); SELECT SUM(a) FROM t; \
+         PREPARE s FROM 'SELECT ? + 40'; SET @a = 2; EXECUTE s USING @a",
     )
     .await;
     assert!(out.contains("Compression\tON"), "{out}");
     assert!(out.contains("\n3\n"), "{out}");
+    assert!(out.ends_with("\n42\n"), "{out}");
     rec.stop().await;
     let records = read_capture(&cap);
     assert!(common::captured(&records, "SELECT SUM(a) FROM t"));
