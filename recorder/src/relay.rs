@@ -1203,3 +1203,51 @@ fn redact(cmd: &mut Cmd, outcome: &mut Outcome, fp: &mut Fingerprinter) {
         message.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn infile_content_is_kept_up_to_the_budget_for_all_files_together() {
+        let mut infiles = Infiles::new(10);
+        infiles.start();
+        infiles.add(b"1,a\n");
+        infiles.add(b"2,b\n");
+        infiles.add(b"");
+        // The second file does not fit in what is left: recorded by size, and its
+        // partial copy gives the budget back for a third.
+        infiles.start();
+        infiles.add(b"3,");
+        infiles.add(b"ccccc\n");
+        infiles.start();
+        infiles.add(b"4\n");
+        let kept = |c: &[u8]| LocalFile {
+            size: c.len() as u64,
+            content: Some(c.to_vec()),
+        };
+        let dropped = LocalFile {
+            size: 8,
+            content: None,
+        };
+        assert_eq!(
+            infiles.files,
+            vec![kept(b"1,a\n2,b\n"), dropped, kept(b"4\n")]
+        );
+        // Redacted: statement fingerprinted, no content at all.
+        let mut cmd = Cmd::LoadLocal {
+            sql: b"LOAD DATA LOCAL INFILE '/secret/x.csv' INTO TABLE t".to_vec(),
+            files: infiles.files,
+        };
+        redact(
+            &mut cmd,
+            &mut Outcome::NoResponse,
+            &mut Fingerprinter::new(),
+        );
+        let Cmd::LoadLocal { sql, files } = cmd else {
+            unreachable!()
+        };
+        assert!(!sql.windows(6).any(|w| w == b"secret"));
+        assert!(files.iter().all(|f| f.content.is_none()));
+    }
+}
