@@ -28,7 +28,7 @@
 # dir (mtr itself leaves *.reject files next to the results of failing tests).
 #
 # Usage:
-#   recorder/transparency.sh                   # the default list: 87 tests of the main
+#   recorder/transparency.sh                   # the default list: 88 tests of the main
 #                                              # suite, about 4 minutes on 2 cores
 #   recorder/transparency.sh ps sp-cursor      # these tests (of --suite, default main)
 #   TESTS="ps loaddata" recorder/transparency.sh
@@ -52,7 +52,8 @@ PATH=$PATH:/usr/sbin
 
 # A representative slice of the main suite: prepared statements (text and binary
 # protocol, long data, cursors), multi-statements, stored procedures and cursors, LOAD
-# DATA [LOCAL], big packets, charsets, change_user, KILL, the client programs, and
+# DATA [LOCAL], big packets, the compressed protocol, charsets, change_user, KILL, the
+# client programs, and
 # mysql_client_test (the C API test: prepared statements, cursors, COM_STMT_SEND_LONG_DATA,
 # COM_CHANGE_USER, COM_RESET_CONNECTION, multi-results...; with Debian's 10.11 it stops
 # at its 207th case, test_mysql_insert_id, even directly, so it does not count, but a
@@ -72,7 +73,7 @@ default_tests=(
   # LOAD DATA [LOCAL] INFILE, LOAD XML
   loaddata loadxml loaddata_autocom_innodb gis-loaddata
   # packets and protocol
-  packet mysql_client_test mysql_protocols change_user change_user_notembedded dirty_close
+  packet compress mysql_client_test mysql_protocols change_user change_user_notembedded dirty_close
   mysqltest_tracking_info kill kill_processlist-6619 kill_query-6728 init_connect
   # character sets and unicode
   ctype_utf8mb4 ctype_utf8 ctype_ucs ctype_utf16 ctype_utf32 ctype_gbk ctype_sjis

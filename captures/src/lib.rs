@@ -34,8 +34,8 @@ pub use container::{
 };
 pub use error::Error;
 pub use record::{
-    CaptureEnd, CloseReason, Cmd, CmdKind, Command, ConnClose, ConnOpen, Meta, Outcome, Param,
-    Record, Value,
+    CaptureEnd, CloseReason, Cmd, CmdKind, Command, ConnClose, ConnOpen, LocalFile, Meta, Outcome,
+    Param, Record, Value,
 };
 pub use results::{Executed, Mismatch, ResultRecord, RunEnd, RunMeta};
 

@@ -270,6 +270,29 @@ pub enum Cmd {
         #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
+    /// A COM_QUERY the server answered with a LOCAL INFILE request (`LOAD DATA LOCAL
+    /// INFILE`, `LOAD XML LOCAL`): the statement, and what the client sent for each
+    /// request, in order (one per LOCAL statement of a multi-statement query). A replay
+    /// answers the server's requests with these contents in turn. Its [`Cmd::kind`] is
+    /// [`CmdKind::Query`]. (A LOAD DATA LOCAL the server refused without asking for the
+    /// file stays a [`Cmd::Query`].) Added in version 2.
+    LoadLocal {
+        #[serde(with = "serde_bytes")]
+        sql: Vec<u8>,
+        files: Vec<LocalFile>,
+    },
+}
+
+/// What a client sent for one LOCAL INFILE request of a [`Cmd::LoadLocal`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalFile {
+    /// Bytes the client sent (0: it had no such file, or refused to send it).
+    pub size: u64,
+    /// The bytes, exactly as sent; `None` when they were not kept: more than the
+    /// recorder's `--max-infile-bytes` for the command, or a `--redact` capture. A replay
+    /// cannot send them again: it should skip the command and count it.
+    #[serde(with = "serde_bytes")]
+    pub content: Option<Vec<u8>>,
 }
 
 /// Command kinds, for tags, filters and per-kind counts.
@@ -357,13 +380,15 @@ impl Cmd {
             Cmd::Statistics => CmdKind::Statistics,
             Cmd::FieldList { .. } => CmdKind::FieldList,
             Cmd::Other { .. } => CmdKind::Other,
+            // On the wire it is a COM_QUERY: per-kind counts and tags stay comparable.
+            Cmd::LoadLocal { .. } => CmdKind::Query,
         }
     }
 
-    /// The SQL text of a query or prepare.
+    /// The SQL text of a query (LOAD DATA LOCAL included) or prepare.
     pub fn sql(&self) -> Option<&[u8]> {
         match self {
-            Cmd::Query { sql } | Cmd::Prepare { sql, .. } => Some(sql),
+            Cmd::Query { sql } | Cmd::Prepare { sql, .. } | Cmd::LoadLocal { sql, .. } => Some(sql),
             _ => None,
         }
     }

@@ -320,7 +320,50 @@ fn v2_records() -> Vec<Record> {
             n += 1;
         }
     }
+    out.extend(v2_load_local());
     out
+}
+
+/// Version 2's `Cmd::LoadLocal`: content kept (binary, with a size past a varint byte),
+/// an empty file, content not kept, and two requests in one multi-statement query.
+fn v2_load_local() -> Vec<Record> {
+    use captures::LocalFile;
+    let kept = |content: &[u8]| LocalFile {
+        size: content.len() as u64,
+        content: Some(content.to_vec()),
+    };
+    let binary: Vec<u8> = (0..=255u8).chain(*b"1,a\n2,b\n").collect();
+    let files = [
+        vec![kept(&binary)],
+        vec![kept(b"")],
+        vec![LocalFile {
+            size: 70 * 1024 * 1024,
+            content: None,
+        }],
+        vec![kept(b"1,x\n"), kept(b"<row a=\"1\"/>")],
+    ];
+    files
+        .into_iter()
+        .enumerate()
+        .map(|(i, files)| {
+            let t = 2_000_000 + 1_000 * i as u64;
+            Record::Command(Command {
+                conn: 1,
+                t_start: t,
+                t_end: t + 700,
+                cmd: Cmd::LoadLocal {
+                    sql: format!("LOAD DATA LOCAL INFILE '/tmp/f{i}.csv' INTO TABLE t").into(),
+                    files,
+                },
+                outcome: Outcome::Ok {
+                    affected_rows: i as u64,
+                    last_insert_id: 0,
+                    warnings: 0,
+                },
+                status: Some(captures::status::AUTOCOMMIT),
+            })
+        })
+        .collect()
 }
 
 fn bless() -> bool {

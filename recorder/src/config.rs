@@ -7,6 +7,10 @@ use clap::Parser;
 
 use crate::error::Error;
 
+/// Ceiling of --max-infile-bytes: half the largest record a capture file accepts, so the
+/// statement and the record's other fields always fit beside the content.
+const MAX_INFILE_BYTES: u64 = 512 << 20;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     version,
@@ -74,6 +78,12 @@ pub struct Config {
     /// Stop capturing (keep relaying) after this long, e.g. 10m.
     #[arg(long, value_parser = humantime_duration)]
     pub max_capture_time: Option<std::time::Duration>,
+    /// Largest LOAD DATA LOCAL INFILE content kept per command, in bytes (all the files
+    /// of one query together): a replay sends it again. Bigger content is relayed as
+    /// usual; the capture then records its size only, and a replay skips the command.
+    /// Each connection holds up to this much in memory while the file streams.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub max_infile_bytes: u64,
     /// Capture records queued for the writer before new ones are dropped.
     #[arg(long, default_value_t = crate::sink::DEFAULT_QUEUE)]
     pub capture_queue: usize,
@@ -117,6 +127,13 @@ impl Config {
         }
         if self.max_connections == 0 {
             return bad("--max-connections", &0, "must be at least 1");
+        }
+        if self.max_infile_bytes > MAX_INFILE_BYTES {
+            return bad(
+                "--max-infile-bytes",
+                &self.max_infile_bytes,
+                "must be at most 512 MiB (a capture record holds at most 1 GiB)",
+            );
         }
         Ok(())
     }

@@ -52,6 +52,8 @@ pub async fn serve(
         tls,
         phase,
         handshake_timeout: config.handshake_timeout,
+        // validate() keeps it at most 512 MiB, which fits any usize of 32 bits or more.
+        max_infile_bytes: usize::try_from(config.max_infile_bytes).unwrap_or(usize::MAX),
     });
     tracing::info!(
         "recording {} → {} ({}){}",

@@ -15,10 +15,12 @@ use mysql_common::value::{BinValue, ValueDeserializer};
 /// the next packet.
 pub const MAX_PAYLOAD: usize = 0xFF_FFFF;
 
-/// Capability bits stripped from the relayed greeting: the relay reads plaintext and
-/// uncompressed packets unless it terminates TLS itself.
+/// CLIENT_SSL is stripped from the relayed greeting unless the recorder terminates TLS
+/// itself (the relay reads plaintext). The compression flags are relayed as offered:
+/// the relay decodes compressed frames (see [`crate::compress`]).
 pub const CLIENT_SSL: u32 = 0x0000_0800;
 pub const CLIENT_COMPRESS: u32 = 0x0000_0020;
+/// CLIENT_ZSTD_COMPRESSION_ALGORITHM (MySQL 8).
 pub const CLIENT_ZSTD: u32 = 0x0400_0000;
 
 /// MariaDB's extended capabilities (the 4 bytes in the greeting's filler, used when the

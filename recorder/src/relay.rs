@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use captures::fingerprint::Fingerprinter;
-use captures::{CloseReason, Cmd, Command, ConnClose, ConnOpen, Outcome, Record, Value};
+use captures::{CloseReason, Cmd, Command, ConnClose, ConnOpen, LocalFile, Outcome, Record, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::compress::{Algorithm, Inflow};
 use crate::error::{Error, Side};
 use crate::protocol::{
     self, CLIENT_COMPRESS, CLIENT_SSL, CLIENT_ZSTD, COM_QUIT, COM_RESET_CONNECTION, COM_STMT_CLOSE,
@@ -65,6 +66,8 @@ pub struct Shared {
     pub phase: watch::Receiver<Phase>,
     /// Longest a client may take from connecting to being logged in.
     pub handshake_timeout: Duration,
+    /// LOCAL INFILE content kept per command (--max-infile-bytes).
+    pub max_infile_bytes: usize,
 }
 
 /// Where the recorder is in its life, as every connection sees it (a `watch` channel:
@@ -110,6 +113,9 @@ struct Peer {
     side: Side,
     /// Largest logical packet accepted (headers included).
     max_packet: usize,
+    /// Set once the connection speaks the compressed protocol: `buf` then holds the
+    /// frames' decompressed content, and what is relayed is the frames themselves.
+    comp: Option<Box<Inflow>>,
 }
 
 impl Peer {
@@ -119,7 +125,55 @@ impl Peer {
             buf: BytesMut::with_capacity(BUF),
             side,
             max_packet: MAX_PACKET,
+            comp: None,
         }
+    }
+
+    /// Switches to the compressed protocol (after the login's OK, as clients and servers
+    /// do). Anything already read is frames.
+    fn compress(&mut self, algorithm: Algorithm) {
+        let read = self.buf.split();
+        self.comp = Some(Box::new(Inflow::new(algorithm, read)));
+    }
+
+    /// Takes the first `n` bytes of the (plain) buffer: the packet bytes, and what to
+    /// relay for them — the same bytes, or under compression the frames that carried
+    /// them (see [`crate::compress`]).
+    fn take(&mut self, n: usize) -> Taken {
+        let plain = self.buf.split_to(n);
+        let frames = self.comp.as_mut().map(|z| z.consume(n));
+        Taken { plain, frames }
+    }
+
+    /// Everything read and not yet relayed, for a switch to blind relaying.
+    fn leftover(&mut self) -> BytesMut {
+        match &mut self.comp {
+            Some(z) => {
+                self.buf.clear();
+                z.leftover()
+            }
+            None => self.buf.split(),
+        }
+    }
+
+    /// Decodes the compressed frames read so far into `buf` (nothing when plain).
+    fn decode(&mut self) -> Result<(), Error> {
+        if let Some(z) = &mut self.comp {
+            z.decode(&mut self.buf)
+                .map_err(|e| Error::malformed(self.side, e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Reads once from the socket into the buffer reads go to: `buf`, or the undecoded
+    /// frames. Returns the bytes read (0 at end of stream).
+    async fn read_some(&mut self) -> std::io::Result<usize> {
+        let to = match &mut self.comp {
+            Some(z) => z.raw_mut(),
+            None => &mut self.buf,
+        };
+        to.reserve(BUF);
+        self.stream.read_buf(to).await
     }
 
     /// The client's first packet, read without reading past it: if it is an SSLRequest,
@@ -166,6 +220,7 @@ impl Peer {
             buf,
             side,
             max_packet,
+            comp: None,
         })
     }
 
@@ -187,15 +242,25 @@ impl Peer {
             buf,
             side,
             max_packet,
+            comp: None,
         })
     }
 
     /// Reads until `n` bytes are buffered; `false` at a clean end of stream.
     async fn fill(&mut self, n: usize) -> Result<bool, Error> {
-        while self.buf.len() < n {
-            self.buf.reserve((n - self.buf.len()).max(BUF));
-            if self.stream.read_buf(&mut self.buf).await? == 0 {
-                if self.buf.is_empty() {
+        loop {
+            // Decoding right after each read (never across an await) keeps a cancelled
+            // fill from losing anything: the read bytes stay in the frame buffer.
+            self.decode()?;
+            if self.buf.len() >= n {
+                return Ok(true);
+            }
+            if self.comp.is_none() {
+                self.buf.reserve(n - self.buf.len());
+            }
+            if self.read_some().await? == 0 {
+                let partial = self.comp.as_ref().is_some_and(|z| z.has_raw());
+                if self.buf.is_empty() && !partial {
                     return Ok(false);
                 }
                 return Err(Error::malformed(
@@ -204,7 +269,6 @@ impl Peer {
                 ));
             }
         }
-        Ok(true)
     }
 
     /// Length of the complete logical packet (all continuation pieces, headers
@@ -244,11 +308,11 @@ impl Peer {
     /// `select!` beside the read that matters. An end of stream or a failed read is
     /// [`Error::ClientGone`]: the only reader is the wait for a response.
     async fn read_ahead(&mut self) -> Result<(), Error> {
-        if self.buf.len() >= READ_AHEAD {
+        let buffered = self.buf.len() + self.comp.as_ref().map_or(0, |z| z.buffered());
+        if buffered >= READ_AHEAD {
             std::future::pending::<()>().await;
         }
-        self.buf.reserve(BUF);
-        match self.stream.read_buf(&mut self.buf).await {
+        match self.read_some().await {
             Ok(0) | Err(_) => Err(Error::ClientGone),
             Ok(_) => Ok(()),
         }
@@ -262,10 +326,40 @@ impl Peer {
     }
 }
 
+/// The compression a session negotiated: both sides switch to it once logged in.
+/// (MySQL clients set at most one of the two flags.)
+fn compression(caps: u32) -> Option<Algorithm> {
+    if caps & CLIENT_COMPRESS != 0 {
+        Some(Algorithm::Zlib)
+    } else if caps & CLIENT_ZSTD != 0 {
+        Some(Algorithm::Zstd)
+    } else {
+        None
+    }
+}
+
+/// A packet taken off a peer's buffer, and what relays it.
+struct Taken {
+    plain: BytesMut,
+    /// Under compression, the frames to relay instead of `plain`.
+    frames: Option<BytesMut>,
+}
+
+impl Taken {
+    /// The bytes to send the other side.
+    fn wire(&self) -> &[u8] {
+        self.frames.as_deref().unwrap_or(&self.plain)
+    }
+}
+
 /// Gives memory back after an unusually large packet.
 fn shrink(peer: &mut Peer) {
-    if peer.buf.capacity() > 4 * 1024 * 1024 && peer.buf.is_empty() {
+    const ABOVE: usize = 4 * 1024 * 1024;
+    if peer.buf.capacity() > ABOVE && peer.buf.is_empty() {
         peer.buf = BytesMut::with_capacity(BUF);
+    }
+    if let Some(z) = &mut peer.comp {
+        z.shrink(ABOVE);
     }
 }
 
@@ -319,6 +413,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         caps: 0,
         cache_metadata: false,
         phase: shared.phase.clone(),
+        infiles: None,
     };
     let reason = match session.run(c, s, peer, t_open).await {
         Ok(reason) => reason,
@@ -432,6 +527,53 @@ struct Session {
     /// Negotiated MARIADB_CLIENT_CACHE_METADATA: EXECUTE results may omit column definitions.
     cache_metadata: bool,
     phase: watch::Receiver<Phase>,
+    /// The LOCAL INFILE contents of the command in flight, when it is captured.
+    infiles: Option<Infiles>,
+}
+
+/// The LOCAL INFILE contents a client sends during one command, kept up to
+/// --max-infile-bytes in all (the content is relayed packet by packet whatever its size;
+/// only the copy is bounded).
+#[derive(Debug)]
+struct Infiles {
+    files: Vec<LocalFile>,
+    /// Bytes the command may still keep.
+    budget: usize,
+}
+
+impl Infiles {
+    fn new(budget: usize) -> Self {
+        Infiles {
+            files: Vec::new(),
+            budget,
+        }
+    }
+
+    /// The server asked for a file: what the client sends next is its content.
+    fn start(&mut self) {
+        self.files.push(LocalFile {
+            size: 0,
+            content: Some(Vec::new()),
+        });
+    }
+
+    /// One packet of the current file's content.
+    fn add(&mut self, data: &[u8]) {
+        let Some(file) = self.files.last_mut() else {
+            return;
+        };
+        file.size += data.len() as u64;
+        if let Some(content) = &mut file.content {
+            if data.len() > self.budget {
+                // Over the bound: given back at once, the file is recorded by size.
+                self.budget += content.len();
+                file.content = None;
+            } else {
+                self.budget -= data.len();
+                content.extend_from_slice(data);
+            }
+        }
+    }
 }
 
 /// The login's end: both sides ready for commands, or the connection already over.
@@ -511,6 +653,10 @@ impl Session {
             server_conn_id: info.connection_id,
         }));
         c.max_packet = MAX_PACKET;
+        if let Some(algorithm) = compression(self.caps) {
+            c.compress(algorithm);
+            s.compress(algorithm);
+        }
         Ok(LoggedIn::Ready(c, s))
     }
 
@@ -525,12 +671,12 @@ impl Session {
             let Some(n) = c.next_packet().await? else {
                 return Ok(CloseReason::ClientGone);
             };
-            let raw = c.buf.split_to(n);
+            let taken = c.take(n);
             self.shared
                 .stats
                 .bytes_up
                 .fetch_add(n as u64, Ordering::Relaxed);
-            let body = payload(&raw);
+            let body = payload(&taken.plain);
             let code = *body
                 .first()
                 .ok_or_else(|| Error::malformed(Side::Client, "empty command"))?;
@@ -540,7 +686,7 @@ impl Session {
             let mut cmd = self.build_cmd(code, &body, capture);
             self.track_statements(code, &body);
             drop(body);
-            s.write(&raw).await?;
+            s.write(taken.wire()).await?;
 
             let (outcome, status) = match expect {
                 Expect::Nothing => (Outcome::NoResponse, None),
@@ -685,9 +831,22 @@ impl Session {
         cmd: &mut Cmd,
     ) -> Result<(Outcome, Option<u16>), Error> {
         let deprecate_eof = self.caps & CLIENT_DEPRECATE_EOF != 0;
+        // Only a captured query can meet a LOCAL INFILE request (the placeholder of an
+        // uncaptured command is a Ping): only then is the content kept.
+        self.infiles =
+            matches!(cmd, Cmd::Query { .. }).then(|| Infiles::new(self.shared.max_infile_bytes));
         let response = self
             .response(c, s, code, expect, deprecate_eof, cursor)
             .await?;
+        if let Some(infiles) = self.infiles.take()
+            && !infiles.files.is_empty()
+            && let Cmd::Query { sql } = cmd
+        {
+            *cmd = Cmd::LoadLocal {
+                sql: std::mem::take(sql),
+                files: infiles.files,
+            };
+        }
         if let (Some((id, params, columns)), COM_STMT_PREPARE) = (response.prepared, code) {
             self.stmts.insert(
                 id,
@@ -731,12 +890,12 @@ impl Session {
             c.write(&greeting).await?;
             return Ok(Connected::Closed(CloseReason::ServerGone));
         }
-        // The client may use TLS only when we terminate it; compression never (the relay
-        // reads every packet).
+        // The client may use TLS only when we terminate it. Compression is offered as
+        // the server offers it: the relay decodes the frames (see [`crate::compress`]).
         let (strip, set) = if tls.acceptor.is_some() {
-            (CLIENT_COMPRESS | CLIENT_ZSTD, CLIENT_SSL)
+            (0, CLIENT_SSL)
         } else {
-            (CLIENT_SSL | CLIENT_COMPRESS | CLIENT_ZSTD, 0)
+            (CLIENT_SSL, 0)
         };
         let info = protocol::patch_greeting(&mut greeting[4..], strip, set)
             .ok_or_else(|| Error::malformed(Side::Server, "unparseable handshake"))?;
@@ -830,7 +989,8 @@ impl Session {
             return;
         }
         // Always, not only with --redact: a capture is a file people copy around.
-        if let Cmd::Query { sql } | Cmd::Prepare { sql, .. } = &mut cmd {
+        if let Cmd::Query { sql } | Cmd::Prepare { sql, .. } | Cmd::LoadLocal { sql, .. } = &mut cmd
+        {
             crate::secrets::scrub(sql);
         }
         if self.shared.redact {
@@ -888,12 +1048,16 @@ impl Session {
                     .stats
                     .bytes_down
                     .fetch_add(pos as u64, Ordering::Relaxed);
-                c.write(&s.buf[..pos]).await?;
-                s.buf.advance(pos);
+                c.write(s.take(pos).wire()).await?;
             }
             match step {
                 Step::Done => return Ok(resp),
-                Step::LocalInfile => self.local_infile(c, s).await?,
+                Step::LocalInfile => {
+                    if let Some(infiles) = &mut self.infiles {
+                        infiles.start();
+                    }
+                    self.local_infile(c, s).await?;
+                }
                 Step::More => {
                     // Need more bytes: at least the rest of the packet at the front.
                     let need = if s.buf.len() >= 4 {
@@ -934,8 +1098,11 @@ impl Session {
                 .stats
                 .bytes_up
                 .fetch_add(n as u64, Ordering::Relaxed);
-            s.write(&c.buf[..n]).await?;
-            c.buf.advance(n);
+            let taken = c.take(n);
+            s.write(taken.wire()).await?;
+            if let Some(infiles) = &mut self.infiles {
+                infiles.add(&payload(&taken.plain));
+            }
             if empty {
                 return Ok(());
             }
@@ -960,9 +1127,11 @@ impl Session {
                     let Some(n) = n? else {
                         return Err(Error::malformed(Side::Server, "closed during authentication"));
                     };
-                    let mut raw = s.buf.split_to(n);
-                    shift_seq(&mut raw, -seq_shift);
-                    c.write(&raw).await?;
+                    // Only the first login shifts sequence ids, and it is never compressed.
+                    let mut taken = s.take(n);
+                    shift_seq(&mut taken.plain, -seq_shift);
+                    c.write(taken.wire()).await?;
+                    let raw = taken.plain;
                     match raw.get(4) {
                         Some(0x00) => {
                             let status = raw.get(4..).and_then(|ok| protocol::ok_status(ok, self.caps));
@@ -985,21 +1154,22 @@ impl Session {
                     let Some(n) = n? else {
                         return Err(Error::malformed(Side::Client, "closed during authentication"));
                     };
-                    let mut raw = c.buf.split_to(n);
-                    shift_seq(&mut raw, seq_shift);
-                    s.write(&raw).await?;
+                    let mut taken = c.take(n);
+                    shift_seq(&mut taken.plain, seq_shift);
+                    s.write(taken.wire()).await?;
                 }
             }
         }
     }
 
     async fn passthrough(&mut self, c: &mut Peer, s: &mut Peer) -> Result<(), Error> {
-        if !s.buf.is_empty() {
-            let pending = s.buf.split();
+        // Compressed frames are relayed untouched, so blind relaying works as well.
+        let pending = s.leftover();
+        if !pending.is_empty() {
             c.write(&pending).await?;
         }
-        if !c.buf.is_empty() {
-            let pending = c.buf.split();
+        let pending = c.leftover();
+        if !pending.is_empty() {
             s.write(&pending).await?;
         }
         tokio::io::copy_bidirectional(&mut c.stream, &mut s.stream).await?;
@@ -1020,10 +1190,64 @@ fn redact(cmd: &mut Cmd, outcome: &mut Outcome, fp: &mut Fingerprinter) {
             }
         }
         Cmd::SendLongData { data, .. } => data.clear(),
+        Cmd::LoadLocal { sql, files } => {
+            *sql = fp.fingerprint(sql).as_bytes().to_vec();
+            for f in files {
+                f.content = None;
+            }
+        }
         Cmd::Other { payload, .. } => payload.clear(),
         _ => {}
     }
     if let Outcome::Err { message, .. } = outcome {
         message.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn infile_content_is_kept_up_to_the_budget_for_all_files_together() {
+        let mut infiles = Infiles::new(10);
+        infiles.start();
+        infiles.add(b"1,a\n");
+        infiles.add(b"2,b\n");
+        infiles.add(b"");
+        // The second file does not fit in what is left: recorded by size, and its
+        // partial copy gives the budget back for a third.
+        infiles.start();
+        infiles.add(b"3,");
+        infiles.add(b"ccccc\n");
+        infiles.start();
+        infiles.add(b"4\n");
+        let kept = |c: &[u8]| LocalFile {
+            size: c.len() as u64,
+            content: Some(c.to_vec()),
+        };
+        let dropped = LocalFile {
+            size: 8,
+            content: None,
+        };
+        assert_eq!(
+            infiles.files,
+            vec![kept(b"1,a\n2,b\n"), dropped, kept(b"4\n")]
+        );
+        // Redacted: statement fingerprinted, no content at all.
+        let mut cmd = Cmd::LoadLocal {
+            sql: b"LOAD DATA LOCAL INFILE '/secret/x.csv' INTO TABLE t".to_vec(),
+            files: infiles.files,
+        };
+        redact(
+            &mut cmd,
+            &mut Outcome::NoResponse,
+            &mut Fingerprinter::new(),
+        );
+        let Cmd::LoadLocal { sql, files } = cmd else {
+            unreachable!()
+        };
+        assert!(!sql.windows(6).any(|w| w == b"secret"));
+        assert!(files.iter().all(|f| f.content.is_none()));
     }
 }
