@@ -14,16 +14,13 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
         .with_writer(std::io::stderr)
         .init();
-    match run(config) {
-        Ok(summary) => {
+    cli::exit(
+        "recorder",
+        run(config).map(|summary| {
             eprintln!("{summary}");
             ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("recorder: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+        }),
+    )
 }
 
 fn run(config: Config) -> anyhow::Result<String> {

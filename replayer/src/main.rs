@@ -159,18 +159,12 @@ struct RampArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
         .with_writer(std::io::stderr)
         .init();
-    match dispatch(cli.command) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("replayer: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit("replayer", dispatch(args.command))
 }
 
 fn dispatch(command: Command) -> Result<ExitCode> {

@@ -108,25 +108,15 @@ struct DriveArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("shop: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("shop: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let result = tokio::runtime::Runtime::new()
+        .context("cannot start the runtime")
+        .and_then(|runtime| runtime.block_on(run(args.command)));
+    cli::exit("shop", result.map(|()| ExitCode::SUCCESS))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
