@@ -10,10 +10,7 @@ use recorder::config::Config;
 
 fn main() -> ExitCode {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
-        .with_writer(std::io::stderr)
-        .init();
+    cli::init_logging(&config.log);
     cli::exit(
         "recorder",
         run(config).map(|summary| {

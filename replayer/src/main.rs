@@ -160,10 +160,7 @@ struct RampArgs {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
-        .with_writer(std::io::stderr)
-        .init();
+    cli::init_logging(&args.log);
     cli::exit("replayer", dispatch(args.command))
 }
 

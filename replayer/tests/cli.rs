@@ -44,3 +44,73 @@ fn a_missing_file_is_one_line_naming_it_once() {
         assert_eq!(err.matches("No such file").count(), 1, "{args:?}: {err}");
     }
 }
+
+/// A results file of `n` executions in small chunks (so a cut or a flipped byte leaves
+/// most of them readable).
+fn results_file(path: &std::path::Path, n: u64) {
+    let meta = captures::RunMeta {
+        tool: "test".into(),
+        run_id: "r1".into(),
+        label: "base".into(),
+        target: "t".into(),
+        server_version: "10.11".into(),
+        speed: Some(1.0),
+        scale: 1,
+        capture: "c.sqlcap".into(),
+        captured_ns: n * common::MS,
+        started_unix_ns: 0,
+        labels: Default::default(),
+    };
+    let options = captures::WriterOptions {
+        chunk_bytes: 512,
+        ..Default::default()
+    };
+    let mut w = captures::ResultsWriter::create(path, &meta, options).unwrap();
+    w.append(&captures::ResultRecord::Class {
+        class: 7,
+        fingerprint: "select ?".into(),
+        example: None,
+    })
+    .unwrap();
+    for i in 0..n {
+        w.append(&captures::ResultRecord::Exec(captures::Executed {
+            conn: 1,
+            seq: i,
+            class: 7,
+            kind: captures::CmdKind::Query,
+            scheduled_ns: i * common::MS,
+            sent_ns: i * common::MS,
+            finished_ns: i * common::MS + 100_000,
+            rows: 1,
+            error: None,
+            mismatch: captures::Mismatch::NONE,
+        }))
+        .unwrap();
+    }
+    w.close().unwrap();
+}
+
+/// The file cut in the middle of its last chunk: what a killed writer leaves.
+fn truncate_tail(path: &std::path::Path) {
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, &bytes[..bytes.len() - 3]).unwrap();
+}
+
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("r.sqlres");
+    results_file(&results, 2000);
+    truncate_tail(&results);
+    // A truncated results file is read up to the cut, with a logged warning.
+    let out = Command::new(env!("CARGO_BIN_EXE_replayer"))
+        .args(["compare", "--log", "warn"])
+        .arg(&results)
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("WARN"), "a warning is logged: {err}");
+    assert!(!err.contains('\x1b'), "no ANSI escapes: {err:?}");
+}

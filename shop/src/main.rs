@@ -109,10 +109,7 @@ struct DriveArgs {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
-        .with_writer(std::io::stderr)
-        .init();
+    cli::init_logging(&args.log);
     let result = tokio::runtime::Runtime::new()
         .context("cannot start the runtime")
         .and_then(|runtime| runtime.block_on(run(args.command)));
