@@ -46,6 +46,9 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
+    // Its output is short progress and status lines (println!): a reader that leaves
+    // early ends the playground as it does the other binaries.
+    cli::exit_quietly_on_closed_stdout();
     // Only the commands that start servers take over Ctrl-C (to stop them first); the
     // dashboard and the rest keep the default, which simply ends them.
     let result = match args.command {

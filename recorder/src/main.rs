@@ -11,6 +11,7 @@ use recorder::config::Config;
 fn main() -> ExitCode {
     let config = Config::parse();
     cli::init_logging(&config.log);
+    cli::exit_quietly_on_closed_stdout();
     cli::exit(
         "recorder",
         run(config).map(|summary| {

@@ -1,6 +1,7 @@
 //! `replayer inspect`: what a capture holds, without a target.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
 use std::path::Path;
 
 use captures::fingerprint::{Fingerprinter, class_id, class_id_hex};
@@ -141,30 +142,34 @@ pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
     })
 }
 
-pub fn print_text(i: &Inspection) {
-    println!("capture      {}", i.path);
-    println!(
+/// The inspection as text. Writes fail rather than panic (a closed stdout: `| head`).
+pub fn print_text(out: &mut impl Write, i: &Inspection) -> std::io::Result<()> {
+    writeln!(out, "capture      {}", i.path)?;
+    writeln!(
+        out,
         "recorded by  {} from {} (server {})",
         i.tool, i.upstream, i.server_version
-    );
+    )?;
     if i.redacted {
-        println!("redacted     yes: classes only, cannot be replayed");
+        writeln!(out, "redacted     yes: classes only, cannot be replayed")?;
     }
     for (k, v) in &i.labels {
-        println!("label        {k} = {v}");
+        writeln!(out, "label        {k} = {v}")?;
     }
-    println!(
+    writeln!(
+        out,
         "contents     {} connections, {} commands ({} errors) over {:.1}s, {} query classes",
         i.connections, i.commands, i.errors, i.duration_s, i.classes
-    );
+    )?;
     let kinds: Vec<String> = i.by_kind.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!("by kind      {}", kinds.join(", "));
-    let table = |title: &str, lines: &[ClassLine]| {
-        println!("\n{title}");
-        println!(
+    writeln!(out, "by kind      {}", kinds.join(", "))?;
+    let mut table = |title: &str, lines: &[ClassLine]| -> std::io::Result<()> {
+        writeln!(out, "\n{title}")?;
+        writeln!(
+            out,
             "  {:>9} {:>11} {:>6}  {:<16}  fingerprint",
             "count", "total ms", "errors", "class"
-        );
+        )?;
         for l in lines {
             let mut fp = l.fingerprint.clone();
             if fp.len() > 100 {
@@ -175,25 +180,35 @@ pub fn print_text(i: &Inspection) {
                 fp.truncate(cut);
                 fp.push_str("...");
             }
-            println!(
+            writeln!(
+                out,
                 "  {:>9} {:>11.1} {:>6}  {}  {fp}",
                 l.count, l.total_ms, l.errors, l.id
-            );
+            )?;
         }
+        Ok(())
     };
-    table("top classes by count", &i.top_by_count);
-    table("top classes by captured time", &i.top_by_time);
+    table("top classes by count", &i.top_by_count)?;
+    table("top classes by captured time", &i.top_by_time)?;
     if let Some(p) = &i.problem {
-        println!("\nWARNING: the capture ends early: {p}");
-        println!("         (everything before that point is counted above and can be replayed)");
+        writeln!(out, "\nWARNING: the capture ends early: {p}")?;
+        writeln!(
+            out,
+            "         (everything before that point is counted above and can be replayed)"
+        )?;
     } else if !i.ended_cleanly {
-        println!(
+        writeln!(
+            out,
             "\nnote: the capture ended without a clean close (recorder killed, or an older version)"
-        );
+        )?;
     }
     if let Some(n) = i.dropped.filter(|n| *n > 0) {
-        println!("WARNING: the recorder dropped {n} records: the capture is incomplete");
+        writeln!(
+            out,
+            "WARNING: the recorder dropped {n} records: the capture is incomplete"
+        )?;
     }
+    Ok(())
 }
 
 /// Width of the windows in which [`Shape::peak_busy`] averages concurrency.

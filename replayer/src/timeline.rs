@@ -6,7 +6,7 @@
 //! small HdrHistogram, and into phases between consecutive events, so memory depends on
 //! neither the run's length nor its rate.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -240,13 +240,14 @@ pub fn render_text(t: &Timeline) -> String {
     s
 }
 
-pub fn run(args: &TimelineArgs) -> Result<()> {
+/// Prints the phase table on `out` and writes the files asked for.
+pub fn run(args: &TimelineArgs, out: &mut impl Write) -> Result<()> {
     let events = match &args.events {
         Some(path) => read_events(path)?,
         None => Vec::new(),
     };
     let t = build(&args.results, &events, args.bucket)?;
-    print!("{}", render_text(&t));
+    write!(out, "{}", render_text(&t))?;
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&t)?)
             .with_context(|| format!("writing {}", path.display()))?;
