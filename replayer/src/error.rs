@@ -16,6 +16,11 @@ pub enum Error {
     #[error("{0}")]
     Format(#[from] captures::Error),
 
+    /// A capture or results file damaged (not merely cut short) part-way: what came
+    /// before was used, but the command fails.
+    #[error("{path} is damaged: {problem}")]
+    Damaged { path: PathBuf, problem: String },
+
     #[error(
         "{path} is a redacted capture (recorded with --redact): it holds query classes, \
              not the literal values a replay needs. Inspect and compare it; record again \

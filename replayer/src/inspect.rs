@@ -28,6 +28,8 @@ pub struct Inspection {
     pub top_by_time: Vec<ClassLine>,
     /// Set when the file ends in a truncated or damaged chunk (everything before it counted).
     pub problem: Option<String>,
+    /// The problem is damage (corruption), not a tail cut short by a killed recorder.
+    pub damaged: bool,
     /// The recorder closed the capture cleanly (its end record is there); false for a
     /// recorder that was killed or crashed, and for captures of older versions.
     pub ended_cleanly: bool,
@@ -60,10 +62,12 @@ pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
     let (mut commands, mut errors) = (0u64, 0u64);
     let (mut first, mut last) = (u64::MAX, 0u64);
     let mut problem = None;
+    let mut damaged = false;
     for item in reader.by_ref() {
         let record = match item {
             Ok(r) => r,
             Err(e) => {
+                damaged = !e.is_truncation();
                 problem = Some(e.to_string());
                 break;
             }
@@ -137,6 +141,7 @@ pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
         top_by_count,
         top_by_time,
         problem,
+        damaged,
         ended_cleanly: reader.ended_cleanly(),
         dropped,
     })
@@ -191,7 +196,12 @@ pub fn print_text(out: &mut impl Write, i: &Inspection) -> std::io::Result<()> {
     table("top classes by count", &i.top_by_count)?;
     table("top classes by captured time", &i.top_by_time)?;
     if let Some(p) = &i.problem {
-        writeln!(out, "\nWARNING: the capture ends early: {p}")?;
+        let what = if i.damaged {
+            "is damaged"
+        } else {
+            "ends early"
+        };
+        writeln!(out, "\nWARNING: the capture {what}: {p}")?;
         writeln!(
             out,
             "         (everything before that point is counted above and can be replayed)"
@@ -250,4 +260,32 @@ pub fn shape(path: &Path) -> Result<Shape, captures::Error> {
         peak_busy: peak.div_ceil(BUSY_WINDOW_NS).max(1),
         writes,
     })
+}
+
+impl Inspection {
+    /// After the report: a damaged capture is an error (the report covers the part before
+    /// the damage); a truncated tail, what a killed recorder leaves, only a warning.
+    pub fn check(&self) -> Result<(), Error> {
+        match &self.problem {
+            Some(problem) if self.damaged => Err(Error::Damaged {
+                path: self.path.clone().into(),
+                problem: problem.clone(),
+            }),
+            Some(problem) => {
+                warn_incomplete(Path::new(&self.path), problem);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// One line on stderr for a file that ends early but is not damaged (a cut tail, records
+/// the recorder dropped): the records it has were used.
+pub fn warn_incomplete(path: &Path, problem: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "replayer: warning: {}: {problem}",
+        path.display()
+    );
 }

@@ -176,6 +176,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             } else {
                 replayer::inspect::print_text(&mut out, &i)?;
             }
+            i.check()?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Fingerprint { file, sql, text } => {
@@ -226,6 +227,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 }
                 writeln!(out, "against {}", redact_url(&args.target.target))?;
                 replayer::inspect::print_text(&mut out, &i)?;
+                i.check()?;
                 return Ok(ExitCode::SUCCESS);
             }
             let cfg = run_config(
@@ -273,9 +275,11 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     Err(e) => eprintln!("replayer: could not explain routes on vtgate: {e}"),
                 }
             }
-            if summary.capture_damaged {
-                bail!("the capture is damaged; replayed the part before the damage");
-            }
+            capture_check(
+                &args.capture,
+                summary.capture_problem.as_deref(),
+                summary.capture_damaged,
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ramp(args) => ramp(&args),
@@ -356,6 +360,24 @@ fn warn_if_ramping_writes(args: &RampArgs) -> Result<()> {
     Ok(())
 }
 
+/// After a replay: a damaged capture fails the command (what came before the damage was
+/// replayed and reported), as `inspect` and `timeline` fail on damaged input; a tail cut
+/// short by a killed recorder is only a warning.
+fn capture_check(capture: &std::path::Path, problem: Option<&str>, damaged: bool) -> Result<()> {
+    match problem {
+        Some(problem) if damaged => Err(replayer::Error::Damaged {
+            path: capture.to_path_buf(),
+            problem: problem.to_string(),
+        }
+        .into()),
+        Some(problem) => {
+            replayer::inspect::warn_incomplete(capture, problem);
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
 /// Whether two paths name one file (the second may not exist yet).
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
@@ -394,6 +416,8 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
     warn_if_ramping_writes(args)?;
     let mut steps = Vec::new();
     let mut interrupted = false;
+    // Every step reads the same capture: how it ended, from the last step.
+    let mut capture_end = (None, false);
     for s in &args.speeds {
         let speed: Speed = s.parse()?;
         let Speed::Factor(factor) = speed else {
@@ -405,6 +429,7 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
         run_before(args.target.before.as_deref())?;
         let summary = rt.block_on(replayer::run::run(cfg))?;
         print_summary(&summary, speed, &out);
+        capture_end = (summary.capture_problem.clone(), summary.capture_damaged);
         if summary.interrupted {
             // A cut-short step says nothing about capacity: report the steps before it.
             interrupted = true;
@@ -478,6 +503,9 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
             "no saturation up to {}x",
             steps.last().map_or(0.0, |s| s.speed)
         )?,
+    }
+    if !interrupted {
+        capture_check(&args.capture, capture_end.0.as_deref(), capture_end.1)?;
     }
     Ok(if interrupted {
         ExitCode::from(130)

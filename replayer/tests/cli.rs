@@ -141,6 +141,33 @@ fn capture_file(path: &std::path::Path, classes: u64) {
     w.close().unwrap();
 }
 
+/// Flips a byte in the middle of the file so that reading fails there with damage (not
+/// truncation), and returns the error a reader meets.
+fn damage(path: &std::path::Path, read: impl Fn(&std::path::Path) -> Option<captures::Error>) {
+    let clean = std::fs::read(path).unwrap();
+    for at in clean.len() / 2..clean.len() {
+        let mut bytes = clean.clone();
+        bytes[at] ^= 0x40;
+        std::fs::write(path, &bytes).unwrap();
+        if read(path).is_some_and(|e| !e.is_truncation()) {
+            return;
+        }
+    }
+    panic!("no byte flip damaged {}", path.display());
+}
+
+fn capture_error(path: &std::path::Path) -> Option<captures::Error> {
+    captures::CaptureReader::open(path)
+        .unwrap()
+        .find_map(Result::err)
+}
+
+fn results_error(path: &std::path::Path) -> Option<captures::Error> {
+    captures::ResultsReader::open(path)
+        .unwrap()
+        .find_map(Result::err)
+}
+
 /// Spawns the command with stdout piped, reads one line, closes the pipe.
 fn read_one_line_and_leave(args: &[&std::ffi::OsStr]) -> Output {
     use std::io::BufRead;
@@ -194,6 +221,90 @@ fn a_reader_that_leaves_early_ends_fingerprint_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert_eq!(err, "", "nothing to say to a reader that left");
+}
+
+#[test]
+fn a_damaged_capture_fails_inspect_after_the_readable_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("c.sqlcap");
+    capture_file(&capture, 300);
+    damage(&capture, capture_error);
+    for json in [false, true] {
+        let mut args = vec!["inspect", capture.to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        let out = replayer(&args);
+        let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert_eq!(out.status.code(), Some(1), "{stdout}\n{err}");
+        assert!(
+            stdout.contains("select c"),
+            "the part before the damage: {stdout}"
+        );
+        assert!(err.contains("is damaged"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    // A dry run reads the capture the same way.
+    let out = replayer(&[
+        "run",
+        capture.to_str().unwrap(),
+        "--dry-run",
+        "--target",
+        "mysql://u@127.0.0.1:1",
+        "--out",
+        dir.path().join("r.sqlres").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
+fn a_truncated_capture_is_inspected_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("c.sqlcap");
+    capture_file(&capture, 300);
+    truncate_tail(&capture);
+    assert!(capture_error(&capture).unwrap().is_truncation());
+    let out = replayer(&["inspect", capture.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("truncated"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_damaged_results_file_fails_timeline_and_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("r.sqlres");
+    results_file(&results, 2000, 1);
+    damage(&results, results_error);
+    let out = replayer(&["timeline", results.to_str().unwrap()]);
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{err}");
+    assert!(
+        stdout.contains("latency by phase"),
+        "the part before: {stdout}"
+    );
+    assert!(err.contains("is damaged"), "{err}");
+    let out = replayer(&["compare", results.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
+fn a_truncated_results_file_gives_a_timeline_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("r.sqlres");
+    results_file(&results, 2000, 1);
+    truncate_tail(&results);
+    let out = replayer(&["timeline", results.to_str().unwrap()]);
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{err}");
+    assert!(stdout.contains("latency by phase"), "{stdout}");
+    assert!(
+        err.contains("warning") && err.contains("truncated"),
+        "{err}"
+    );
 }
 
 #[test]
