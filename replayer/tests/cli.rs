@@ -323,3 +323,61 @@ fn a_reader_that_leaves_early_ends_compare_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+#[test]
+fn run_fails_on_a_damaged_capture_and_warns_on_a_truncated_one() {
+    let server = testkit::MariaDb::shared().unwrap();
+    let db = server.fresh_database("cli").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.sqlcap");
+    let mut s = common::Script::default();
+    s.open(1, 0, &db);
+    for i in 0..2000u64 {
+        s.query(1, (1 + i) * 1000, &format!("SELECT {i}"), common::rows(1));
+    }
+    let mut w = captures::CaptureWriter::create(
+        &clean,
+        &common::meta(false),
+        captures::WriterOptions {
+            chunk_bytes: 512,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for r in &s.records {
+        w.append(r).unwrap();
+    }
+    w.close().unwrap();
+    let run = |capture: &std::path::Path| {
+        let out = dir.path().join("r.sqlres");
+        Command::new(env!("CARGO_BIN_EXE_replayer"))
+            .arg("run")
+            .arg(capture)
+            .args(["--target", &server.url(), "--speed", "max", "--quiet"])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+
+    let damaged = dir.path().join("damaged.sqlcap");
+    std::fs::copy(&clean, &damaged).unwrap();
+    damage(&damaged, capture_error);
+    let out = run(&damaged);
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{err}");
+    assert!(stdout.contains("replay "), "the summary: {stdout}");
+    assert!(err.contains("is damaged"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let truncated = dir.path().join("truncated.sqlcap");
+    std::fs::copy(&clean, &truncated).unwrap();
+    truncate_tail(&truncated);
+    let out = run(&truncated);
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{err}");
+    assert!(
+        err.contains("warning") && err.contains("truncated"),
+        "{err}"
+    );
+}
