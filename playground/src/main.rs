@@ -45,10 +45,13 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = Cli::parse();
+    // Its output is short progress and status lines (println!): a reader that leaves
+    // early ends the playground as it does the other binaries.
+    cli::exit_quietly_on_closed_stdout();
     // Only the commands that start servers take over Ctrl-C (to stop them first); the
     // dashboard and the rest keep the default, which simply ends them.
-    let result = match cli.command {
+    let result = match args.command {
         Cmd::Demo(args) => run_interruptible(move || demo::run(args), &install_interrupt_handler()),
         Cmd::Up(args) => run_interruptible(move || stack::up(args), &install_interrupt_handler()),
         Cmd::Down { repo } => stack::down(repo),
@@ -56,13 +59,7 @@ fn main() -> ExitCode {
         Cmd::Dashboard(args) => dashboard::run(args),
         Cmd::Event(args) => events::run(args),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("playground: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit("playground", result.map(|()| ExitCode::SUCCESS))
 }
 
 type Interrupted = std::sync::mpsc::Receiver<()>;

@@ -10,20 +10,15 @@ use recorder::config::Config;
 
 fn main() -> ExitCode {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
-        .with_writer(std::io::stderr)
-        .init();
-    match run(config) {
-        Ok(summary) => {
+    cli::init_logging(&config.log);
+    cli::exit_quietly_on_closed_stdout();
+    cli::exit(
+        "recorder",
+        run(config).map(|summary| {
             eprintln!("{summary}");
             ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("recorder: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+        }),
+    )
 }
 
 fn run(config: Config) -> anyhow::Result<String> {

@@ -1,9 +1,12 @@
 use std::path::PathBuf;
 
 /// What stops a replay, an inspection or a comparison before it produces anything.
+///
+/// A variant with a source names it in the chain, not in its own message (`{:#}` and
+/// `cli::print_error` print the chain; printing both said the cause twice).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Capture {
         path: PathBuf,
         #[source]
@@ -12,6 +15,11 @@ pub enum Error {
 
     #[error("{0}")]
     Format(#[from] captures::Error),
+
+    /// A capture or results file damaged (not merely cut short) part-way: what came
+    /// before was used, but the command fails.
+    #[error("{path} is damaged: {problem}")]
+    Damaged { path: PathBuf, problem: String },
 
     #[error(
         "{path} is a redacted capture (recorded with --redact): it holds query classes, \
@@ -23,7 +31,7 @@ pub enum Error {
     #[error("bad target {url:?}: {reason}")]
     Target { url: String, reason: String },
 
-    #[error("cannot reach the target {target}: {source}")]
+    #[error("cannot reach the target {target}")]
     Unreachable {
         target: String,
         #[source]
@@ -36,7 +44,7 @@ pub enum Error {
     #[error("bad --speed {0:?}: expected a positive number (e.g. 1, 2.5, 0.1) or `max`")]
     Speed(String),
 
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         #[source]

@@ -1,6 +1,7 @@
 //! `replayer inspect`: what a capture holds, without a target.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
 use std::path::Path;
 
 use captures::fingerprint::{Fingerprinter, class_id, class_id_hex};
@@ -27,6 +28,8 @@ pub struct Inspection {
     pub top_by_time: Vec<ClassLine>,
     /// Set when the file ends in a truncated or damaged chunk (everything before it counted).
     pub problem: Option<String>,
+    /// The problem is damage (corruption), not a tail cut short by a killed recorder.
+    pub damaged: bool,
     /// The recorder closed the capture cleanly (its end record is there); false for a
     /// recorder that was killed or crashed, and for captures of older versions.
     pub ended_cleanly: bool,
@@ -59,10 +62,12 @@ pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
     let (mut commands, mut errors) = (0u64, 0u64);
     let (mut first, mut last) = (u64::MAX, 0u64);
     let mut problem = None;
+    let mut damaged = false;
     for item in reader.by_ref() {
         let record = match item {
             Ok(r) => r,
             Err(e) => {
+                damaged = !e.is_truncation();
                 problem = Some(e.to_string());
                 break;
             }
@@ -136,35 +141,40 @@ pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
         top_by_count,
         top_by_time,
         problem,
+        damaged,
         ended_cleanly: reader.ended_cleanly(),
         dropped,
     })
 }
 
-pub fn print_text(i: &Inspection) {
-    println!("capture      {}", i.path);
-    println!(
+/// The inspection as text. Writes fail rather than panic (a closed stdout: `| head`).
+pub fn print_text(out: &mut impl Write, i: &Inspection) -> std::io::Result<()> {
+    writeln!(out, "capture      {}", i.path)?;
+    writeln!(
+        out,
         "recorded by  {} from {} (server {})",
         i.tool, i.upstream, i.server_version
-    );
+    )?;
     if i.redacted {
-        println!("redacted     yes: classes only, cannot be replayed");
+        writeln!(out, "redacted     yes: classes only, cannot be replayed")?;
     }
     for (k, v) in &i.labels {
-        println!("label        {k} = {v}");
+        writeln!(out, "label        {k} = {v}")?;
     }
-    println!(
+    writeln!(
+        out,
         "contents     {} connections, {} commands ({} errors) over {:.1}s, {} query classes",
         i.connections, i.commands, i.errors, i.duration_s, i.classes
-    );
+    )?;
     let kinds: Vec<String> = i.by_kind.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!("by kind      {}", kinds.join(", "));
-    let table = |title: &str, lines: &[ClassLine]| {
-        println!("\n{title}");
-        println!(
+    writeln!(out, "by kind      {}", kinds.join(", "))?;
+    let mut table = |title: &str, lines: &[ClassLine]| -> std::io::Result<()> {
+        writeln!(out, "\n{title}")?;
+        writeln!(
+            out,
             "  {:>9} {:>11} {:>6}  {:<16}  fingerprint",
             "count", "total ms", "errors", "class"
-        );
+        )?;
         for l in lines {
             let mut fp = l.fingerprint.clone();
             if fp.len() > 100 {
@@ -175,25 +185,40 @@ pub fn print_text(i: &Inspection) {
                 fp.truncate(cut);
                 fp.push_str("...");
             }
-            println!(
+            writeln!(
+                out,
                 "  {:>9} {:>11.1} {:>6}  {}  {fp}",
                 l.count, l.total_ms, l.errors, l.id
-            );
+            )?;
         }
+        Ok(())
     };
-    table("top classes by count", &i.top_by_count);
-    table("top classes by captured time", &i.top_by_time);
+    table("top classes by count", &i.top_by_count)?;
+    table("top classes by captured time", &i.top_by_time)?;
     if let Some(p) = &i.problem {
-        println!("\nWARNING: the capture ends early: {p}");
-        println!("         (everything before that point is counted above and can be replayed)");
+        let what = if i.damaged {
+            "is damaged"
+        } else {
+            "ends early"
+        };
+        writeln!(out, "\nWARNING: the capture {what}: {p}")?;
+        writeln!(
+            out,
+            "         (everything before that point is counted above and can be replayed)"
+        )?;
     } else if !i.ended_cleanly {
-        println!(
+        writeln!(
+            out,
             "\nnote: the capture ended without a clean close (recorder killed, or an older version)"
-        );
+        )?;
     }
     if let Some(n) = i.dropped.filter(|n| *n > 0) {
-        println!("WARNING: the recorder dropped {n} records: the capture is incomplete");
+        writeln!(
+            out,
+            "WARNING: the recorder dropped {n} records: the capture is incomplete"
+        )?;
     }
+    Ok(())
 }
 
 /// Width of the windows in which [`Shape::peak_busy`] averages concurrency.
@@ -235,4 +260,32 @@ pub fn shape(path: &Path) -> Result<Shape, captures::Error> {
         peak_busy: peak.div_ceil(BUSY_WINDOW_NS).max(1),
         writes,
     })
+}
+
+impl Inspection {
+    /// After the report: a damaged capture is an error (the report covers the part before
+    /// the damage); a truncated tail, what a killed recorder leaves, only a warning.
+    pub fn check(&self) -> Result<(), Error> {
+        match &self.problem {
+            Some(problem) if self.damaged => Err(Error::Damaged {
+                path: self.path.clone().into(),
+                problem: problem.clone(),
+            }),
+            Some(problem) => {
+                warn_incomplete(Path::new(&self.path), problem);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// One line on stderr for a file that ends early but is not damaged (a cut tail, records
+/// the recorder dropped): the records it has were used.
+pub fn warn_incomplete(path: &Path, problem: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "replayer: warning: {}: {problem}",
+        path.display()
+    );
 }

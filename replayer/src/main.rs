@@ -1,6 +1,6 @@
 //! `replayer`: inspect, run, fingerprint, compare and ramp.
 
-use std::io::BufReader;
+use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -159,35 +159,30 @@ struct RampArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
-        .with_writer(std::io::stderr)
-        .init();
-    match dispatch(cli.command) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("replayer: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = Cli::parse();
+    cli::init_logging(&args.log);
+    // Output below goes through cli::stdout; this catches the println!s that do not yet.
+    cli::exit_quietly_on_closed_stdout();
+    cli::exit("replayer", dispatch(args.command))
 }
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
         Command::Inspect { capture, json, top } => {
             let i = replayer::inspect::inspect(&capture, top)?;
+            let mut out = cli::stdout();
             if json {
-                println!("{}", serde_json::to_string_pretty(&i)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&i)?)?;
             } else {
-                replayer::inspect::print_text(&i);
+                replayer::inspect::print_text(&mut out, &i)?;
             }
+            i.check()?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Fingerprint { file, sql, text } => {
             let input = if sql { Input::Sql } else { Input::JsonLines };
             let output = if text { Output::Text } else { Output::Json };
-            let stdout = std::io::stdout().lock();
+            let stdout = cli::stdout();
             match file {
                 Some(path) => {
                     let f = std::fs::File::open(&path)
@@ -205,30 +200,34 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Compare(args) => replayer::compare::run(&args),
         Command::Timeline(args) => {
-            replayer::timeline::run(&args)?;
+            replayer::timeline::run(&args, &mut cli::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => {
             let speed: Speed = args.speed.parse()?;
             if args.dry_run {
                 let i = replayer::inspect::inspect(&args.capture, 10)?;
-                println!(
+                let mut out = cli::stdout();
+                writeln!(
+                    out,
                     "would replay {} commands on {} connections (× scale {}) from {}",
                     i.commands,
                     i.connections,
                     args.target.scale,
                     args.capture.display()
-                );
+                )?;
                 match speed {
-                    Speed::Factor(f) => println!(
+                    Speed::Factor(f) => writeln!(
+                        out,
                         "at {speed}: about {:.1}s of wall time for {:.1}s captured",
                         i.duration_s / f,
                         i.duration_s
-                    ),
-                    Speed::Max => println!("at max speed: back to back per connection"),
+                    )?,
+                    Speed::Max => writeln!(out, "at max speed: back to back per connection")?,
                 }
-                println!("against {}", redact_url(&args.target.target));
-                replayer::inspect::print_text(&i);
+                writeln!(out, "against {}", redact_url(&args.target.target))?;
+                replayer::inspect::print_text(&mut out, &i)?;
+                i.check()?;
                 return Ok(ExitCode::SUCCESS);
             }
             let cfg = run_config(
@@ -266,18 +265,21 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                             .values()
                             .filter(|r| r.shards.as_deref() == Some("all"))
                             .count();
-                        println!(
+                        writeln!(
+                            cli::stdout(),
                             "vtgate routing: {} classes explained, {scatter} scatter ({}.routes.json)",
                             routes.len(),
                             args.out.display()
-                        );
+                        )?;
                     }
                     Err(e) => eprintln!("replayer: could not explain routes on vtgate: {e}"),
                 }
             }
-            if summary.capture_damaged {
-                bail!("the capture is damaged; replayed the part before the damage");
-            }
+            capture_check(
+                &args.capture,
+                summary.capture_problem.as_deref(),
+                summary.capture_damaged,
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ramp(args) => ramp(&args),
@@ -358,6 +360,24 @@ fn warn_if_ramping_writes(args: &RampArgs) -> Result<()> {
     Ok(())
 }
 
+/// After a replay: a damaged capture fails the command (what came before the damage was
+/// replayed and reported), as `inspect` and `timeline` fail on damaged input; a tail cut
+/// short by a killed recorder is only a warning.
+fn capture_check(capture: &std::path::Path, problem: Option<&str>, damaged: bool) -> Result<()> {
+    match problem {
+        Some(problem) if damaged => Err(replayer::Error::Damaged {
+            path: capture.to_path_buf(),
+            problem: problem.to_string(),
+        }
+        .into()),
+        Some(problem) => {
+            replayer::inspect::warn_incomplete(capture, problem);
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
 /// Whether two paths name one file (the second may not exist yet).
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
@@ -396,6 +416,8 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
     warn_if_ramping_writes(args)?;
     let mut steps = Vec::new();
     let mut interrupted = false;
+    // Every step reads the same capture: how it ended, from the last step.
+    let mut capture_end = (None, false);
     for s in &args.speeds {
         let speed: Speed = s.parse()?;
         let Speed::Factor(factor) = speed else {
@@ -407,6 +429,7 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
         run_before(args.target.before.as_deref())?;
         let summary = rt.block_on(replayer::run::run(cfg))?;
         print_summary(&summary, speed, &out);
+        capture_end = (summary.capture_problem.clone(), summary.capture_damaged);
         if summary.interrupted {
             // A cut-short step says nothing about capacity: report the steps before it.
             interrupted = true;
@@ -437,12 +460,15 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
         serde_json::to_vec_pretty(&steps)?,
     )?;
     replayer::report::ramp::write_ramp_html(&steps, knee, &args.out.join("ramp.html"))?;
-    println!(
+    let mut out = cli::stdout();
+    writeln!(
+        out,
         "\n{:>8} {:>12} {:>12} {:>9} {:>9} {:>11} {:>7}  schedule",
         "speed", "scheduled/s", "achieved/s", "p50 ms", "p99 ms", "lag p99 ms", "errors"
-    );
+    )?;
     for s in &steps {
-        println!(
+        writeln!(
+            out,
             "{:>7}x {:>12.0} {:>12.0} {:>9.3} {:>9.3} {:>11.3} {:>6.2}%  {}{}",
             s.speed,
             s.scheduled_qps,
@@ -453,24 +479,33 @@ fn ramp(args: &RampArgs) -> Result<ExitCode> {
             s.error_rate * 100.0,
             if s.kept { "kept" } else { "FELL BEHIND" },
             if s.saturated { "  ← saturated" } else { "" }
-        );
+        )?;
     }
     match replayer::report::ramp::highest_kept(&steps) {
-        Some(speed) => println!("highest speed that kept its schedule: {speed}x"),
-        None => println!("no speed kept its schedule"),
+        Some(speed) => writeln!(out, "highest speed that kept its schedule: {speed}x")?,
+        None => writeln!(out, "no speed kept its schedule")?,
     }
     match knee {
-        Some(0) => println!("the target is saturated already at {}x", steps[0].speed),
-        Some(k) => println!(
+        Some(0) => writeln!(
+            out,
+            "the target is saturated already at {}x",
+            steps[0].speed
+        )?,
+        Some(k) => writeln!(
+            out,
             "knee: the target keeps up to {}x and saturates at {}x",
             steps[k - 1].speed,
             steps[k].speed
-        ),
-        None if interrupted => println!("interrupted before the target saturated"),
-        None => println!(
+        )?,
+        None if interrupted => writeln!(out, "interrupted before the target saturated")?,
+        None => writeln!(
+            out,
             "no saturation up to {}x",
             steps.last().map_or(0.0, |s| s.speed)
-        ),
+        )?,
+    }
+    if !interrupted {
+        capture_check(&args.capture, capture_end.0.as_deref(), capture_end.1)?;
     }
     Ok(if interrupted {
         ExitCode::from(130)

@@ -6,7 +6,7 @@
 //! small HdrHistogram, and into phases between consecutive events, so memory depends on
 //! neither the run's length nor its rate.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -68,6 +68,13 @@ pub struct Timeline {
     pub phases: Vec<Stretch>,
     /// Events inside the run, as seconds since its start.
     pub events: Vec<(f64, String)>,
+    /// Why the results file ended early (a cut tail or damage), if it did: the timeline
+    /// covers the records before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// The problem is damage, not a tail cut short by a killed run.
+    #[serde(skip)]
+    pub damaged: bool,
 }
 
 struct Acc {
@@ -155,8 +162,17 @@ pub fn build(results: &Path, events: &[Event], bucket: Option<f64>) -> Result<Ti
         .map(|_| Acc::new())
         .collect::<Result<_>>()?;
     let mut last_ns = 0u64;
+    let (mut problem, mut damaged) = (None, false);
     for item in reader {
-        let ResultRecord::Exec(e) = item? else {
+        let record = match item {
+            Ok(record) => record,
+            Err(e) => {
+                damaged = !e.is_truncation();
+                problem = Some(e.to_string());
+                break;
+            }
+        };
+        let ResultRecord::Exec(e) = record else {
             continue;
         };
         last_ns = last_ns.max(e.sent_ns);
@@ -206,6 +222,8 @@ pub fn build(results: &Path, events: &[Event], bucket: Option<f64>) -> Result<Ti
             .map(|(at, label)| (*at as f64 / 1e9, label.clone()))
             .filter(|(at, _)| *at <= end_s)
             .collect(),
+        problem,
+        damaged,
     })
 }
 
@@ -240,13 +258,15 @@ pub fn render_text(t: &Timeline) -> String {
     s
 }
 
-pub fn run(args: &TimelineArgs) -> Result<()> {
+/// Prints the phase table on `out` and writes the files asked for; a damaged results
+/// file fails after all that (the timeline covers the records before the damage).
+pub fn run(args: &TimelineArgs, out: &mut impl Write) -> Result<()> {
     let events = match &args.events {
         Some(path) => read_events(path)?,
         None => Vec::new(),
     };
     let t = build(&args.results, &events, args.bucket)?;
-    print!("{}", render_text(&t));
+    write!(out, "{}", render_text(&t))?;
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&t)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -255,5 +275,16 @@ pub fn run(args: &TimelineArgs) -> Result<()> {
         std::fs::write(path, crate::report::timeline::render_html(&t))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(())
+    match t.problem {
+        Some(problem) if t.damaged => Err(crate::Error::Damaged {
+            path: args.results.clone(),
+            problem,
+        }
+        .into()),
+        Some(problem) => {
+            crate::inspect::warn_incomplete(&args.results, &problem);
+            Ok(())
+        }
+        None => Ok(()),
+    }
 }

@@ -1,5 +1,6 @@
 //! `shop seed | serve | drive`: see the crate docs and the README.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -108,25 +109,13 @@ struct DriveArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("shop: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("shop: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = Cli::parse();
+    cli::init_logging(&args.log);
+    cli::exit_quietly_on_closed_stdout();
+    let result = tokio::runtime::Runtime::new()
+        .context("cannot start the runtime")
+        .and_then(|runtime| runtime.block_on(run(args.command)));
+    cli::exit("shop", result.map(|()| ExitCode::SUCCESS))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -153,7 +142,8 @@ async fn seed_command(args: SeedArgs) -> anyhow::Result<()> {
         progress: true,
     };
     let r = seed::seed(&db, &cfg).await.context("seeding")?;
-    println!(
+    writeln!(
+        cli::stdout(),
         "seeded {} products, {} customers, {} addresses, {} orders ({} items) with seed {seed} in {:.1} s ({:.0} rows/s)",
         r.products,
         r.customers,
@@ -162,7 +152,7 @@ async fn seed_command(args: SeedArgs) -> anyhow::Result<()> {
         r.order_items,
         r.seconds,
         r.rows() as f64 / r.seconds.max(1e-9)
-    );
+    )?;
     Ok(())
 }
 
@@ -213,7 +203,10 @@ async fn drive_command(args: DriveArgs) -> anyhow::Result<()> {
     };
     if args.ramp {
         let (steps, knee) = drive::ramp(&cfg, args.max_users).await?;
-        println!("throughput stopped rising beyond {knee} users");
+        writeln!(
+            cli::stdout(),
+            "throughput stopped rising beyond {knee} users"
+        )?;
         if let Some(path) = args.json {
             let report = serde_json::json!({"steps": steps, "knee_users": knee});
             write_json(&path, &report)?;
@@ -221,7 +214,7 @@ async fn drive_command(args: DriveArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let report = drive::drive(&cfg).await?;
-    print!("{}", drive::render(&report));
+    write!(cli::stdout(), "{}", drive::render(&report))?;
     if let Some(path) = args.json {
         write_json(&path, &report)?;
     }
