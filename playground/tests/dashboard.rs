@@ -333,6 +333,9 @@ fn replay(metrics: &MetricsStack, server: &MariaDb, capture: &Path, dir: &Path) 
         max_errors: None,
         duration: None,
         read_ahead: 64,
+        connections: replayer::run::Connections::default(),
+        max_connections: None,
+        sync_commits: false,
         progress: false,
         metrics: Some(metrics),
         handle_signals: false,
@@ -415,6 +418,7 @@ fn query(w: &mut CaptureWriter<std::fs::File>, conn: u64, t: u64, sql: &str, out
             sql: sql.as_bytes().to_vec(),
         },
         outcome,
+        status: None,
     }))
     .unwrap();
 }
