@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::demo::{SeedSpec, VitessTarget, free_addr, reseed_vitess};
 use crate::events::{EventLog, around_replay};
-use crate::procs::{Proc, run_logged};
+use crate::procs::{Proc, free_addr, run_logged};
 use crate::stage::Stages;
+use crate::targets::{SeedSpec, VitessTarget, reseed_vitess};
 use crate::tools::Binaries;
 use crate::vitess::{Cluster, Layout};
 

@@ -7,6 +7,7 @@ mod live;
 mod procs;
 mod stack;
 mod stage;
+mod targets;
 mod tools;
 mod vitess;
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::demo::{self, SHOP_DB, SeedSpec, VitessTarget};
 use crate::procs::{self, Cleanup, Proc};
+use crate::targets::{self, SHOP_DB, SeedSpec, VitessTarget};
 use crate::tools::{self, Binaries};
 use crate::vitess::{Cluster, Layout};
 
@@ -77,7 +77,7 @@ pub fn up(args: UpArgs) -> Result<()> {
                 keep_dir: true,
                 ..Default::default()
             })?;
-            demo::reseed_mariadb(&bins, &db, &seed, &logs.join("seed.log"))?;
+            targets::reseed_mariadb(&bins, &db, &seed, &logs.join("seed.log"))?;
             let upstream = db.addr().to_string();
             _mariadb = Some(db);
             (upstream, SHOP_DB.to_string())
@@ -96,7 +96,7 @@ pub fn up(args: UpArgs) -> Result<()> {
                 args.vtgate_buffer,
             )?;
             let vt = VitessTarget::new(&cluster);
-            demo::reseed_vitess(&bins, &vt, &seed, &logs.join("seed.log"))?;
+            targets::reseed_vitess(&bins, &vt, &seed, &logs.join("seed.log"))?;
             let db = if layout == Layout::Sharded {
                 ""
             } else {
