@@ -14,6 +14,7 @@ use clap::{Args, ValueEnum};
 use crate::dashboard::ClassNames;
 use crate::events::{EventLog, around_replay};
 use crate::procs::{Proc, free_addr, run_logged};
+use crate::replay::ReplayRun;
 use crate::stage::Stages;
 use crate::targets::{SHOP_DB, SeedSpec, VitessTarget, reseed_mariadb, reseed_vitess};
 use crate::tools::{self, Binaries};
@@ -292,17 +293,17 @@ pub fn run(args: DemoArgs) -> Result<()> {
                         || {
                             reseed_mariadb(&bins, &mariadb, &seed, &logs.join("seed.log"))?;
                             around_replay(events.as_ref(), &label, || {
-                                replay(
-                                    &bins,
-                                    &capture,
-                                    &mariadb.url_for(SHOP_DB),
-                                    None,
+                                ReplayRun {
+                                    capture: &capture,
+                                    target: &mariadb.url_for(SHOP_DB),
+                                    db_map: None,
                                     speed,
-                                    &label,
-                                    &path,
-                                    statsd.as_deref(),
-                                    &logs,
-                                )
+                                    label: &label,
+                                    out: &path,
+                                    statsd: statsd.as_deref(),
+                                    quiet: false,
+                                }
+                                .run(&bins, &logs)
                             })
                         },
                     )?;
@@ -343,17 +344,17 @@ pub fn run(args: DemoArgs) -> Result<()> {
                         || {
                             reseed_vitess(&bins, &vt, &seed, &logs.join("seed.log"))?;
                             around_replay(events.as_ref(), &label, || {
-                                replay(
-                                    &bins,
-                                    &capture,
-                                    &vt.url,
-                                    vt.db_map.as_deref(),
+                                ReplayRun {
+                                    capture: &capture,
+                                    target: &vt.url,
+                                    db_map: vt.db_map.as_deref(),
                                     speed,
-                                    &label,
-                                    &path,
-                                    statsd.as_deref(),
-                                    &logs,
-                                )
+                                    label: &label,
+                                    out: &path,
+                                    statsd: statsd.as_deref(),
+                                    quiet: false,
+                                }
+                                .run(&bins, &logs)
                             })
                         },
                     )?;
@@ -442,42 +443,6 @@ fn teach_classes(bins: &Binaries, capture: &Path, names: &ClassNames) {
     if let Err(e) = learnt {
         eprintln!("playground: the dashboard will show class ids only ({e})");
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn replay(
-    bins: &Binaries,
-    capture: &Path,
-    target: &str,
-    db_map: Option<&str>,
-    speed: f64,
-    label: &str,
-    out: &Path,
-    statsd: Option<&str>,
-    logs: &Path,
-) -> Result<()> {
-    let mut cmd = Command::new(&bins.replayer);
-    cmd.arg("run")
-        .arg(capture)
-        .arg("--target")
-        .arg(target)
-        .arg("--out")
-        .arg(out)
-        .arg("--speed")
-        .arg(speed.to_string())
-        .arg("--label")
-        .arg(label);
-    if let Some(map) = db_map {
-        cmd.arg("--db-map").arg(map);
-    }
-    if let Some(statsd) = statsd {
-        cmd.arg("--statsd").arg(statsd);
-    }
-    run_logged(
-        &format!("replayer run {label}"),
-        cmd,
-        &logs.join(format!("replay-{label}.log")),
-    )
 }
 
 fn run_label(target: Target, speed: f64) -> String {

@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::events::{EventLog, around_replay};
-use crate::procs::{Proc, free_addr, run_logged};
+use crate::procs::{free_addr, run_logged};
+use crate::replay::ReplayRun;
 use crate::stage::Stages;
 use crate::targets::{SeedSpec, VitessTarget, reseed_vitess};
 use crate::tools::Binaries;
@@ -122,27 +123,17 @@ fn replay_while_resharding(
     // keyspace instead, vtgate sends table-less statements such as a
     // connection's `SELECT @@...` to the new `customer` keyspace before it has
     // a serving tablet, and they fail.)
-    let mut replay = Command::new(&live.bins.replayer);
-    replay
-        .arg("run")
-        .arg(live.capture)
-        .arg("--target")
-        .arg(target)
-        .arg("--out")
-        .arg(results)
-        .arg("--speed")
-        .arg(speed.to_string())
-        .arg("--label")
-        .arg("live-reshard")
-        .arg("--quiet");
-    if let Some(statsd) = live.statsd {
-        replay.arg("--statsd").arg(statsd);
+    let replay = ReplayRun {
+        capture: live.capture,
+        target,
+        db_map: None,
+        speed,
+        label: "live-reshard",
+        out: results,
+        statsd: live.statsd,
+        quiet: true,
     }
-    let replay = Proc::spawn(
-        "replayer run live-reshard",
-        replay,
-        &live.logs.join("replay-live-reshard.log"),
-    )?;
+    .spawn(live.bins, live.logs)?;
     // Some traffic before anything moves: the baseline of the timeline.
     std::thread::sleep(SETTLE);
     let mut reshard = Command::new(live.repo.join("vitess/reshard.sh"));

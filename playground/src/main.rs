@@ -5,6 +5,7 @@ mod demo;
 mod events;
 mod live;
 mod procs;
+mod replay;
 mod stack;
 mod stage;
 mod targets;
