@@ -3,16 +3,16 @@
 //! two, and `replayer timeline` shows the latency the application saw through each
 //! cut-over ("shard while observing performance").
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::demo::{SeedSpec, VitessTarget, free_addr, reseed_vitess};
 use crate::events::{EventLog, around_replay};
-use crate::procs::{Proc, run_logged};
-use crate::stage::Stages;
+use crate::procs::{free_addr, run_logged};
+use crate::replay::ReplayRun;
+use crate::targets::{SeedSpec, VitessTarget, reseed_vitess};
 use crate::tools::Binaries;
 use crate::vitess::{Cluster, Layout};
 
@@ -23,23 +23,55 @@ const EXPECTED_RESHARD: Duration = Duration::from_secs(200);
 /// Traffic kept running after the reshard ends, to show the settled state.
 const SETTLE: Duration = Duration::from_secs(10);
 
-/// The stages this adds to the demo's count.
-pub const STAGES: usize = 4;
+/// The stages this adds to the demo, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    StartVitess,
+    Seed,
+    Replay,
+    Timeline,
+}
 
-pub struct Live<'a> {
-    pub repo: &'a Path,
-    pub bins: &'a Binaries,
-    pub capture: &'a Path,
+impl Stage {
+    pub const ALL: [Stage; 4] = [
+        Stage::StartVitess,
+        Stage::Seed,
+        Stage::Replay,
+        Stage::Timeline,
+    ];
+}
+
+/// What the live reshard needs from the demo.
+pub struct Live {
+    pub repo: PathBuf,
+    pub bins: Binaries,
+    pub capture: PathBuf,
     pub captured: Duration,
     pub speed: Option<f64>,
     pub vtgate_buffer: bool,
-    pub seed: &'a SeedSpec,
-    pub statsd: Option<&'a str>,
+    pub seed: SeedSpec,
+    pub statsd: Option<String>,
     /// InfluxDB's URL: reshard.sh writes its milestones there too (dashboard markers).
     pub influx: Option<String>,
-    pub events: Option<&'a EventLog>,
-    pub out: &'a Path,
-    pub logs: &'a Path,
+    pub events: Option<EventLog>,
+    pub out: PathBuf,
+    pub logs: PathBuf,
+}
+
+impl Live {
+    fn speed(&self) -> f64 {
+        self.speed.unwrap_or_else(|| {
+            (self.captured.as_secs_f64() / EXPECTED_RESHARD.as_secs_f64()).clamp(0.05, 1.0)
+        })
+    }
+
+    fn results(&self) -> PathBuf {
+        self.out.join("live-reshard.results")
+    }
+
+    fn events_file(&self) -> PathBuf {
+        self.out.join("live-reshard-events.jsonl")
+    }
 }
 
 /// What the run left: the page and the phase table (for the terminal summary).
@@ -48,109 +80,143 @@ pub struct LiveOutcome {
     pub table: String,
 }
 
-pub fn run(live: &Live<'_>, stages: &mut Stages) -> Result<LiveOutcome> {
-    let speed = live.speed.unwrap_or_else(|| {
-        (live.captured.as_secs_f64() / EXPECTED_RESHARD.as_secs_f64()).clamp(0.05, 1.0)
-    });
-    let port = free_addr()?.port();
-    let dir = std::env::temp_dir().join(format!("sqlreplay-vitess-live-{}", std::process::id()));
-    let cluster = stages.run(
-        &format!("start Vitess unsharded for the live reshard (vtgate on 127.0.0.1:{port})"),
-        || Cluster::up(live.repo, Layout::Unsharded, &dir, port, live.vtgate_buffer),
-    )?;
-    let vt = VitessTarget::new(&cluster);
-    stages.run("seed it", || {
-        reseed_vitess(live.bins, &vt, live.seed, &live.logs.join("seed.log"))
-    })?;
+/// The live reshard as it runs, one [`Stage`] at a time.
+pub struct LiveRun {
+    live: Live,
+    /// The vtgate port picked for the cluster (shown in its stage's line).
+    port: Option<u16>,
+    cluster: Option<(Cluster, VitessTarget)>,
+    outcome: Option<LiveOutcome>,
+}
 
-    let results = live.out.join("live-reshard.results");
-    let events = live.out.join("live-reshard-events.jsonl");
-    // A rerun into the same directory must not inherit the last run's events.
-    let _ = std::fs::remove_file(&events);
-    stages.run(
-        &format!(
-            "replay at {speed:.2}× while vitess/reshard.sh runs (MoveTables, then 0 → -80, 80-)"
-        ),
-        || {
-            around_replay(live.events, "live-reshard", || {
-                replay_while_resharding(live, &vt.url, &dir, speed, &results, &events)
-            })
-        },
-    )?;
-    drop(cluster);
-
-    let html = live.out.join("live-reshard.html");
-    let table = stages.run("latency through the cut-overs (replayer timeline)", || {
-        let output = Command::new(&live.bins.replayer)
-            .arg("timeline")
-            .arg(&results)
-            .arg("--events")
-            .arg(&events)
-            .arg("--html")
-            .arg(&html)
-            .arg("--json")
-            .arg(live.out.join("live-reshard.json"))
-            .output()
-            .context("running replayer timeline")?;
-        if !output.status.success() {
-            bail!(
-                "replayer timeline failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+impl LiveRun {
+    pub fn new(live: Live) -> Self {
+        LiveRun {
+            live,
+            port: None,
+            cluster: None,
+            outcome: None,
         }
-        let table = String::from_utf8_lossy(&output.stdout).into_owned();
-        std::fs::write(live.out.join("live-reshard.txt"), &table)?;
-        Ok(table)
-    })?;
+    }
+
+    /// Gets ready for `stage` (picks the vtgate port; stops the cluster once the replay
+    /// is done) and returns its progress line.
+    pub fn prepare(&mut self, stage: Stage) -> Result<String> {
+        Ok(match stage {
+            Stage::StartVitess => {
+                let port = free_addr()?.port();
+                self.port = Some(port);
+                format!("start Vitess unsharded for the live reshard (vtgate on 127.0.0.1:{port})")
+            }
+            Stage::Seed => "seed it".into(),
+            Stage::Replay => format!(
+                "replay at {:.2}× while vitess/reshard.sh runs (MoveTables, then 0 → -80, 80-)",
+                self.live.speed()
+            ),
+            Stage::Timeline => {
+                self.cluster = None;
+                "latency through the cut-overs (replayer timeline)".into()
+            }
+        })
+    }
+
+    pub fn run(&mut self, stage: Stage) -> Result<()> {
+        let live = &self.live;
+        match stage {
+            Stage::StartVitess => {
+                let port = self.port.context("no vtgate port picked")?;
+                let cluster = Cluster::up(
+                    &live.repo,
+                    Layout::Unsharded,
+                    &cluster_dir(),
+                    port,
+                    live.vtgate_buffer,
+                )?;
+                let vt = VitessTarget::new(&cluster);
+                self.cluster = Some((cluster, vt));
+            }
+            Stage::Seed => {
+                let (_, vt) = self.cluster.as_ref().context("Vitess is not running")?;
+                reseed_vitess(&live.bins, vt, &live.seed, &live.logs.join("seed.log"))?;
+            }
+            Stage::Replay => {
+                let (_, vt) = self.cluster.as_ref().context("Vitess is not running")?;
+                // A rerun into the same directory must not inherit the last run's events.
+                let _ = std::fs::remove_file(live.events_file());
+                around_replay(live.events.as_ref(), "live-reshard", || {
+                    replay_while_resharding(live, &vt.url)
+                })?;
+            }
+            Stage::Timeline => self.outcome = Some(timeline(live)?),
+        }
+        Ok(())
+    }
+
+    /// The page and table, once [`Stage::Timeline`] has run.
+    pub fn outcome(&self) -> Option<&LiveOutcome> {
+        self.outcome.as_ref()
+    }
+}
+
+/// Where the live cluster keeps its state (reshard.sh is pointed there too).
+fn cluster_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("sqlreplay-vitess-live-{}", std::process::id()))
+}
+
+/// `replayer timeline` over the replay's results and the reshard's milestones.
+fn timeline(live: &Live) -> Result<LiveOutcome> {
+    let html = live.out.join("live-reshard.html");
+    let output = Command::new(&live.bins.replayer)
+        .arg("timeline")
+        .arg(live.results())
+        .arg("--events")
+        .arg(live.events_file())
+        .arg("--html")
+        .arg(&html)
+        .arg("--json")
+        .arg(live.out.join("live-reshard.json"))
+        .output()
+        .context("running replayer timeline")?;
+    if !output.status.success() {
+        bail!(
+            "replayer timeline failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let table = String::from_utf8_lossy(&output.stdout).into_owned();
+    std::fs::write(live.out.join("live-reshard.txt"), &table)?;
     Ok(LiveOutcome { html, table })
 }
 
 /// Replays the capture against `target` while vitess/reshard.sh moves and splits the
-/// customer tables of the cluster in `dir`; the milestones go to `events` (and to
+/// customer tables of the live cluster; the milestones go to the events file (and to
 /// InfluxDB when the demo has one).
-fn replay_while_resharding(
-    live: &Live<'_>,
-    target: &str,
-    dir: &Path,
-    speed: f64,
-    results: &Path,
-    events: &Path,
-) -> Result<()> {
+fn replay_while_resharding(live: &Live, target: &str) -> Result<()> {
     // Default keyspace `shop`, as the application had before sharding: the
     // tables move to `customer` under the traffic, and reshard.sh --live keeps
     // the routing rules that send `shop.customer` there. (Without a default
     // keyspace instead, vtgate sends table-less statements such as a
     // connection's `SELECT @@...` to the new `customer` keyspace before it has
     // a serving tablet, and they fail.)
-    let mut replay = Command::new(&live.bins.replayer);
-    replay
-        .arg("run")
-        .arg(live.capture)
-        .arg("--target")
-        .arg(target)
-        .arg("--out")
-        .arg(results)
-        .arg("--speed")
-        .arg(speed.to_string())
-        .arg("--label")
-        .arg("live-reshard")
-        .arg("--quiet");
-    if let Some(statsd) = live.statsd {
-        replay.arg("--statsd").arg(statsd);
+    let replay = ReplayRun {
+        capture: &live.capture,
+        target,
+        db_map: None,
+        speed: live.speed(),
+        label: "live-reshard",
+        out: &live.results(),
+        statsd: live.statsd.as_deref(),
+        quiet: true,
     }
-    let replay = Proc::spawn(
-        "replayer run live-reshard",
-        replay,
-        &live.logs.join("replay-live-reshard.log"),
-    )?;
+    .spawn(&live.bins, &live.logs)?;
     // Some traffic before anything moves: the baseline of the timeline.
     std::thread::sleep(SETTLE);
     let mut reshard = Command::new(live.repo.join("vitess/reshard.sh"));
     reshard
         .arg("--dir")
-        .arg(dir)
+        .arg(cluster_dir())
         .arg("--live")
-        .env("RESHARD_EVENTS", events);
+        .env("RESHARD_EVENTS", live.events_file());
     if let Some(url) = &live.influx {
         reshard.env("SQLREPLAY_INFLUX_URL", url);
     }

@@ -5,8 +5,10 @@ mod demo;
 mod events;
 mod live;
 mod procs;
+mod replay;
 mod stack;
 mod stage;
+mod targets;
 mod tools;
 mod vitess;
 

@@ -2,7 +2,7 @@
 //! remembered so Ctrl-C and `playground down` can stop what a crash left behind.
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
@@ -128,6 +128,12 @@ impl Proc {
 /// Runs a command to completion with output appended to `log`; an error names the log.
 pub fn run_logged(name: &str, cmd: Command, log: &Path) -> Result<()> {
     Proc::spawn(name, cmd, log)?.wait_success()
+}
+
+/// A port free right now on 127.0.0.1, for a server about to be started.
+pub fn free_addr() -> Result<SocketAddr> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
+    Ok(listener.local_addr()?)
 }
 
 /// The last `lines` lines of a log, indented, for error messages.

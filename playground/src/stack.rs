@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::demo::{self, SHOP_DB, SeedSpec, VitessTarget};
 use crate::procs::{self, Cleanup, Proc};
+use crate::targets::{self, SHOP_DB, SeedSpec, VitessTarget};
 use crate::tools::{self, Binaries};
 use crate::vitess::{Cluster, Layout};
 
@@ -53,88 +53,27 @@ pub struct UpArgs {
 
 /// Starts everything in the foreground and waits for Ctrl-C (which stops it all).
 pub fn up(args: UpArgs) -> Result<()> {
-    let repo = tools::repo_root(args.repo.as_deref());
-    let bins = Binaries::locate()?;
-    let logs = args.dir.join("logs");
-    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-    let dir = args.dir.canonicalize().unwrap_or(args.dir.clone());
-    let seed = SeedSpec {
-        customers: args.customers,
-        products: args.products,
-        seed: args.seed,
-    };
-
-    let metrics = testkit::MetricsStack::start_in(&dir.join("metrics"), true)?;
+    let stack = Stack::new(args)?;
+    let metrics = testkit::MetricsStack::start_in(&stack.dir.join("metrics"), true)?;
     let statsd = metrics.statsd_addr().to_string();
-    let dashboard = crate::dashboard::start(&metrics.influx_url(), args.dashboard_port)?;
+    let dashboard = crate::dashboard::start(&metrics.influx_url(), stack.args.dashboard_port)?;
+    let backend = stack.start_backend()?;
+    let recorder_addr = format!("127.0.0.1:{}", stack.args.recorder_port);
+    let _recorder = stack.start_recorder(&recorder_addr, &backend.upstream, &statsd)?;
+    let shop_addr = format!("127.0.0.1:{}", stack.args.shop_port);
+    let shop_db = format!("mysql://root@{recorder_addr}/{}", backend.shop_db);
+    let _shop = stack.start_shop(&shop_addr, &shop_db, &statsd)?;
 
-    let mut _mariadb = None;
-    let mut _cluster = None;
-    let (upstream, shop_db_url) = match args.layout {
-        StackLayout::Mariadb => {
-            let db = testkit::MariaDb::start_with(testkit::MariaDbOptions {
-                parent_dir: Some(dir.join("servers")),
-                keep_dir: true,
-                ..Default::default()
-            })?;
-            demo::reseed_mariadb(&bins, &db, &seed, &logs.join("seed.log"))?;
-            let upstream = db.addr().to_string();
-            _mariadb = Some(db);
-            (upstream, SHOP_DB.to_string())
-        }
-        StackLayout::Unsharded | StackLayout::Sharded => {
-            let layout = if args.layout == StackLayout::Sharded {
-                Layout::Sharded
-            } else {
-                Layout::Unsharded
-            };
-            let cluster = Cluster::up(
-                &repo,
-                layout,
-                &dir.join(format!("vitess-{}", layout.as_str())),
-                args.vtgate_port,
-                args.vtgate_buffer,
-            )?;
-            let vt = VitessTarget::new(&cluster);
-            demo::reseed_vitess(&bins, &vt, &seed, &logs.join("seed.log"))?;
-            let db = if layout == Layout::Sharded {
-                ""
-            } else {
-                SHOP_DB
-            };
-            _cluster = Some(cluster);
-            (format!("127.0.0.1:{}", args.vtgate_port), db.to_string())
-        }
-    };
-
-    let recorder_addr = format!("127.0.0.1:{}", args.recorder_port);
-    let mut cmd = std::process::Command::new(&bins.recorder);
-    cmd.args([
-        "--listen",
-        &recorder_addr,
-        "--upstream",
-        &upstream,
-        "--statsd",
-        &statsd,
-    ]);
-    let mut recorder = Proc::spawn("recorder", cmd, &logs.join("recorder.log"))?;
-    recorder.wait_listening(recorder_addr.parse()?, Duration::from_secs(10))?;
-
-    let shop_addr = format!("127.0.0.1:{}", args.shop_port);
-    let mut cmd = std::process::Command::new(&bins.shop);
-    cmd.arg("serve")
-        .arg("--db")
-        .arg(format!("mysql://root@{recorder_addr}/{shop_db_url}"))
-        .args(["--listen", &shop_addr, "--statsd", &statsd]);
-    let mut shop = Proc::spawn("shop serve", cmd, &logs.join("shop.log"))?;
-    shop.wait_listening(shop_addr.parse()?, Duration::from_secs(10))?;
-
-    println!("stack is up ({:?}); Ctrl-C stops everything", args.layout);
+    println!(
+        "stack is up ({:?}); Ctrl-C stops everything",
+        stack.args.layout
+    );
     println!(
         "  shop      http://{shop_addr}   (try: shop drive --url http://{shop_addr} --users 8 --duration 30s)"
     );
     println!(
-        "  recorder  mysql://root@{recorder_addr}  → {upstream}  (plain proxy; restart with --out to capture)"
+        "  recorder  mysql://root@{recorder_addr}  → {}  (plain proxy; restart with --out to capture)",
+        backend.upstream
     );
     println!(
         "  statsd    {statsd} → Telegraf → InfluxDB {} (database {})",
@@ -145,9 +84,118 @@ pub fn up(args: UpArgs) -> Result<()> {
         "  dashboard http://{}/  (live charts of all of the above)",
         dashboard.addr
     );
-    println!("  logs      {}", logs.display());
+    println!("  logs      {}", stack.logs.display());
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// What `up` starts things with.
+struct Stack {
+    args: UpArgs,
+    repo: PathBuf,
+    bins: Binaries,
+    /// `--dir`, absolute.
+    dir: PathBuf,
+    logs: PathBuf,
+    seed: SeedSpec,
+}
+
+/// The seeded database behind the recorder, running while this lives.
+struct Backend {
+    /// Where the recorder forwards to (host:port).
+    upstream: String,
+    /// The database in the shop's URL (none on sharded Vitess: vtgate routes by table).
+    shop_db: &'static str,
+    _mariadb: Option<testkit::MariaDb>,
+    _cluster: Option<Cluster>,
+}
+
+impl Stack {
+    /// Creates `--dir` and its logs directory, and finds the tools.
+    fn new(args: UpArgs) -> Result<Self> {
+        let repo = tools::repo_root(args.repo.as_deref());
+        let bins = Binaries::locate()?;
+        let logs = args.dir.join("logs");
+        std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+        let dir = args.dir.canonicalize().unwrap_or(args.dir.clone());
+        let seed = SeedSpec {
+            customers: args.customers,
+            products: args.products,
+            seed: args.seed,
+        };
+        Ok(Stack {
+            args,
+            repo,
+            bins,
+            dir,
+            logs,
+            seed,
+        })
+    }
+
+    fn start_backend(&self) -> Result<Backend> {
+        match self.args.layout {
+            StackLayout::Mariadb => self.start_mariadb(),
+            StackLayout::Unsharded => self.start_vitess(Layout::Unsharded),
+            StackLayout::Sharded => self.start_vitess(Layout::Sharded),
+        }
+    }
+
+    fn start_mariadb(&self) -> Result<Backend> {
+        let db = testkit::MariaDb::start_with(testkit::MariaDbOptions {
+            parent_dir: Some(self.dir.join("servers")),
+            keep_dir: true,
+            ..Default::default()
+        })?;
+        targets::reseed_mariadb(&self.bins, &db, &self.seed, &self.logs.join("seed.log"))?;
+        Ok(Backend {
+            upstream: db.addr().to_string(),
+            shop_db: SHOP_DB,
+            _mariadb: Some(db),
+            _cluster: None,
+        })
+    }
+
+    fn start_vitess(&self, layout: Layout) -> Result<Backend> {
+        let cluster = Cluster::up(
+            &self.repo,
+            layout,
+            &self.dir.join(format!("vitess-{}", layout.as_str())),
+            self.args.vtgate_port,
+            self.args.vtgate_buffer,
+        )?;
+        let vt = VitessTarget::new(&cluster);
+        targets::reseed_vitess(&self.bins, &vt, &self.seed, &self.logs.join("seed.log"))?;
+        Ok(Backend {
+            upstream: format!("127.0.0.1:{}", self.args.vtgate_port),
+            shop_db: if layout == Layout::Sharded {
+                ""
+            } else {
+                SHOP_DB
+            },
+            _mariadb: None,
+            _cluster: Some(cluster),
+        })
+    }
+
+    fn start_recorder(&self, addr: &str, upstream: &str, statsd: &str) -> Result<Proc> {
+        let mut cmd = std::process::Command::new(&self.bins.recorder);
+        cmd.args(["--listen", addr, "--upstream", upstream, "--statsd", statsd]);
+        let mut recorder = Proc::spawn("recorder", cmd, &self.logs.join("recorder.log"))?;
+        recorder.wait_listening(addr.parse()?, Duration::from_secs(10))?;
+        Ok(recorder)
+    }
+
+    fn start_shop(&self, addr: &str, db_url: &str, statsd: &str) -> Result<Proc> {
+        let mut cmd = std::process::Command::new(&self.bins.shop);
+        cmd.arg("serve")
+            .arg("--db")
+            .arg(db_url)
+            .args(["--listen", addr, "--statsd", statsd]);
+        let mut shop = Proc::spawn("shop serve", cmd, &self.logs.join("shop.log"))?;
+        shop.wait_listening(addr.parse()?, Duration::from_secs(10))?;
+        Ok(shop)
     }
 }
 

@@ -333,7 +333,7 @@ fn replay(metrics: &MetricsStack, server: &MariaDb, capture: &Path, dir: &Path) 
         max_errors: None,
         duration: None,
         read_ahead: 64,
-        connections: replayer::run::Connections::Pooled,
+        connections: replayer::run::Connections::default(),
         max_connections: None,
         sync_commits: false,
         progress: false,
