@@ -83,6 +83,12 @@ impl Session {
                 Ok(mut result) => drain(&mut result).await,
                 Err(e) => Err(e),
             },
+            Cmd::LoadLocal { sql, files } => match load_local(conn, sql, files).await {
+                Some(result) => result,
+                // Content the recorder did not keep (over its bound, redacted), or a
+                // statement with several files: skipped and counted, never half sent.
+                None => return Ok(Done::Skipped),
+            },
             Cmd::Prepare { sql, stmt_id, .. } => match conn.prep(sql.as_slice()).await {
                 Ok(stmt) => {
                     self.insert(conn, (req.conn, *stmt_id), stmt).await?;
@@ -143,10 +149,7 @@ impl Session {
             | Cmd::StmtFetch { .. }
             | Cmd::Statistics
             | Cmd::FieldList { .. }
-            | Cmd::Other { .. }
-            // Not yet replayed: sending the file's content again needs a local infile
-            // handler on the connection (the capture has it in `files`).
-            | Cmd::LoadLocal { .. } => return Ok(Done::Skipped),
+            | Cmd::Other { .. } => return Ok(Done::Skipped),
         };
         match result {
             Ok(done) => Ok(done),
@@ -226,6 +229,33 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// LOAD DATA LOCAL INFILE with the file's content as captured, sent when the server
+/// asks for it; `None` when the capture does not hold exactly one file's content.
+async fn load_local(
+    conn: &mut Conn,
+    sql: &[u8],
+    files: &[captures::LocalFile],
+) -> Option<Result<Done, mysql_async::Error>> {
+    let [
+        captures::LocalFile {
+            content: Some(content),
+            ..
+        },
+    ] = files
+    else {
+        return None;
+    };
+    let data = bytes::Bytes::from(content.clone());
+    conn.set_infile_handler(async move {
+        let once = futures_util::stream::once(async move { Ok(data) });
+        Ok(Box::pin(once) as mysql_async::InfileData)
+    });
+    Some(match conn.query_iter(sql).await {
+        Ok(mut result) => drain(&mut result).await,
+        Err(e) => Err(e),
+    })
 }
 
 /// Makes `db` the connection's default database.

@@ -86,7 +86,7 @@ pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
                 let failed = matches!(c.outcome, Outcome::Err { .. });
                 errors += u64::from(failed);
                 let id = match &c.cmd {
-                    Cmd::Query { sql } | Cmd::Prepare { sql, .. } => {
+                    Cmd::Query { sql } | Cmd::Prepare { sql, .. } | Cmd::LoadLocal { sql, .. } => {
                         let text = fp.fingerprint(sql);
                         let id = class_id(text);
                         if let Cmd::Prepare { stmt_id, .. } = &c.cmd {
@@ -244,7 +244,7 @@ pub fn shape(path: &Path) -> Result<Shape, captures::Error> {
     for item in reader {
         let Ok(record) = item else { break };
         let Record::Command(c) = record else { continue };
-        if let Cmd::Query { sql } | Cmd::Prepare { sql, .. } = &c.cmd {
+        if let Cmd::Query { sql } | Cmd::Prepare { sql, .. } | Cmd::LoadLocal { sql, .. } = &c.cmd {
             writes += u64::from(classifier.statement(sql).0.is_write);
         }
         let (mut from, to) = (c.t_start, c.t_end.max(c.t_start));

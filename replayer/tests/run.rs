@@ -415,3 +415,45 @@ async fn results_reach_the_file_while_the_replay_runs() {
     assert_eq!(summary.commands, 43);
     assert_eq!(executed(&out).0.len(), 43);
 }
+
+#[tokio::test]
+async fn load_data_local_sends_the_captured_file_again() {
+    let (server, db) = setup("infile");
+    server
+        .sql(&format!("CREATE TABLE `{db}`.l (a INT, b VARCHAR(10))"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = tmp(&dir, "c.sqlcap");
+    let load = |content: Option<&[u8]>| Cmd::LoadLocal {
+        sql: b"LOAD DATA LOCAL INFILE 'x.csv' INTO TABLE l FIELDS TERMINATED BY ','".to_vec(),
+        files: vec![captures::LocalFile {
+            size: 12,
+            content: content.map(<[u8]>::to_vec),
+        }],
+    };
+    let mut s = Script::default();
+    s.open(1, 0, &db)
+        .cmd(1, MS, load(Some(b"1,one\n2,two\n")), ok(2))
+        // Over the recorder's bound: only the size was kept.
+        .cmd(1, 2 * MS, load(None), ok(2))
+        .close(1, 3 * MS);
+    s.write(&cap, false);
+    let out = tmp(&dir, "r.sqlres");
+    let summary = replay(captured(config(&cap, &server.url(), &out, Speed::Max))).await;
+    assert_eq!(
+        (summary.errors, summary.mismatches),
+        (0, 0),
+        "{:?}",
+        summary.error_codes
+    );
+    assert_eq!(
+        summary.skipped, 1,
+        "the load without content is skipped and counted"
+    );
+    let rows = server
+        .sql(&format!(
+            "SELECT GROUP_CONCAT(a, b ORDER BY a) FROM `{db}`.l"
+        ))
+        .unwrap();
+    assert_eq!(rows.trim(), "1one,2two");
+}

@@ -293,7 +293,7 @@ impl Feed {
     /// Class of a command and, for statement commands, the statement's SQL.
     fn classify(&mut self, command: &Command) -> (Class, Option<Arc<[u8]>>) {
         match &command.cmd {
-            Cmd::Query { sql } | Cmd::Prepare { sql, .. } => {
+            Cmd::Query { sql } | Cmd::Prepare { sql, .. } | Cmd::LoadLocal { sql, .. } => {
                 let (class, effect) = self.classifier.statement(sql);
                 if let Some(state) = self.conns.get_mut(&command.conn) {
                     state.effect = effect;
