@@ -26,32 +26,8 @@ fn sigint_stops_a_waiting_replay_and_keeps_its_results() {
     s.write(&capture, false);
 
     let results = tmp(&dir, "r.sqlres");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_replayer"))
-        .args(["run", capture.to_str().unwrap(), "--target", &server.url()])
-        .arg("--out")
-        .arg(&results)
-        .arg("--quiet")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let sent = Instant::now();
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
     // Waiting for the 30 s query would be the bug; allow generous slack for a busy CI.
-    let deadline = sent + Duration::from_secs(15);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "replayer still running after SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt_after_a_while(&capture, server, &results, Duration::from_secs(15));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -88,32 +64,8 @@ fn sigint_stops_a_statement_in_flight_within_seconds() {
     s.write(&capture, false);
 
     let results = tmp(&dir, "r.sqlres");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_replayer"))
-        .args(["run", capture.to_str().unwrap(), "--target", &server.url()])
-        .arg("--out")
-        .arg(&results)
-        .arg("--quiet")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let sent = Instant::now();
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
     // A grace of 1 s, then KILL QUERY: well within 5 s (the statement had 58 s to go).
-    let deadline = sent + Duration::from_secs(5);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "replayer still running 5 s after SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt_after_a_while(&capture, server, &results, Duration::from_secs(5));
     assert_eq!(
         out.status.code(),
         Some(130),
@@ -131,4 +83,38 @@ fn sigint_stops_a_statement_in_flight_within_seconds() {
         .sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%sqlreplay_sigkill%' AND INFO NOT LIKE '%PROCESSLIST%'")
         .unwrap();
     assert_eq!(running.trim(), "0", "the server stopped the statement");
+}
+
+/// Runs `replayer run` on `capture`, sends SIGINT after 1.5 s and waits at most `limit`
+/// for it to exit; its output.
+fn interrupt_after_a_while(
+    capture: &std::path::Path,
+    server: &MariaDb,
+    results: &std::path::Path,
+    limit: Duration,
+) -> std::process::Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_replayer"))
+        .args(["run", capture.to_str().unwrap(), "--target", &server.url()])
+        .arg("--out")
+        .arg(results)
+        .arg("--quiet")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            sent.elapsed() < limit,
+            "replayer still running {limit:?} after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
 }
