@@ -381,3 +381,44 @@ fn run_fails_on_a_damaged_capture_and_warns_on_a_truncated_one() {
         "{err}"
     );
 }
+
+#[test]
+fn flags_that_would_lose_data_or_explode_are_refused_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("c.sqlcap");
+    capture_file(&cap, 3);
+    let before = std::fs::read(&cap).unwrap();
+    let cap_s = cap.to_str().unwrap();
+    let target = "mysql://u@127.0.0.1:1";
+    let other = dir.path().join("r.sqlres");
+    let other_s = other.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["run", cap_s, "--target", target, "--out", cap_s],
+            "is the capture itself",
+        ),
+        (
+            vec![
+                "run", cap_s, "--target", target, "--out", other_s, "--scale", "0",
+            ],
+            "--scale",
+        ),
+        (
+            vec![
+                "run", cap_s, "--target", target, "--out", other_s, "--scale", "100000",
+            ],
+            "--scale",
+        ),
+    ] {
+        let out = replayer(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(
+        std::fs::read(&cap).unwrap(),
+        before,
+        "the capture is untouched"
+    );
+}

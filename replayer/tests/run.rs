@@ -457,3 +457,27 @@ async fn load_data_local_sends_the_captured_file_again() {
         .unwrap();
     assert_eq!(rows.trim(), "1one,2two");
 }
+
+#[tokio::test]
+async fn duration_ends_the_replay_with_the_prefix_not_at_the_captured_close() {
+    let (server, db) = setup("prefix");
+    let dir = tempfile::tempdir().unwrap();
+    let cap = tmp(&dir, "c.sqlcap");
+    let mut s = Script::default();
+    s.open(1, 0, &db)
+        .query(1, MS, "SELECT 1", rows(1))
+        .query(1, 50_000 * MS, "SELECT 2", rows(1))
+        .close(1, 60_000 * MS);
+    s.write(&cap, false);
+    let out = tmp(&dir, "r.sqlres");
+    let mut cfg = config(&cap, &server.url(), &out, Speed::Factor(1.0));
+    cfg.duration = Some(std::time::Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    let summary = replay(cfg).await;
+    assert_eq!(summary.commands, 1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "a 1 s prefix took {:?}",
+        started.elapsed()
+    );
+}
