@@ -103,8 +103,8 @@ struct TargetArgs {
     /// captured connection, strictly serial.
     #[arg(long, value_enum, default_value_t = Connections::Pooled)]
     connections: Connections,
-    /// Pooled replay: most target connections open at once (default: twice the
-    /// capture's peak busy connections × speed, at least 8).
+    /// Pooled replay: most target connections open at once (default: 4 × the capture's
+    /// peak busy connections × speed, at least 16; at --speed max 2 × peak, at least 8).
     #[arg(long)]
     max_connections: Option<usize>,
     /// `commits`: a unit starts only after every transaction that committed before it

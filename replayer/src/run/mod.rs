@@ -218,22 +218,26 @@ async fn probe(target: &Target) -> Result<String, Error> {
     Ok(format!("{major}.{minor}.{patch}"))
 }
 
-/// Pool size when none is given: twice what the capture kept busy at its peak, times
-/// the speed (an application under N× load keeps about N× as many connections busy),
-/// at least 8.
+/// Pool size when none is given. On a schedule: four times what the capture kept busy
+/// at its peak, times the speed, at least 16 — an application under N× load keeps about
+/// N× as many connections busy, and a target slower than the captured server keeps each
+/// one busy longer (the demo's capture, recorded on MariaDB, needs twice its 1× pool on
+/// Vitess at 4×), so the pool must not be what falls behind. Flat out: twice the peak,
+/// at least 8, so `--speed max` keeps about as many connections busy as the capture had.
 fn default_max_connections(cfg: &RunConfig) -> Result<usize, Error> {
     let peak = crate::inspect::shape(&cfg.capture)
         .map_err(|source| Error::Capture {
             path: cfg.capture.clone(),
             source,
         })?
-        .peak_busy;
-    let speed = match cfg.speed {
-        Speed::Factor(f) => f.max(1.0),
-        Speed::Max => 1.0,
+        .peak_busy
+        .max(1) as f64
+        * f64::from(cfg.scale.max(1));
+    let (scaled, floor) = match cfg.speed {
+        Speed::Factor(f) => (peak * f.max(1.0) * 4.0, 16),
+        Speed::Max => (peak * 2.0, 8),
     };
-    let scaled = (peak.max(1) as f64 * speed * 2.0 * f64::from(cfg.scale.max(1))).ceil();
-    Ok((scaled as usize).clamp(8, DEFAULT_MAX_CONNECTIONS_CAP))
+    Ok((scaled.ceil() as usize).clamp(floor, DEFAULT_MAX_CONNECTIONS_CAP))
 }
 
 fn run_meta(cfg: &RunConfig, server_version: String) -> (String, RunMeta) {
