@@ -38,10 +38,11 @@ fn run(config: Config) -> anyhow::Result<String> {
     };
     let statsd = config.statsd.as_deref().map(install_statsd).transpose()?;
     let summary = runtime.block_on(async {
+        let shutdown = recorder::listener::shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        recorder::listener::serve(config, listener, recorder::listener::shutdown_signal()).await
+        recorder::listener::serve(config, listener, shutdown).await
     });
     if let Some(sink) = statsd {
         flush_statsd(&sink);
