@@ -9,6 +9,10 @@ use replayer::target::Speed;
 use replayer::verdict::{MAX_LAG_P99_MS, Verdict};
 use testkit::MariaDb;
 
+/// These tests judge timing (a schedule kept or not): one at a time, so that they do not
+/// take the CPU from each other.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn setup(prefix: &str) -> (&'static MariaDb, String) {
     let server = MariaDb::shared().unwrap();
     let db = server.fresh_database(prefix).unwrap();
@@ -38,6 +42,7 @@ fn busy_single_connection(db: &str) -> Script {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_8x_a_pooled_replay_keeps_the_schedule_a_serial_one_cannot() {
+    let _serial = SERIAL.lock().await;
     let (server, db) = setup("keep");
     let dir = tempfile::tempdir().unwrap();
     let cap = tmp(&dir, "c.sqlcap");
@@ -74,6 +79,7 @@ async fn at_8x_a_pooled_replay_keeps_the_schedule_a_serial_one_cannot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_stays_on_one_target_connection() {
+    let _serial = SERIAL.lock().await;
     let (server, db) = setup("tx");
     let dir = tempfile::tempdir().unwrap();
     let cap = tmp(&dir, "c.sqlcap");
@@ -123,6 +129,7 @@ async fn a_transaction_stays_on_one_target_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_prepared_in_one_unit_executes_on_another_connection() {
+    let _serial = SERIAL.lock().await;
     let (server, db) = setup("stmt");
     let dir = tempfile::tempdir().unwrap();
     let cap = tmp(&dir, "c.sqlcap");
@@ -166,6 +173,7 @@ async fn a_statement_prepared_in_one_unit_executes_on_another_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_sets_a_variable_is_pinned_and_sees_it() {
+    let _serial = SERIAL.lock().await;
     let (server, db) = setup("pin");
     let dir = tempfile::tempdir().unwrap();
     let cap = tmp(&dir, "c.sqlcap");
@@ -219,6 +227,7 @@ fn read_after_commit(server: &MariaDb, db: &str, dir: &tempfile::TempDir) -> std
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_order_keeps_a_read_behind_the_write_it_depends_on() {
+    let _serial = SERIAL.lock().await;
     let (server, db) = setup("sync");
     let dir = tempfile::tempdir().unwrap();
     let cap = read_after_commit(server, &db, &dir);
@@ -250,6 +259,7 @@ async fn commit_order_keeps_a_read_behind_the_write_it_depends_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_order_holds_in_captured_replay_too() {
+    let _serial = SERIAL.lock().await;
     let (server, db) = setup("syncc");
     let dir = tempfile::tempdir().unwrap();
     let cap = read_after_commit(server, &db, &dir);
@@ -263,6 +273,7 @@ async fn commit_order_holds_in_captured_replay_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_against_a_target_too_slow_for_its_speed_fell_behind() {
+    let _serial = SERIAL.lock().await;
     let (server, db) = setup("slow");
     let dir = tempfile::tempdir().unwrap();
     let cap = tmp(&dir, "c.sqlcap");
