@@ -61,11 +61,7 @@ fn results_file(path: &std::path::Path, n: u64, classes: u64) {
         started_unix_ns: 0,
         labels: Default::default(),
     };
-    let options = captures::WriterOptions {
-        chunk_bytes: 512,
-        ..Default::default()
-    };
-    let mut w = captures::ResultsWriter::create(path, &meta, options).unwrap();
+    let mut w = captures::ResultsWriter::create(path, &meta, small_chunks()).unwrap();
     for class in 0..classes {
         w.append(&captures::ResultRecord::Class {
             class,
@@ -126,19 +122,15 @@ fn capture_file(path: &std::path::Path, classes: u64) {
         s.query(1, (i + 1) * common::MS, &sql, common::rows(1));
     }
     s.close(1, (classes + 2) * common::MS);
-    let mut w = captures::CaptureWriter::create(
-        path,
-        &common::meta(false),
-        captures::WriterOptions {
-            chunk_bytes: 512,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    for r in &s.records {
-        w.append(r).unwrap();
+    s.write_with(path, false, small_chunks());
+}
+
+/// Chunks of 512 bytes: a cut or a flipped byte leaves most of a file readable.
+fn small_chunks() -> captures::WriterOptions {
+    captures::WriterOptions {
+        chunk_bytes: 512,
+        ..Default::default()
     }
-    w.close().unwrap();
 }
 
 /// Flips a byte in the middle of the file so that reading fails there with damage (not
@@ -335,19 +327,7 @@ fn run_fails_on_a_damaged_capture_and_warns_on_a_truncated_one() {
     for i in 0..2000u64 {
         s.query(1, (1 + i) * 1000, &format!("SELECT {i}"), common::rows(1));
     }
-    let mut w = captures::CaptureWriter::create(
-        &clean,
-        &common::meta(false),
-        captures::WriterOptions {
-            chunk_bytes: 512,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    for r in &s.records {
-        w.append(r).unwrap();
-    }
-    w.close().unwrap();
+    s.write_with(&clean, false, small_chunks());
     let run = |capture: &std::path::Path| {
         let out = dir.path().join("r.sqlres");
         Command::new(env!("CARGO_BIN_EXE_replayer"))

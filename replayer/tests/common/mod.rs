@@ -74,7 +74,12 @@ impl Script {
         self
     }
     pub fn write(&self, path: &Path, redacted: bool) {
-        let mut w = CaptureWriter::create(path, &meta(redacted), WriterOptions::default()).unwrap();
+        self.write_with(path, redacted, WriterOptions::default());
+    }
+
+    /// `write` with writer options (e.g. small chunks, so damage leaves most readable).
+    pub fn write_with(&self, path: &Path, redacted: bool, options: WriterOptions) {
+        let mut w = CaptureWriter::create(path, &meta(redacted), options).unwrap();
         for r in &self.records {
             w.append(r).unwrap();
         }
