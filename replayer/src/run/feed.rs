@@ -224,7 +224,7 @@ impl Feed {
                 self.out.connections += u64::from(self.opts.scale.max(1));
                 if self.opts.connections == Connections::Captured {
                     let lanes = self.open_lanes(open.conn, open.t);
-                    self.deliver_all(&lanes, &Arc::new(Record::ConnOpen(open)), 0);
+                    self.deliver_all(&lanes, &Arc::new(Record::ConnOpen(open)));
                 }
             }
             Record::Command(command) => self.command(command),
@@ -243,7 +243,7 @@ impl Feed {
                 };
                 if self.opts.connections == Connections::Captured {
                     let record = Arc::new(Record::ConnClose(close));
-                    self.deliver_all(&state.lanes, &record, 0);
+                    self.deliver_all(&state.lanes, &record);
                 }
                 self.end_lanes(&state.lanes);
             }
@@ -407,12 +407,13 @@ impl Feed {
         }
     }
 
-    fn deliver_all(&mut self, lanes: &[u64], record: &Arc<Record>, seq: u64) {
+    /// A connection's open or close, to each of its lanes (no class, no position).
+    fn deliver_all(&mut self, lanes: &[u64], record: &Arc<Record>) {
         for &id in lanes {
             let step = Step {
                 record: record.clone(),
                 class: 0,
-                seq,
+                seq: 0,
                 stmt: None,
                 unit: None,
                 commit: None,
