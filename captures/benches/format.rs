@@ -23,7 +23,7 @@ fn mix(i: u64) -> Record {
                 flags: 0,
                 params: vec![Param { column_type: 8, unsigned: false, value: Value::Int((i * 7919 % 100_000) as i64) }],
             },
-            Outcome::Rows { count: 1, warnings: 0 },
+            Outcome::Rows { count: 1, warnings: 0, digest: Some(digest(i)) },
         ),
         4 | 5 => (
             Cmd::Query {
@@ -35,7 +35,7 @@ fn mix(i: u64) -> Record {
                 )
                 .into_bytes(),
             },
-            Outcome::Rows { count: 20, warnings: 0 },
+            Outcome::Rows { count: 20, warnings: 0, digest: Some(digest(i)) },
         ),
         6 => (
             Cmd::Query {
@@ -61,7 +61,7 @@ fn mix(i: u64) -> Record {
             if i % 1000 == 9 {
                 Outcome::Err { code: 1205, sqlstate: "HY000".into(), message: "Lock wait timeout exceeded; try restarting transaction".into() }
             } else {
-                Outcome::Rows { count: 3, warnings: 0 }
+                Outcome::Rows { count: 3, warnings: 0, digest: Some(digest(i)) }
             },
         ),
     };
@@ -149,4 +149,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.raw_bytes as f64 / stats.file_bytes as f64
     );
     Ok(())
+}
+
+/// A row digest as a capture keeps it: two hashes, incompressible.
+fn digest(i: u64) -> captures::Digest {
+    let h = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    captures::Digest { unordered: h, ordered: h.rotate_left(29) ^ 0xc2b2_ae3d_27d4_eb4f }
 }

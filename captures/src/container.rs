@@ -63,8 +63,9 @@ pub struct CaptureFormat;
 impl Format for CaptureFormat {
     const NAME: &'static str = "capture";
     const MAGIC: [u8; 8] = *b"SQLCAP\0\0";
-    /// 2 added `Command::status` and `Record::End`.
-    const VERSION: u16 = 2;
+    /// 2 added `Command::status` and `Record::End`; 3 the rows' digest in
+    /// `Outcome::Rows`.
+    const VERSION: u16 = 3;
     const MIN_VERSION: u16 = 1;
     type Header = Meta;
     type Record = Record;
@@ -85,10 +86,16 @@ pub struct ResultsFormat;
 impl Format for ResultsFormat {
     const NAME: &'static str = "results";
     const MAGIC: [u8; 8] = *b"SQLRES\0\0";
-    const VERSION: u16 = 1;
+    /// 2 replaced `Executed::mismatch` by a `Divergence` with the answer's warnings and
+    /// digest, and added `ResultRecord::Diverged`.
+    const VERSION: u16 = 2;
     const MIN_VERSION: u16 = 1;
     type Header = RunMeta;
     type Record = ResultRecord;
+
+    fn take_record(version: u16, bytes: &[u8]) -> postcard::Result<(ResultRecord, &[u8])> {
+        crate::results::take_record(version, bytes)
+    }
 }
 
 /// How a [`Writer`] batches records into chunks.

@@ -23,6 +23,7 @@
 //! versions.
 
 mod container;
+pub mod digest;
 mod error;
 pub mod fingerprint;
 pub mod record;
@@ -32,12 +33,13 @@ pub mod status;
 pub use container::{
     CaptureFormat, Format, Reader, ResultsFormat, Writer, WriterOptions, WriterStats,
 };
+pub use digest::Digest;
 pub use error::Error;
 pub use record::{
     CaptureEnd, CloseReason, Cmd, CmdKind, Command, ConnClose, ConnOpen, LocalFile, Meta, Outcome,
     Param, Record, Value,
 };
-pub use results::{Executed, Mismatch, ResultRecord, RunEnd, RunMeta};
+pub use results::{Answer, Divergence, Divergent, Executed, ResultRecord, RunEnd, RunMeta};
 
 /// A reader of capture files.
 pub type CaptureReader<R> = Reader<R, CaptureFormat>;

@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Digest;
 use crate::status;
 
 /// Capture-wide facts, written once in the file header.
@@ -132,13 +133,15 @@ impl Command {
     }
 }
 
-/// [`Record`] as format version 1 wrote it: the same variants in the same order (postcard
-/// encodes the variant index), with the version 1 [`Command`] and without `End`.
+/// [`Record`] as format versions 1 and 2 wrote it: the same variants in the same order
+/// (postcard encodes the variant index), with their [`Command`] shape.
 #[derive(Deserialize)]
-enum RecordV1 {
+enum RecordOld<C> {
     ConnOpen(ConnOpen),
-    Command(CommandV1),
+    Command(C),
     ConnClose(ConnClose),
+    /// Version 2 only.
+    End(CaptureEnd),
 }
 
 /// [`Command`] as format version 1 wrote it: without `status`.
@@ -148,22 +151,107 @@ struct CommandV1 {
     t_start: u64,
     t_end: u64,
     cmd: Cmd,
-    outcome: Outcome,
+    outcome: OutcomeV2,
 }
 
-impl From<RecordV1> for Record {
-    fn from(r: RecordV1) -> Self {
+/// [`Command`] as format version 2 wrote it: outcomes without digests.
+#[derive(Deserialize)]
+struct CommandV2 {
+    conn: ConnId,
+    t_start: u64,
+    t_end: u64,
+    cmd: Cmd,
+    outcome: OutcomeV2,
+    status: Option<u16>,
+}
+
+/// [`Outcome`] before version 3: rows without a digest.
+#[derive(Deserialize)]
+enum OutcomeV2 {
+    Ok {
+        affected_rows: u64,
+        last_insert_id: u64,
+        warnings: u16,
+    },
+    Rows {
+        count: u64,
+        warnings: u16,
+    },
+    Err {
+        code: u16,
+        sqlstate: String,
+        message: String,
+    },
+    Dropped,
+    NoResponse,
+}
+
+impl From<OutcomeV2> for Outcome {
+    fn from(o: OutcomeV2) -> Self {
+        match o {
+            OutcomeV2::Ok {
+                affected_rows,
+                last_insert_id,
+                warnings,
+            } => Outcome::Ok {
+                affected_rows,
+                last_insert_id,
+                warnings,
+            },
+            OutcomeV2::Rows { count, warnings } => Outcome::Rows {
+                count,
+                warnings,
+                digest: None,
+            },
+            OutcomeV2::Err {
+                code,
+                sqlstate,
+                message,
+            } => Outcome::Err {
+                code,
+                sqlstate,
+                message,
+            },
+            OutcomeV2::Dropped => Outcome::Dropped,
+            OutcomeV2::NoResponse => Outcome::NoResponse,
+        }
+    }
+}
+
+impl From<CommandV1> for Command {
+    fn from(c: CommandV1) -> Self {
+        CommandV2 {
+            conn: c.conn,
+            t_start: c.t_start,
+            t_end: c.t_end,
+            cmd: c.cmd,
+            outcome: c.outcome,
+            status: None,
+        }
+        .into()
+    }
+}
+
+impl From<CommandV2> for Command {
+    fn from(c: CommandV2) -> Self {
+        Command {
+            conn: c.conn,
+            t_start: c.t_start,
+            t_end: c.t_end,
+            cmd: c.cmd,
+            outcome: c.outcome.into(),
+            status: c.status,
+        }
+    }
+}
+
+impl<C: Into<Command>> From<RecordOld<C>> for Record {
+    fn from(r: RecordOld<C>) -> Self {
         match r {
-            RecordV1::ConnOpen(o) => Record::ConnOpen(o),
-            RecordV1::Command(c) => Record::Command(Command {
-                conn: c.conn,
-                t_start: c.t_start,
-                t_end: c.t_end,
-                cmd: c.cmd,
-                outcome: c.outcome,
-                status: None,
-            }),
-            RecordV1::ConnClose(c) => Record::ConnClose(c),
+            RecordOld::ConnOpen(o) => Record::ConnOpen(o),
+            RecordOld::Command(c) => Record::Command(c.into()),
+            RecordOld::ConnClose(c) => Record::ConnClose(c),
+            RecordOld::End(e) => Record::End(e),
         }
     }
 }
@@ -171,12 +259,19 @@ impl From<RecordV1> for Record {
 /// Decodes one record of a capture written by format `version`, returning the bytes
 /// after it. Postcard is not self-describing, so each version needs its own shape.
 pub(crate) fn take_record(version: u16, bytes: &[u8]) -> postcard::Result<(Record, &[u8])> {
-    if version == 1 {
-        let (r, rest) = postcard::take_from_bytes::<RecordV1>(bytes)?;
-        Ok((r.into(), rest))
-    } else {
-        postcard::take_from_bytes(bytes)
+    match version {
+        1 => old::<CommandV1>(bytes),
+        2 => old::<CommandV2>(bytes),
+        _ => postcard::take_from_bytes(bytes),
     }
+}
+
+fn old<C>(bytes: &[u8]) -> postcard::Result<(Record, &[u8])>
+where
+    C: Into<Command> + serde::de::DeserializeOwned,
+{
+    let (r, rest) = postcard::take_from_bytes::<RecordOld<C>>(bytes)?;
+    Ok((r.into(), rest))
 }
 
 /// Why a connection ended.
@@ -445,8 +540,14 @@ pub enum Outcome {
         last_insert_id: u64,
         warnings: u16,
     },
-    /// One or more result sets; `count` is the total number of rows sent.
-    Rows { count: u64, warnings: u16 },
+    /// One or more result sets; `count` is the total number of rows sent, `digest`
+    /// their [`crate::digest`] (absent when the recorder ran with `--no-result-digest`,
+    /// could not follow a row, or the file is older than version 3).
+    Rows {
+        count: u64,
+        warnings: u16,
+        digest: Option<Digest>,
+    },
     /// ERR packet.
     Err {
         code: u16,
@@ -471,6 +572,22 @@ impl Outcome {
         match *self {
             Outcome::Ok { affected_rows, .. } => affected_rows,
             Outcome::Rows { count, .. } => count,
+            _ => 0,
+        }
+    }
+
+    /// The digest of the rows returned, if kept.
+    pub fn digest(&self) -> Option<Digest> {
+        match *self {
+            Outcome::Rows { digest, .. } => digest,
+            _ => None,
+        }
+    }
+
+    /// Warnings the server reported (0 for errors and missing responses).
+    pub fn warnings(&self) -> u16 {
+        match *self {
+            Outcome::Ok { warnings, .. } | Outcome::Rows { warnings, .. } => warnings,
             _ => 0,
         }
     }

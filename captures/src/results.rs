@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Digest;
 use crate::record::CmdKind;
 
 /// Run-wide facts, written once in the results header.
@@ -51,6 +52,8 @@ pub enum ResultRecord {
     /// How the run went as a whole, written once after its last command (absent from
     /// files of older versions and from runs that were killed).
     End(RunEnd),
+    /// The first execution of a class that diverged in one way (version 2).
+    Diverged(Box<Divergent>),
 }
 
 /// A run's closing facts: what reports need beyond the commands themselves.
@@ -102,8 +105,15 @@ pub struct Executed {
     pub rows: u64,
     /// Server or client error code, if the command failed.
     pub error: Option<u16>,
-    /// How the outcome differed from the captured one.
-    pub mismatch: Mismatch,
+    /// Warnings the target reported. Version 2.
+    pub warnings: u16,
+    /// Digest of the rows returned (see [`crate::digest`]), for commands that returned
+    /// rows. Version 2.
+    pub digest: Option<Digest>,
+    /// How the answer differed from the captured one. Version 2 (version 1 files keep
+    /// only "rows" or "error", read as [`Divergence::RowCount`] and
+    /// [`Divergence::ErrorChanged`]).
+    pub divergence: Divergence,
 }
 
 impl Executed {
@@ -120,56 +130,192 @@ impl Executed {
     pub fn corrected_ns(&self) -> u64 {
         self.finished_ns.saturating_sub(self.scheduled_ns)
     }
-}
 
-/// Outcome differences against the capture, as a bit set (one byte on disk).
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Mismatch(u8);
-
-impl Mismatch {
-    pub const NONE: Mismatch = Mismatch(0);
-    /// Different row count or affected rows.
-    pub const ROWS: Mismatch = Mismatch(1);
-    /// Failed where the capture succeeded, succeeded where it failed, or another code.
-    pub const ERROR: Mismatch = Mismatch(2);
-
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-    pub fn contains(self, other: Mismatch) -> bool {
-        self.0 & other.0 == other.0
-    }
-    pub fn bits(self) -> u8 {
-        self.0
+    /// The answer, as [`Divergent`] examples keep it.
+    pub fn answer(&self) -> Answer {
+        Answer {
+            rows: self.rows,
+            digest: self.digest,
+            error: self.error,
+            warnings: self.warnings,
+        }
     }
 }
 
-impl std::ops::BitOr for Mismatch {
-    type Output = Mismatch;
-    fn bitor(self, rhs: Mismatch) -> Mismatch {
-        Mismatch(self.0 | rhs.0)
+/// How a replayed answer differed from the captured one: the most telling difference
+/// when there are several (an error over a row count over rows, warnings last).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum Divergence {
+    /// The same answer (or nothing to compare: no response captured, command skipped).
+    #[default]
+    None,
+    /// It failed where the capture succeeded.
+    ErrorNew,
+    /// It succeeded where the capture failed.
+    ErrorResolved,
+    /// It failed with another error code.
+    ErrorChanged,
+    /// Another number of rows returned.
+    RowCount,
+    /// As many rows, but other ones.
+    RowsDiffer,
+    /// The same rows in another order. Not a wrong answer by itself: without `ORDER BY`
+    /// any order is correct (and a sharded target merges in its own), with it, ties may
+    /// come in any order.
+    OrderOnly,
+    /// Another number of affected rows.
+    Affected,
+    /// Another number of warnings.
+    Warnings,
+}
+
+impl Divergence {
+    pub const ALL: [Divergence; 8] = [
+        Divergence::ErrorNew,
+        Divergence::ErrorResolved,
+        Divergence::ErrorChanged,
+        Divergence::RowCount,
+        Divergence::RowsDiffer,
+        Divergence::OrderOnly,
+        Divergence::Affected,
+        Divergence::Warnings,
+    ];
+
+    pub fn is_none(self) -> bool {
+        self == Divergence::None
+    }
+
+    /// Stable snake_case name, used in JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Divergence::None => "none",
+            Divergence::ErrorNew => "error_new",
+            Divergence::ErrorResolved => "error_resolved",
+            Divergence::ErrorChanged => "error_changed",
+            Divergence::RowCount => "row_count",
+            Divergence::RowsDiffer => "rows_differ",
+            Divergence::OrderOnly => "order_only",
+            Divergence::Affected => "affected_rows",
+            Divergence::Warnings => "warnings",
+        }
+    }
+
+    /// Words for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Divergence::None => "same answer",
+            Divergence::ErrorNew => "error new",
+            Divergence::ErrorResolved => "error resolved",
+            Divergence::ErrorChanged => "error changed",
+            Divergence::RowCount => "row count differs",
+            Divergence::RowsDiffer => "rows differ",
+            Divergence::OrderOnly => "order differs only",
+            Divergence::Affected => "affected rows differ",
+            Divergence::Warnings => "warnings differ",
+        }
     }
 }
 
-impl std::ops::BitOrAssign for Mismatch {
-    fn bitor_assign(&mut self, rhs: Mismatch) {
-        self.0 |= rhs.0;
-    }
-}
-
-impl fmt::Debug for Mismatch {
+impl fmt::Display for Divergence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = Vec::new();
-        if self.contains(Mismatch::ROWS) {
-            parts.push("ROWS");
+        f.write_str(self.describe())
+    }
+}
+
+/// One answer, captured or replayed: what a report shows of a diverging execution.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    /// Rows returned or affected.
+    pub rows: u64,
+    pub digest: Option<Digest>,
+    pub error: Option<u16>,
+    pub warnings: u16,
+}
+
+/// The first execution of a class that diverged in a given way: enough for a report to
+/// show what was sent and both answers. A run writes at most one per (class, kind).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Divergent {
+    pub class: u64,
+    pub conn: u64,
+    pub seq: u64,
+    pub divergence: Divergence,
+    /// The statement: its SQL, and for an EXECUTE its parameters (bounded in length).
+    pub statement: String,
+    pub captured: Answer,
+    pub replayed: Answer,
+}
+
+/// Records as results version 1 wrote them.
+#[derive(Deserialize)]
+enum ResultRecordV1 {
+    Class {
+        class: u64,
+        fingerprint: String,
+        example: Option<String>,
+    },
+    Exec(ExecutedV1),
+    End(RunEnd),
+}
+
+/// [`Executed`] in version 1: a bit set of differences (1 rows, 2 error).
+#[derive(Deserialize)]
+struct ExecutedV1 {
+    conn: u64,
+    seq: u64,
+    class: u64,
+    kind: CmdKind,
+    scheduled_ns: u64,
+    sent_ns: u64,
+    finished_ns: u64,
+    rows: u64,
+    error: Option<u16>,
+    mismatch: u8,
+}
+
+impl From<ResultRecordV1> for ResultRecord {
+    fn from(r: ResultRecordV1) -> Self {
+        match r {
+            ResultRecordV1::Class {
+                class,
+                fingerprint,
+                example,
+            } => ResultRecord::Class {
+                class,
+                fingerprint,
+                example,
+            },
+            ResultRecordV1::Exec(e) => ResultRecord::Exec(Executed {
+                conn: e.conn,
+                seq: e.seq,
+                class: e.class,
+                kind: e.kind,
+                scheduled_ns: e.scheduled_ns,
+                sent_ns: e.sent_ns,
+                finished_ns: e.finished_ns,
+                rows: e.rows,
+                error: e.error,
+                warnings: 0,
+                digest: None,
+                divergence: match e.mismatch {
+                    0 => Divergence::None,
+                    m if m & 2 != 0 => Divergence::ErrorChanged,
+                    _ => Divergence::RowCount,
+                },
+            }),
+            ResultRecordV1::End(end) => ResultRecord::End(end),
         }
-        if self.contains(Mismatch::ERROR) {
-            parts.push("ERROR");
-        }
-        if parts.is_empty() {
-            f.write_str("NONE")
-        } else {
-            f.write_str(&parts.join("|"))
-        }
+    }
+}
+
+/// Decodes one record of a results file written by format `version`.
+pub(crate) fn take_record(version: u16, bytes: &[u8]) -> postcard::Result<(ResultRecord, &[u8])> {
+    if version == 1 {
+        let (r, rest) = postcard::take_from_bytes::<ResultRecordV1>(bytes)?;
+        Ok((r.into(), rest))
+    } else {
+        postcard::take_from_bytes(bytes)
     }
 }

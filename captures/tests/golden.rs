@@ -1,7 +1,8 @@
 //! Format versioning: files written by earlier versions must keep reading.
 //!
 //! `tests/data/golden-v1.sqlcap` and `golden-v1.sqlres` were written by format version 1
-//! from the records below, `golden-v2.sqlcap` by capture format version 2. Never
+//! from the records below, `golden-v2.sqlcap` by capture format version 2,
+//! `golden-v3.sqlcap` by capture version 3 and `golden-v2.sqlres` by results version 2. Never
 //! regenerate them to make a test pass: a change that breaks this test breaks users'
 //! existing captures. When a format gains a version, add `golden-vN.*` beside them and
 //! keep these. To create a new version's files, run
@@ -15,9 +16,9 @@ use std::path::PathBuf;
 
 use captures::Format;
 use captures::{
-    CaptureFormat, CaptureReader, CaptureWriter, CloseReason, Cmd, Command, ConnClose, ConnOpen,
-    Executed, Mismatch, Outcome, Param, Record, ResultRecord, ResultsReader, ResultsWriter, Value,
-    WriterOptions,
+    Answer, CaptureFormat, CaptureReader, CaptureWriter, CloseReason, Cmd, Command, ConnClose,
+    ConnOpen, Digest, Divergence, Divergent, Executed, Outcome, Param, Record, ResultRecord,
+    ResultsReader, ResultsWriter, Value, WriterOptions,
 };
 
 fn data(name: &str) -> PathBuf {
@@ -36,6 +37,7 @@ fn v1_records() -> Vec<Record> {
             Outcome::Rows {
                 count: 1,
                 warnings: 0,
+                digest: None,
             },
         ),
         (
@@ -116,6 +118,7 @@ fn v1_records() -> Vec<Record> {
             Outcome::Rows {
                 count: 3,
                 warnings: 1,
+                digest: None,
             },
         ),
         (
@@ -134,6 +137,7 @@ fn v1_records() -> Vec<Record> {
             Outcome::Rows {
                 count: 100,
                 warnings: 0,
+                digest: None,
             },
         ),
         (
@@ -187,6 +191,7 @@ fn v1_records() -> Vec<Record> {
             Outcome::Rows {
                 count: 0,
                 warnings: 0,
+                digest: None,
             },
         ),
         (
@@ -197,6 +202,7 @@ fn v1_records() -> Vec<Record> {
             Outcome::Rows {
                 count: 8,
                 warnings: 0,
+                digest: None,
             },
         ),
         (
@@ -279,7 +285,9 @@ fn v1_results() -> Vec<ResultRecord> {
             finished_ns: 90_000,
             rows: 1,
             error: None,
-            mismatch: Mismatch::NONE,
+            warnings: 0,
+            digest: None,
+            divergence: Divergence::None,
         }),
         ResultRecord::Exec(Executed {
             conn: 4,
@@ -291,7 +299,9 @@ fn v1_results() -> Vec<ResultRecord> {
             finished_ns: 3_000,
             rows: 0,
             error: Some(1146),
-            mismatch: Mismatch::ROWS | Mismatch::ERROR,
+            warnings: 0,
+            digest: None,
+            divergence: Divergence::ErrorChanged,
         }),
     ]
 }
@@ -366,6 +376,81 @@ fn v2_load_local() -> Vec<Record> {
         .collect()
 }
 
+/// [`v2_records`] as version 3 keeps them: a digest on most results (varied, so every
+/// varint length of a `u64` shows up), none on some.
+fn v3_records() -> Vec<Record> {
+    let mut out = v2_records();
+    let mut n = 0u64;
+    for r in &mut out {
+        if let Record::Command(Command {
+            outcome: Outcome::Rows { digest, .. },
+            ..
+        }) = r
+        {
+            n += 1;
+            if !n.is_multiple_of(7) {
+                *digest = Some(Digest {
+                    unordered: n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (n % 64),
+                    ordered: u64::MAX - n,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Results version 2: every divergence kind, warnings and digests, and a `Diverged`
+/// example.
+fn v2_results() -> Vec<ResultRecord> {
+    let mut out = v1_results();
+    for (i, divergence) in Divergence::ALL.into_iter().enumerate() {
+        let i = i as u64;
+        out.push(ResultRecord::Exec(Executed {
+            conn: i,
+            seq: 100 + i,
+            class: 1,
+            kind: captures::CmdKind::Query,
+            scheduled_ns: 10_000 * i,
+            sent_ns: 10_000 * i + 5,
+            finished_ns: 10_000 * i + 900,
+            rows: i,
+            error: i.is_multiple_of(3).then_some(1064),
+            warnings: i as u16 * 300,
+            digest: i.is_multiple_of(2).then_some(Digest {
+                unordered: i << 60,
+                ordered: i,
+            }),
+            divergence,
+        }));
+    }
+    out.push(ResultRecord::Diverged(Box::new(Divergent {
+        class: 1,
+        conn: 4,
+        seq: 10,
+        divergence: Divergence::RowsDiffer,
+        statement: "SELECT name FROM product WHERE price > 10 LIMIT 5".into(),
+        captured: Answer {
+            rows: 5,
+            digest: Some(Digest {
+                unordered: 1,
+                ordered: 2,
+            }),
+            error: None,
+            warnings: 0,
+        },
+        replayed: Answer {
+            rows: 5,
+            digest: Some(Digest {
+                unordered: 3,
+                ordered: 4,
+            }),
+            error: None,
+            warnings: 1,
+        },
+    })));
+    out
+}
+
 fn bless() -> bool {
     std::env::var_os("CAPTURES_BLESS").is_some()
 }
@@ -434,9 +519,59 @@ fn reads_golden_v2_capture() {
 }
 
 #[test]
+fn reads_golden_v3_capture() {
+    let path = data("golden-v3.sqlcap");
+    if bless_capture(3) {
+        let mut w =
+            CaptureWriter::create(&path, &common::meta(), WriterOptions::default()).unwrap();
+        for r in v3_records() {
+            w.append(&r).unwrap();
+        }
+        w.close().unwrap();
+    }
+    let reader = CaptureReader::open(&path).unwrap();
+    assert_eq!(reader.version(), 3);
+    let records: Vec<Record> = reader.map(Result::unwrap).collect();
+    assert_eq!(records, v3_records());
+    let digests = records
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Record::Command(Command {
+                    outcome: Outcome::Rows {
+                        digest: Some(_),
+                        ..
+                    },
+                    ..
+                })
+            )
+        })
+        .count();
+    assert!(digests > 50, "{digests} digests");
+}
+
+#[test]
+fn reads_golden_v2_results() {
+    let path = data("golden-v2.sqlres");
+    if bless() && captures::ResultsFormat::VERSION == 2 {
+        let mut w =
+            ResultsWriter::create(&path, &common::run_meta(), WriterOptions::default()).unwrap();
+        for r in v2_results() {
+            w.append(&r).unwrap();
+        }
+        w.close().unwrap();
+    }
+    let reader = ResultsReader::open(&path).unwrap();
+    assert_eq!(reader.version(), 2);
+    let records: Vec<ResultRecord> = reader.map(Result::unwrap).collect();
+    assert_eq!(records, v2_results());
+}
+
+#[test]
 fn reads_golden_v1_results() {
     let path = data("golden-v1.sqlres");
-    if bless() {
+    if bless() && captures::ResultsFormat::VERSION == 1 {
         let mut w =
             ResultsWriter::create(&path, &common::run_meta(), WriterOptions::default()).unwrap();
         for r in v1_results() {

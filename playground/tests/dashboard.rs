@@ -336,6 +336,7 @@ fn replay(metrics: &MetricsStack, server: &MariaDb, capture: &Path, dir: &Path) 
         connections: replayer::run::Connections::default(),
         max_connections: None,
         sync_commits: false,
+        result_digest: true,
         progress: false,
         metrics: Some(metrics),
         handle_signals: false,
@@ -376,6 +377,7 @@ fn write_capture(path: &Path, db: &str) {
     let rows = Outcome::Rows {
         count: 1,
         warnings: 0,
+        digest: None,
     };
     for i in 0..120u64 {
         let t = 10 * MS + i * 50 * MS;

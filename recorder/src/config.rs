@@ -33,6 +33,10 @@ pub struct Config {
     /// Write query classes instead of literal values (inspectable, not replayable).
     #[arg(long)]
     pub redact: bool,
+    /// Do not keep a digest of the rows each result returned (by default every
+    /// captured result keeps one, so a replay can tell when an answer changed).
+    #[arg(long)]
+    pub no_result_digest: bool,
     /// Terminate TLS from clients with this certificate chain (PEM). The relayed greeting
     /// then offers TLS (CLIENT_SSL) and the capture still sees plaintext. Without it the
     /// recorder hides TLS from clients, which then talk plaintext to it.

@@ -4,12 +4,14 @@
 //! - [`relay`]: one task per client connection, relaying bytes as they arrive;
 //! - [`compress`]: the compressed protocol, decoded for the parser, relayed as is;
 //! - [`protocol`]: the state machine that knows where each response ends;
+//! - [`digest`]: the digest of the rows a response carries;
 //! - [`sink`]: the bounded capture queue and its writer thread;
 //! - [`secrets`]: passwords in account statements are masked in the capture;
 //! - [`tls`]: TLS toward clients (terminated) and toward the upstream.
 
 pub mod compress;
 pub mod config;
+pub mod digest;
 pub mod error;
 pub mod listener;
 pub mod protocol;

@@ -54,6 +54,7 @@ pub async fn serve(
         handshake_timeout: config.handshake_timeout,
         // validate() keeps it at most 512 MiB, which fits any usize of 32 bits or more.
         max_infile_bytes: usize::try_from(config.max_infile_bytes).unwrap_or(usize::MAX),
+        result_digest: !config.no_result_digest && !config.redact,
     });
     tracing::info!(
         "recording {} → {} ({}){}",

@@ -2,6 +2,9 @@
 //! and what a command and its outcome were. Packet contents are parsed with
 //! mysql_common; this module only owns the state machine.
 
+use std::sync::Arc;
+
+use captures::digest::Columns;
 use captures::{Cmd, Outcome, Param, Value};
 use mysql_common::constants::{CapabilityFlags, ColumnFlags, ColumnType, StatusFlags};
 use mysql_common::io::ParseBuf;
@@ -10,6 +13,8 @@ use mysql_common::packets::{
     OldEofPacket, ResultSetTerminator,
 };
 use mysql_common::value::{BinValue, ValueDeserializer};
+
+use crate::digest::RowDigest;
 
 /// Largest payload of one physical packet; a payload of exactly this size continues in
 /// the next packet.
@@ -253,6 +258,8 @@ pub struct Response {
     error: Option<(u16, String, String)>,
     /// Status flags of the OK/EOF that completed the response (see [`Response::status`]).
     status: Option<StatusFlags>,
+    /// The rows' digest, when the command is captured with digests.
+    rows_digest: Option<RowDigest>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,7 +313,20 @@ impl Response {
             prepared: None,
             error: None,
             status: None,
+            rows_digest: None,
         }
+    }
+
+    /// Digest the rows (and read the column definitions) as they pass.
+    pub fn digest(mut self, digest: Option<RowDigest>) -> Self {
+        self.rows_digest = digest;
+        self
+    }
+
+    /// Column definitions the response carried (a PREPARE_OK's, or an EXECUTE's first
+    /// result set's), when digesting: what a statement caches for later executes.
+    pub fn columns_seen(&self) -> Option<Arc<Columns>> {
+        self.rows_digest.as_ref().and_then(RowDigest::seen)
     }
 
     /// For COM_STMT_EXECUTE on a session that negotiated MariaDB metadata caching: the
@@ -404,6 +424,9 @@ impl Response {
                     self.result_set = true;
                     let metadata_follows =
                         !self.skip_metadata_possible || buf.0.first() != Some(&0);
+                    if let Some(d) = &mut self.rows_digest {
+                        d.result_set(metadata_follows);
+                    }
                     self.state = match (metadata_follows, self.deprecate_eof()) {
                         (true, _) => State::Columns(columns),
                         (false, true) => State::Rows,
@@ -433,6 +456,9 @@ impl Response {
                 Ok(Step::Done)
             }
             State::Columns(n) => {
+                if let Some(d) = &mut self.rows_digest {
+                    d.definition(payload, n == 1);
+                }
                 self.state = match (n - 1, self.deprecate_eof()) {
                     (0, true) => State::Rows,
                     (0, false) => State::ColumnsEof,
@@ -458,6 +484,9 @@ impl Response {
                     Ok(self.step())
                 } else {
                     self.rows += 1;
+                    if let Some(d) = &mut self.rows_digest {
+                        d.row(payload);
+                    }
                     Ok(Step::More)
                 }
             }
@@ -479,6 +508,9 @@ impl Response {
                 Ok(self.step())
             }
             State::PrepareColumns(n) => {
+                if let Some(d) = &mut self.rows_digest {
+                    d.definition(payload, n == 1);
+                }
                 self.state = match (n - 1, self.deprecate_eof()) {
                     (0, true) => State::Done,
                     (0, false) => State::PrepareColumnsEof,
@@ -578,6 +610,7 @@ impl Response {
             Outcome::Rows {
                 count: self.rows,
                 warnings: self.warnings,
+                digest: self.rows_digest.as_ref().and_then(RowDigest::digest),
             }
         } else {
             Outcome::Ok {
@@ -607,6 +640,9 @@ pub struct StmtInfo {
     pub types: Vec<(u8, bool)>,
     /// Parameters that received SEND_LONG_DATA since the last EXECUTE/RESET.
     pub long_data: Vec<u16>,
+    /// Result columns from the PREPARE_OK or the last EXECUTE that sent them: what an
+    /// EXECUTE's rows are digested with when MariaDB leaves the definitions out.
+    pub columns: Option<Arc<Columns>>,
 }
 
 /// Whether a COM_STMT_EXECUTE payload asks for a cursor (its flags byte: CURSOR_TYPE_READ_ONLY,
@@ -797,7 +833,8 @@ mod tests {
             r.outcome(),
             Outcome::Rows {
                 count: 2,
-                warnings: 0
+                warnings: 0,
+                digest: None
             }
         );
         assert_eq!(r.status(), Some(captures::status::AUTOCOMMIT));
@@ -883,7 +920,8 @@ mod tests {
             r.outcome(),
             Outcome::Rows {
                 count: 1,
-                warnings: 0
+                warnings: 0,
+                digest: None
             }
         );
         // "metadata follows" = 1: definitions as usual.

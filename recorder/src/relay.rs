@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::compress::{Algorithm, Inflow};
+use crate::digest::RowDigest;
 use crate::error::{Error, Side};
 use crate::protocol::{
     self, CLIENT_COMPRESS, CLIENT_SSL, CLIENT_ZSTD, COM_QUIT, COM_RESET_CONNECTION, COM_STMT_CLOSE,
@@ -68,6 +69,8 @@ pub struct Shared {
     pub handshake_timeout: Duration,
     /// LOCAL INFILE content kept per command (--max-infile-bytes).
     pub max_infile_bytes: usize,
+    /// Keep a digest of the rows of every captured result (off: --no-result-digest).
+    pub result_digest: bool,
 }
 
 /// Where the recorder is in its life, as every connection sees it (a `watch` channel:
@@ -517,6 +520,15 @@ enum Connected {
     Closed(CloseReason),
 }
 
+/// The command a response answers: its code, what kind of response it gets, and
+/// whether it opens a cursor.
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    code: u8,
+    expect: Expect,
+    cursor: bool,
+}
+
 struct Session {
     conn: u64,
     shared: Arc<Shared>,
@@ -835,8 +847,19 @@ impl Session {
         // uncaptured command is a Ping): only then is the content kept.
         self.infiles =
             matches!(cmd, Cmd::Query { .. }).then(|| Infiles::new(self.shared.max_infile_bytes));
+        let digest = self.row_digest(cmd);
         let response = self
-            .response(c, s, code, expect, deprecate_eof, cursor)
+            .response(
+                c,
+                s,
+                Asked {
+                    code,
+                    expect,
+                    cursor,
+                },
+                deprecate_eof,
+                digest,
+            )
             .await?;
         if let Some(infiles) = self.infiles.take()
             && !infiles.files.is_empty()
@@ -852,6 +875,7 @@ impl Session {
                 id,
                 StmtInfo {
                     params,
+                    columns: response.columns_seen(),
                     ..Default::default()
                 },
             );
@@ -865,11 +889,33 @@ impl Session {
                 (*stmt_id, *p, *col) = (id, params, columns);
             }
         }
+        if let (Cmd::Execute { stmt_id, .. }, Some(columns)) = (&*cmd, response.columns_seen())
+            && let Some(stmt) = self.stmts.get_mut(stmt_id)
+        {
+            stmt.columns = Some(columns);
+        }
         let outcome = response.outcome();
         if code == COM_RESET_CONNECTION && matches!(outcome, Outcome::Ok { .. }) {
             self.stmts.clear();
         }
         Ok((outcome, response.status()))
+    }
+
+    /// How the rows of the response to `cmd` are digested: only for captured commands
+    /// (an uncaptured one is a placeholder `Ping`), and not for cursor fetches (a replay
+    /// does not compare them).
+    fn row_digest(&self, cmd: &Cmd) -> Option<RowDigest> {
+        if !self.shared.result_digest {
+            return None;
+        }
+        match cmd {
+            Cmd::Query { .. } => Some(RowDigest::text()),
+            Cmd::Prepare { .. } => Some(RowDigest::prepare()),
+            Cmd::Execute { stmt_id, .. } => Some(RowDigest::binary(
+                self.stmts.get(stmt_id).and_then(|s| s.columns.clone()),
+            )),
+            _ => None,
+        }
     }
 
     /// Greeting, TLS on either hop, login: everything before authentication proper.
@@ -1012,14 +1058,19 @@ impl Session {
         &mut self,
         c: &mut Peer,
         s: &mut Peer,
-        code: u8,
-        expect: Expect,
+        asked: Asked,
         deprecate_eof: bool,
-        cursor: bool,
+        digest: Option<RowDigest>,
     ) -> Result<Response, Error> {
+        let Asked {
+            code,
+            expect,
+            cursor,
+        } = asked;
         let mut resp = Response::new(expect, deprecate_eof, self.caps)
             .skip_metadata_possible(self.cache_metadata && code == COM_STMT_EXECUTE)
-            .cursor_possible(cursor);
+            .cursor_possible(cursor)
+            .digest(digest);
         let mut continuation = false;
         loop {
             let mut pos = 0;
@@ -1199,8 +1250,12 @@ fn redact(cmd: &mut Cmd, outcome: &mut Outcome, fp: &mut Fingerprinter) {
         Cmd::Other { payload, .. } => payload.clear(),
         _ => {}
     }
-    if let Outcome::Err { message, .. } = outcome {
-        message.clear();
+    match outcome {
+        Outcome::Err { message, .. } => message.clear(),
+        // A digest of a small result can be reversed by trying values: a redacted
+        // capture is not replayed, so it has no use for one.
+        Outcome::Rows { digest, .. } => *digest = None,
+        _ => {}
     }
 }
 

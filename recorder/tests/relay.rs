@@ -400,7 +400,7 @@ async fn server_status_flags_are_captured() {
     rec.stop().await;
 
     let records = read_capture(&cap);
-    assert_eq!(CaptureReader::open(&cap).unwrap().version(), 2);
+    assert_eq!(CaptureReader::open(&cap).unwrap().version(), 3);
     assert_script_statuses(&records);
     let failed = commands_with_sql(&records, "SELECT * FROM st_missing")[0];
     assert!(failed.outcome.is_err());

@@ -75,6 +75,7 @@ fn main() -> Result<()> {
                 outcome: Outcome::Rows {
                     count: 1,
                     warnings: 0,
+                    digest: None,
                 },
                 status: Some(captures::status::AUTOCOMMIT),
             }))?;

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use captures::{Cmd, Mismatch, Outcome, Value};
+use captures::digest::{ColumnSpec, Columns, Digester, Likeness};
+use captures::{Cmd, Digest, Divergence, Outcome, Value};
 use mysql_async::prelude::Queryable;
 use mysql_async::{ChangeUserOpts, Conn, Params, Statement};
 
@@ -12,11 +13,14 @@ use crate::target::Target;
 /// What a command did on the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Done {
-    /// Rows returned (`rows`) or affected (`affected`), from every result set.
+    /// Rows returned (`rows`) or affected (`affected`), from every result set, with
+    /// the warnings and the rows' digest (when asked for and a result set came).
     Ok {
         rows: u64,
         affected: u64,
         result_set: bool,
+        warnings: u16,
+        digest: Option<Digest>,
     },
     /// The server answered with an error.
     ServerError(u16),
@@ -54,12 +58,16 @@ pub struct Request<'a> {
     pub conn: u64,
     pub cmd: &'a Cmd,
     pub stmt_sql: Option<&'a [u8]>,
+    /// Digest the rows returned (see [`captures::digest`]).
+    pub digest: bool,
 }
 
 const DONE: Done = Done::Ok {
     rows: 0,
     affected: 0,
     result_set: false,
+    warnings: 0,
+    digest: None,
 };
 
 impl Session {
@@ -80,7 +88,7 @@ impl Session {
     ) -> Result<Done, mysql_async::Error> {
         let result = match req.cmd {
             Cmd::Query { sql } => match conn.query_iter(sql.as_slice()).await {
-                Ok(mut result) => drain(&mut result).await,
+                Ok(mut result) => drain(&mut result, req.digest).await,
                 Err(e) => Err(e),
             },
             Cmd::LoadLocal { sql, files } => match load_local(conn, sql, files).await {
@@ -98,10 +106,7 @@ impl Session {
             },
             Cmd::Execute {
                 stmt_id, params, ..
-            } => {
-                self.exec(conn, (req.conn, *stmt_id), req.stmt_sql, params)
-                    .await
-            }
+            } => self.exec(conn, (req.conn, *stmt_id), req, params).await,
             Cmd::SendLongData {
                 stmt_id,
                 param,
@@ -164,11 +169,11 @@ impl Session {
         &mut self,
         conn: &mut Conn,
         key: StmtKey,
-        sql: Option<&[u8]>,
+        req: Request<'_>,
         params: &[captures::Param],
     ) -> Result<Done, mysql_async::Error> {
         if !self.stmts.contains_key(&key) {
-            let Some(sql) = sql else {
+            let Some(sql) = req.stmt_sql else {
                 // Prepared before the capture started, or its PREPARE failed: the
                 // server would say "unknown prepared statement handler".
                 return Ok(Done::ServerError(1243));
@@ -201,7 +206,7 @@ impl Session {
             Params::Positional(values)
         };
         match conn.exec_iter(stmt, params).await {
-            Ok(mut result) => drain(&mut result).await,
+            Ok(mut result) => drain(&mut result, req.digest).await,
             Err(e) => Err(e),
         }
     }
@@ -253,7 +258,7 @@ async fn load_local(
         Ok(Box::pin(once) as mysql_async::InfileData)
     });
     Some(match conn.query_iter(sql).await {
-        Ok(mut result) => drain(&mut result).await,
+        Ok(mut result) => drain(&mut result, false).await,
         Err(e) => Err(e),
     })
 }
@@ -264,21 +269,35 @@ pub async fn use_db(conn: &mut Conn, db: &str) -> Result<(), mysql_async::Error>
         .await
 }
 
-/// Reads every result set of a response, counting rows and summing affected rows.
+/// Reads every result set of a response, counting rows, summing affected rows and
+/// warnings, and (`digest`) folding the rows into a digest.
 async fn drain<P: mysql_async::prelude::Protocol>(
     result: &mut mysql_async::QueryResult<'_, 'static, P>,
+    digest: bool,
 ) -> Result<Done, mysql_async::Error> {
     let mut rows = 0u64;
     let mut affected = 0u64;
+    let mut warnings = 0u16;
     let mut result_set = false;
+    let mut digester = digest.then(Digester::new);
     loop {
-        if result.columns().is_some_and(|c| !c.is_empty()) {
-            result_set = true;
-        }
-        while result.next().await?.is_some() {
+        let columns: Columns = match result.columns() {
+            Some(c) if !c.is_empty() => {
+                result_set = true;
+                c.iter()
+                    .map(|c| ColumnSpec::new(c.column_type(), c.flags(), c.decimals()))
+                    .collect()
+            }
+            _ => Columns::default(),
+        };
+        while let Some(row) = result.next().await? {
             rows += 1;
+            if let Some(d) = &mut digester {
+                d.value_row((0..row.len()).map(|i| row.as_ref(i)), &columns);
+            }
         }
         affected += result.affected_rows();
+        warnings = warnings.saturating_add(result.warnings());
         if result.is_empty() {
             break;
         }
@@ -287,6 +306,8 @@ async fn drain<P: mysql_async::prelude::Protocol>(
         rows,
         affected,
         result_set,
+        warnings,
+        digest: digester.filter(|_| result_set).map(|d| d.digest()),
     })
 }
 
@@ -317,22 +338,54 @@ pub fn rows_of(done: Done) -> u64 {
     }
 }
 
-/// Whether the target did what the captured server did.
-pub fn judge(captured: &Outcome, done: Done) -> Mismatch {
-    match (captured, done) {
-        (_, Done::Skipped) | (Outcome::Dropped | Outcome::NoResponse, _) => Mismatch::NONE,
-        (Outcome::Err { code, .. }, Done::ServerError(c)) if *code == c => Mismatch::NONE,
-        (Outcome::Err { .. }, _) | (_, Done::ServerError(_)) => Mismatch::ERROR,
-        (Outcome::Rows { count, .. }, Done::Ok { rows, .. }) if *count != rows => Mismatch::ROWS,
-        (
-            Outcome::Ok { affected_rows, .. },
-            Done::Ok {
-                affected,
-                result_set: false,
-                ..
-            },
-        ) if *affected_rows != affected => Mismatch::ROWS,
-        _ => Mismatch::NONE,
+/// How the target's answer differed from the captured one.
+pub fn judge(captured: &Outcome, done: Done) -> Divergence {
+    let Done::Ok {
+        rows,
+        affected,
+        result_set,
+        warnings,
+        digest,
+    } = done
+    else {
+        return match (captured, done) {
+            (_, Done::Skipped) | (Outcome::Dropped | Outcome::NoResponse, _) => Divergence::None,
+            (Outcome::Err { code, .. }, Done::ServerError(c)) if *code == c => Divergence::None,
+            (Outcome::Err { .. }, _) => Divergence::ErrorChanged,
+            _ => Divergence::ErrorNew,
+        };
+    };
+    match captured {
+        Outcome::Err { .. } => Divergence::ErrorResolved,
+        Outcome::Rows {
+            count,
+            warnings: w,
+            digest: d,
+        } => {
+            if *count != rows {
+                return Divergence::RowCount;
+            }
+            match d.zip(digest).map(|(a, b)| a.likeness(&b)) {
+                Some(Likeness::Different) => Divergence::RowsDiffer,
+                Some(Likeness::OrderOnly) => Divergence::OrderOnly,
+                _ if *w != warnings => Divergence::Warnings,
+                _ => Divergence::None,
+            }
+        }
+        Outcome::Ok {
+            affected_rows,
+            warnings: w,
+            ..
+        } if !result_set => {
+            if *affected_rows != affected {
+                Divergence::Affected
+            } else if *w != warnings {
+                Divergence::Warnings
+            } else {
+                Divergence::None
+            }
+        }
+        _ => Divergence::None,
     }
 }
 
@@ -340,42 +393,75 @@ pub fn judge(captured: &Outcome, done: Done) -> Mismatch {
 mod tests {
     use super::*;
 
-    #[test]
-    fn outcomes_are_judged_by_rows_affected_and_error_code() {
-        let rows = |n| Done::Ok {
+    fn rows(n: u64, digest: Option<Digest>, warnings: u16) -> Done {
+        Done::Ok {
             rows: n,
             affected: 0,
             result_set: true,
-        };
-        let ok = |n| Done::Ok {
+            warnings,
+            digest,
+        }
+    }
+
+    fn ok(n: u64, warnings: u16) -> Done {
+        Done::Ok {
             rows: 0,
             affected: n,
             result_set: false,
-        };
+            warnings,
+            digest: None,
+        }
+    }
+
+    const D: Digest = Digest {
+        unordered: 1,
+        ordered: 2,
+    };
+
+    #[test]
+    fn answers_are_judged_by_rows_digest_affected_warnings_and_error_code() {
+        use Divergence::*;
         let captured_rows = Outcome::Rows {
             count: 3,
             warnings: 0,
+            digest: Some(D),
         };
-        assert_eq!(judge(&captured_rows, rows(3)), Mismatch::NONE);
-        assert_eq!(judge(&captured_rows, rows(2)), Mismatch::ROWS);
+        let reordered = Digest {
+            unordered: 1,
+            ordered: 9,
+        };
+        let other = Digest {
+            unordered: 5,
+            ordered: 2,
+        };
+        assert_eq!(judge(&captured_rows, rows(3, Some(D), 0)), None);
+        assert_eq!(judge(&captured_rows, rows(2, Some(D), 0)), RowCount);
+        assert_eq!(
+            judge(&captured_rows, rows(3, Some(reordered), 0)),
+            OrderOnly
+        );
+        assert_eq!(judge(&captured_rows, rows(3, Some(other), 0)), RowsDiffer);
+        assert_eq!(judge(&captured_rows, rows(3, Some(D), 1)), Warnings);
+        // Nothing to compare the rows with: the count and warnings still count.
+        assert_eq!(judge(&captured_rows, rows(3, Option::None, 0)), None);
         let captured_ok = Outcome::Ok {
             affected_rows: 1,
             last_insert_id: 0,
             warnings: 0,
         };
-        assert_eq!(judge(&captured_ok, ok(1)), Mismatch::NONE);
-        assert_eq!(judge(&captured_ok, ok(0)), Mismatch::ROWS);
-        assert_eq!(
-            judge(&captured_ok, Done::ServerError(1062)),
-            Mismatch::ERROR
-        );
+        assert_eq!(judge(&captured_ok, ok(1, 0)), None);
+        assert_eq!(judge(&captured_ok, ok(0, 0)), Affected);
+        assert_eq!(judge(&captured_ok, ok(1, 2)), Warnings);
+        assert_eq!(judge(&captured_ok, Done::ServerError(1062)), ErrorNew);
         let dup = Outcome::Err {
             code: 1062,
             sqlstate: "23000".into(),
             message: String::new(),
         };
-        assert_eq!(judge(&dup, Done::ServerError(1062)), Mismatch::NONE);
-        assert_eq!(judge(&dup, ok(1)), Mismatch::ERROR);
-        assert_eq!(judge(&Outcome::Dropped, ok(1)), Mismatch::NONE);
+        assert_eq!(judge(&dup, Done::ServerError(1062)), None);
+        assert_eq!(judge(&dup, Done::ServerError(1146)), ErrorChanged);
+        assert_eq!(judge(&dup, ok(1, 0)), ErrorResolved);
+        assert_eq!(judge(&Outcome::Dropped, ok(1, 0)), None);
+        assert_eq!(judge(&captured_ok, Done::Skipped), None);
     }
 }

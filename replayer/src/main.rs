@@ -111,6 +111,10 @@ struct TargetArgs {
     /// in the capture has committed in the replay.
     #[arg(long, value_enum, default_value_t = Sync::None)]
     sync: Sync,
+    /// Do not digest the rows of each answer: answers are then compared by row count,
+    /// affected rows, warnings and error code only.
+    #[arg(long)]
+    no_result_digest: bool,
     /// Shell command run before each replay (e.g. a snapshot restore or `shop seed`), so
     /// every run starts from the same state; its failure stops the run.
     #[arg(long)]
@@ -335,6 +339,7 @@ fn run_config(
         connections: t.connections,
         max_connections: t.max_connections,
         sync_commits: t.sync == Sync::Commits,
+        result_digest: !t.no_result_digest,
         progress: !t.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         metrics,
         handle_signals: true,

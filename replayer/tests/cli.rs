@@ -81,7 +81,9 @@ fn results_file(path: &std::path::Path, n: u64, classes: u64) {
             finished_ns: i * common::MS + 100_000,
             rows: 1,
             error: None,
-            mismatch: captures::Mismatch::NONE,
+            warnings: 0,
+            digest: None,
+            divergence: captures::Divergence::None,
         }))
         .unwrap();
     }

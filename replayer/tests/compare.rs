@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use captures::{CmdKind, Executed, Mismatch, ResultRecord, ResultsWriter, RunMeta, WriterOptions};
+use captures::{
+    CmdKind, Divergence, Executed, ResultRecord, ResultsWriter, RunMeta, WriterOptions,
+};
 use common::*;
 use replayer::compare::{CompareArgs, Quantile, Verdict, compare, load_run};
 use replayer::target::Speed;
@@ -26,6 +28,8 @@ fn args(runs: Vec<PathBuf>) -> CompareArgs {
         verdict_on: Quantile::P50,
         allow_fell_behind: false,
         top: 25,
+        fail_on_divergence: false,
+        ignore_class: vec![],
     }
 }
 
@@ -66,7 +70,9 @@ fn synthetic(path: &Path, label: &str, classes: &[(u64, &dyn Fn(u64) -> u64)], n
                 finished_ns: i * 1_000_000 + lat,
                 rows: 1,
                 error: None,
-                mismatch: Mismatch::NONE,
+                warnings: 0,
+                digest: None,
+                divergence: Divergence::None,
             }))
             .unwrap();
         }
@@ -138,7 +144,7 @@ fn synthetic_runs_get_the_verdicts_they_deserve() {
     assert_eq!(replayer::compare::run(&a).unwrap(), ExitCode::from(1));
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tmp(&dir, "r.json")).unwrap()).unwrap();
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], 2);
     assert_eq!(
         json["classes"][0]["runs"][1]["vs_base"]["verdict"],
         "slower"

@@ -10,7 +10,6 @@ mod common;
 
 use std::process::Command;
 
-use clap::Parser;
 use common::*;
 use replayer::target::Speed;
 use testkit::MariaDb;
@@ -41,16 +40,8 @@ fn sysbench(port: u16, db: &str, what: &[&str]) {
 
 /// Records `secs` of sysbench oltp_read_write through an in-process recorder.
 async fn record(server: &MariaDb, db: &str, cap: &std::path::Path, secs: u32) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let upstream = server.addr().to_string();
-    let out = cap.display().to_string();
-    let config =
-        recorder::config::Config::parse_from(["recorder", "--upstream", &upstream, "--out", &out]);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let proxy = tokio::spawn(recorder::listener::serve(config, listener, async {
-        let _ = stopped.await;
-    }));
+    let recorder = Recorder::start(server, cap).await;
+    let port = recorder.port;
     let db = db.to_string();
     tokio::task::spawn_blocking(move || {
         sysbench(
@@ -61,8 +52,7 @@ async fn record(server: &MariaDb, db: &str, cap: &std::path::Path, secs: u32) {
     })
     .await
     .unwrap();
-    let _ = stop.send(());
-    proxy.await.unwrap().unwrap();
+    recorder.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use captures::{Cmd, Mismatch};
+use captures::{Cmd, Divergence};
 use common::*;
 use replayer::target::Speed;
 use replayer::verdict::{MAX_LAG_P99_MS, Verdict};
@@ -164,7 +164,7 @@ async fn a_statement_prepared_in_one_unit_executes_on_another_connection() {
     let out = tmp(&dir, "r.sqlres");
     let summary = replay(config(&cap, &server.url(), &out, Speed::Factor(1.0))).await;
     assert_eq!(summary.errors, 0, "{:?}", summary.error_codes);
-    assert_eq!(summary.mismatches, 0);
+    assert_eq!(summary.diverged_commands(), 0);
     assert!(summary.end.peak_connections >= 2, "{:?}", summary.end);
     let (execs, _) = executed(&out);
     let exec = execs.iter().find(|e| e.seq == 2).unwrap();
@@ -237,8 +237,8 @@ async fn commit_order_keeps_a_read_behind_the_write_it_depends_on() {
     let (execs, _) = executed(&out);
     let read = execs.iter().find(|e| e.conn == 2).unwrap();
     assert_eq!(
-        read.mismatch,
-        Mismatch::ROWS,
+        read.divergence,
+        Divergence::RowCount,
         "without sync the read overtakes"
     );
     assert_eq!(free.end.sync_waits, 0);
@@ -252,7 +252,7 @@ async fn commit_order_keeps_a_read_behind_the_write_it_depends_on() {
     let synced = replay(cfg).await;
     let (execs, _) = executed(&out);
     let read = execs.iter().find(|e| e.conn == 2).unwrap();
-    assert_eq!((read.rows, read.mismatch), (1, Mismatch::NONE));
+    assert_eq!((read.rows, read.divergence), (1, Divergence::None));
     assert_eq!(synced.end.sync_waits, 1, "{:?}", synced.end);
     assert!(synced.end.sync_wait_ns >= 30_000_000, "{:?}", synced.end);
 }
@@ -267,7 +267,7 @@ async fn commit_order_holds_in_captured_replay_too() {
     let mut cfg = captured(config(&cap, &server.url(), &out, Speed::Factor(1.0)));
     cfg.sync_commits = true;
     let synced = replay(cfg).await;
-    assert_eq!(synced.mismatches, 0);
+    assert_eq!(synced.diverged_commands(), 0);
     assert_eq!(synced.end.sync_waits, 1);
 }
 

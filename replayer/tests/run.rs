@@ -3,7 +3,7 @@
 
 mod common;
 
-use captures::{Cmd, Mismatch, Outcome, Param, Value};
+use captures::{Cmd, Divergence, Outcome, Param, Value};
 use common::*;
 use replayer::target::Speed;
 use testkit::MariaDb;
@@ -127,10 +127,10 @@ async fn text_and_prepared_statements_replay_with_their_outcomes() {
     // One serial connection: the statements depend on each other's effects.
     let summary = replay(captured(config(&cap, &server.url(), &out, Speed::Max))).await;
     assert_eq!(summary.errors, 1, "only the captured duplicate key");
-    assert_eq!(summary.mismatches, 0);
+    assert_eq!(summary.diverged_commands(), 0);
     let (execs, classes) = executed(&out);
     assert_eq!(execs.len(), 10);
-    assert!(execs.iter().all(|e| e.mismatch == Mismatch::NONE));
+    assert!(execs.iter().all(|e| e.divergence == Divergence::None));
     assert_eq!(execs.iter().filter(|e| e.error == Some(1062)).count(), 1);
     assert!(
         classes.contains(&"select name from t where id = ?".to_string()),
@@ -157,12 +157,12 @@ async fn outcome_mismatches_are_flagged() {
     let out = tmp(&dir, "r.sqlres");
     let summary = replay(config(&cap, &server.url(), &out, Speed::Max)).await;
     let (execs, _) = executed(&out);
-    assert_eq!(execs[0].mismatch, Mismatch::ROWS);
+    assert_eq!(execs[0].divergence, Divergence::RowCount);
     assert_eq!(execs[0].rows, 3);
-    assert_eq!(execs[1].mismatch, Mismatch::ROWS);
-    assert_eq!(execs[2].mismatch, Mismatch::ERROR);
+    assert_eq!(execs[1].divergence, Divergence::Affected);
+    assert_eq!(execs[2].divergence, Divergence::ErrorNew);
     assert_eq!(execs[2].error, Some(1146));
-    assert_eq!(summary.mismatches, 3);
+    assert_eq!(summary.diverged_commands(), 3);
 }
 
 #[tokio::test]
@@ -238,7 +238,11 @@ async fn db_map_points_captured_databases_elsewhere() {
             .unwrap();
     let summary = replay(cfg).await;
     assert_eq!(
-        (summary.commands, summary.errors, summary.mismatches),
+        (
+            summary.commands,
+            summary.errors,
+            summary.diverged_commands()
+        ),
         (1, 0, 0)
     );
 }
@@ -367,7 +371,7 @@ fn executed_so_far(path: &std::path::Path) -> Vec<captures::Executed> {
         .map_while(Result::ok)
         .filter_map(|r| match r {
             captures::ResultRecord::Exec(e) => Some(e),
-            captures::ResultRecord::Class { .. } | captures::ResultRecord::End(_) => None,
+            _ => None,
         })
         .collect()
 }
@@ -441,7 +445,7 @@ async fn load_data_local_sends_the_captured_file_again() {
     let out = tmp(&dir, "r.sqlres");
     let summary = replay(captured(config(&cap, &server.url(), &out, Speed::Max))).await;
     assert_eq!(
-        (summary.errors, summary.mismatches),
+        (summary.errors, summary.diverged_commands()),
         (0, 0),
         "{:?}",
         summary.error_codes

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use captures::{
-    CaptureEnd, CloseReason, Cmd, CmdKind, Command, ConnClose, ConnOpen, Executed, Meta, Mismatch,
-    Outcome, Param, Record, ResultRecord, RunMeta, Value,
+    CaptureEnd, CloseReason, Cmd, CmdKind, Command, ConnClose, ConnOpen, Digest, Divergence,
+    Executed, Meta, Outcome, Param, Record, ResultRecord, RunMeta, Value,
 };
 use proptest::prelude::*;
 
@@ -125,6 +125,10 @@ pub fn cmd() -> impl Strategy<Value = Cmd> {
     ]
 }
 
+pub fn digest() -> impl Strategy<Value = Digest> {
+    (any::<u64>(), any::<u64>()).prop_map(|(unordered, ordered)| Digest { unordered, ordered })
+}
+
 pub fn outcome() -> impl Strategy<Value = Outcome> {
     prop_oneof![
         (any::<u64>(), any::<u64>(), any::<u16>()).prop_map(|(a, l, w)| Outcome::Ok {
@@ -132,8 +136,13 @@ pub fn outcome() -> impl Strategy<Value = Outcome> {
             last_insert_id: l,
             warnings: w
         }),
-        (any::<u64>(), any::<u16>())
-            .prop_map(|(count, warnings)| Outcome::Rows { count, warnings }),
+        (any::<u64>(), any::<u16>(), prop::option::of(digest())).prop_map(
+            |(count, warnings, digest)| Outcome::Rows {
+                count,
+                warnings,
+                digest
+            }
+        ),
         (any::<u16>(), "[0-9A-Z]{5}", text()).prop_map(|(code, sqlstate, message)| Outcome::Err {
             code,
             sqlstate,
@@ -230,21 +239,19 @@ pub fn result_record() -> impl Strategy<Value = ResultRecord> {
         (
             (any::<u64>(), any::<u64>(), any::<u64>(), kind()),
             (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
-            (prop::option::of(any::<u16>()), any::<bool>(), any::<bool>())
+            (
+                prop::option::of(any::<u16>()),
+                any::<u16>(),
+                prop::option::of(digest()),
+                prop::sample::select(Divergence::ALL.to_vec())
+            )
         )
             .prop_map(
                 |(
                     (conn, seq, class, kind),
                     (scheduled_ns, sent_ns, finished_ns, rows),
-                    (error, r, e),
+                    (error, warnings, digest, divergence),
                 )| {
-                    let mut mismatch = Mismatch::NONE;
-                    if r {
-                        mismatch |= Mismatch::ROWS;
-                    }
-                    if e {
-                        mismatch |= Mismatch::ERROR;
-                    }
                     ResultRecord::Exec(Executed {
                         conn,
                         seq,
@@ -255,7 +262,9 @@ pub fn result_record() -> impl Strategy<Value = ResultRecord> {
                         finished_ns,
                         rows,
                         error,
-                        mismatch,
+                        warnings,
+                        digest,
+                        divergence,
                     })
                 }
             ),
@@ -306,7 +315,11 @@ pub fn sample_records(n: usize) -> Vec<Record> {
                 Cmd::Query {
                     sql: format!("SELECT c FROM sbtest1 WHERE id={}", (i * 7919) % 10_000).into_bytes(),
                 },
-                Outcome::Rows { count: 1, warnings: 0 },
+                Outcome::Rows {
+                    count: 1,
+                    warnings: 0,
+                    digest: None,
+                },
             ),
             1 => (
                 Cmd::Execute {
@@ -318,7 +331,11 @@ pub fn sample_records(n: usize) -> Vec<Record> {
                         value: Value::Int((i % 10_000) as i64),
                     }],
                 },
-                Outcome::Rows { count: 1, warnings: 0 },
+                Outcome::Rows {
+                    count: 1,
+                    warnings: 0,
+                    digest: None,
+                },
             ),
             2 => (
                 Cmd::Query {

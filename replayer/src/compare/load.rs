@@ -1,9 +1,9 @@
 //! Streaming a results file into per-class statistics.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use captures::{ResultRecord, ResultsReader, RunEnd, RunMeta};
+use captures::{Divergence, Divergent, ResultRecord, ResultsReader, RunEnd, RunMeta};
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -34,7 +34,10 @@ pub struct ClassRun {
     pub count: u64,
     pub total_ns: u64,
     pub errors: u64,
-    pub mismatches: u64,
+    /// Errors by code (compared between runs, not only with the capture).
+    pub error_codes: BTreeMap<u16, u64>,
+    /// Commands whose answer differed from the capture's, by kind.
+    pub diverged: BTreeMap<Divergence, u64>,
     /// Latency in µs.
     pub hist: Histogram<u64>,
     /// Latency from the schedule (finished − scheduled, free of coordinated omission), µs.
@@ -52,7 +55,10 @@ pub struct RunData {
     pub routes: HashMap<u64, Routing>,
     pub commands: u64,
     pub errors: u64,
-    pub mismatches: u64,
+    /// Commands whose answer differed from the capture's.
+    pub diverged: u64,
+    /// The first diverging execution of each (class, kind), as the run recorded it.
+    pub examples: HashMap<(u64, Divergence), Divergent>,
     pub total_ns: u64,
     pub wall_ns: u64,
     pub latency: Histogram<u64>,
@@ -104,7 +110,7 @@ impl RunData {
             speed: self.meta.speed,
             commands: self.commands,
             errors: self.errors,
-            mismatches: self.mismatches,
+            diverged: self.diverged,
             wall_s,
             throughput: self.commands as f64 / wall_s.max(1e-9),
             total_time_s: self.total_ns as f64 / 1e9,
@@ -143,7 +149,8 @@ pub fn load_run(path: &Path) -> anyhow::Result<RunData> {
         routes: HashMap::new(),
         commands: 0,
         errors: 0,
-        mismatches: 0,
+        diverged: 0,
+        examples: HashMap::new(),
         total_ns: 0,
         wall_ns: 0,
         latency: histogram(),
@@ -176,7 +183,7 @@ pub fn load_run(path: &Path) -> anyhow::Result<RunData> {
                 run.last_scheduled_ns = run.last_scheduled_ns.max(e.scheduled_ns);
                 run.errors += u64::from(e.error.is_some());
                 run.unreachable += u64::from(e.error.is_some_and(crate::verdict::is_unreachable));
-                run.mismatches += u64::from(!e.mismatch.is_empty());
+                run.diverged += u64::from(!e.divergence.is_none());
                 let second = usize::try_from(e.sent_ns / 1_000_000_000).unwrap_or(usize::MAX);
                 if second < MAX_BUCKETS {
                     if run.timeline.len() <= second {
@@ -189,7 +196,8 @@ pub fn load_run(path: &Path) -> anyhow::Result<RunData> {
                     count: 0,
                     total_ns: 0,
                     errors: 0,
-                    mismatches: 0,
+                    error_codes: BTreeMap::new(),
+                    diverged: BTreeMap::new(),
                     hist: histogram(),
                     from_schedule: histogram(),
                     sample: Vec::new(),
@@ -197,7 +205,12 @@ pub fn load_run(path: &Path) -> anyhow::Result<RunData> {
                 c.count += 1;
                 c.total_ns += lat_ns;
                 c.errors += u64::from(e.error.is_some());
-                c.mismatches += u64::from(!e.mismatch.is_empty());
+                if let Some(code) = e.error {
+                    *c.error_codes.entry(code).or_default() += 1;
+                }
+                if !e.divergence.is_none() {
+                    *c.diverged.entry(e.divergence).or_default() += 1;
+                }
                 let _ = c.hist.record(lat_us);
                 let _ = c.from_schedule.record(sched_us);
                 // Reservoir sampling (Algorithm R): every execution equally likely kept.
@@ -213,6 +226,9 @@ pub fn load_run(path: &Path) -> anyhow::Result<RunData> {
                 }
             }
             Ok(ResultRecord::End(end)) => run.end = Some(end),
+            Ok(ResultRecord::Diverged(d)) => {
+                run.examples.entry((d.class, d.divergence)).or_insert(*d);
+            }
             Err(e) if e.is_truncation() => {
                 tracing::warn!("{}: {e}; using the records before it", path.display());
                 break;

@@ -4,6 +4,7 @@
 //! bounded reservoir of latencies (for the bootstrap), so memory depends on the number
 //! of classes, not on the length of the run.
 
+pub mod answers;
 mod bootstrap;
 mod load;
 
@@ -49,6 +50,19 @@ pub struct CompareArgs {
     /// Classes shown in the text table (JSON and HTML have all).
     #[arg(long, default_value_t = 25)]
     pub top: usize,
+    /// Exit 1 if a class that is not volatile returned a wrong answer in some run:
+    /// other rows, another row count, affected rows, warnings or error than the
+    /// capture (order alone never counts), or an error the baseline did not have.
+    #[arg(long)]
+    pub fail_on_divergence: bool,
+    /// Leave this class (16-hex id) out of "answers that changed" (repeatable).
+    #[arg(long = "ignore-class", value_name = "ID", value_parser = parse_class_id)]
+    pub ignore_class: Vec<u64>,
+}
+
+/// A class id as reports print it: 16 hex digits.
+fn parse_class_id(s: &str) -> Result<u64, String> {
+    u64::from_str_radix(s, 16).map_err(|_| format!("{s:?} is not a 16-hex class id"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -66,6 +80,8 @@ pub struct Comparison {
     pub min_samples: u64,
     pub verdict_on: Quantile,
     pub runs: Vec<RunSummaryJson>,
+    /// Answers that changed: divergences from the capture, per run and class.
+    pub answers: answers::Answers,
     pub classes: Vec<ClassJson>,
 }
 
@@ -79,7 +95,8 @@ pub struct RunSummaryJson {
     pub speed: Option<f64>,
     pub commands: u64,
     pub errors: u64,
-    pub mismatches: u64,
+    /// Commands whose answer differed from the capture's.
+    pub diverged: u64,
     pub wall_s: f64,
     pub throughput: f64,
     pub total_time_s: f64,
@@ -122,7 +139,8 @@ pub struct ClassRunJson {
     /// p99 measured from the schedule (see [`RunSummaryJson::from_schedule_p99_ms`]).
     pub from_schedule_p99_ms: f64,
     pub errors: u64,
-    pub mismatches: u64,
+    /// Commands whose answer differed from the capture's (kinds in `answers`).
+    pub diverged: u64,
     pub routing: Option<Routing>,
     /// Against the baseline (absent for the baseline itself).
     pub vs_base: Option<Delta>,
@@ -250,7 +268,7 @@ pub fn compare(runs: &[RunData], args: &CompareArgs) -> Comparison {
                         max_ms: ms(c.hist.max()),
                         from_schedule_p99_ms: ms(c.from_schedule.value_at_quantile(0.99)),
                         errors: c.errors,
-                        mismatches: c.mismatches,
+                        diverged: c.diverged.values().sum(),
                         routing: run.routes.get(id).cloned(),
                         vs_base,
                     })
@@ -265,12 +283,19 @@ pub fn compare(runs: &[RunData], args: &CompareArgs) -> Comparison {
         })
         .collect();
 
+    let fingerprint = |id: u64| {
+        runs.iter()
+            .find_map(|r| r.fingerprints.get(&id))
+            .map_or_else(|| format!("class {id:016x}"), |(f, _)| f.clone())
+    };
+    let ignored = args.ignore_class.iter().copied().collect();
     Comparison {
-        schema_version: 1,
+        schema_version: 2,
         threshold_pct: args.threshold,
         min_samples: args.min_samples,
         verdict_on: args.verdict_on,
         runs: runs.iter().map(RunData::summary_json).collect(),
+        answers: answers::answers(runs, &ignored, fingerprint),
         classes,
     }
 }
@@ -347,6 +372,19 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
     if let Some(path) = &args.html {
         let html = report::html::render(&comparison, &runs);
         std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.fail_on_divergence {
+        let wrong = answers::wrong_answers(&comparison.answers);
+        if !wrong.is_empty() {
+            eprintln!(
+                "replayer: {} wrong answer(s) in classes that are not volatile:",
+                wrong.len()
+            );
+            for (label, class) in wrong.iter().take(10) {
+                eprintln!("  {} in {label}: {}", class.id, class.fingerprint);
+            }
+            return Ok(ExitCode::from(1));
+        }
     }
     if let Some(pct) = args.fail_on_regression {
         let found = regressions(&comparison, pct);

@@ -90,11 +90,12 @@ pub fn render(c: &Comparison, runs: &[RunData]) -> String {
         c.min_samples
     );
 
+    super::answers::html(&mut h, c);
     schedule_banner(&mut h, c);
     // Runs.
     let _ = write!(
         h,
-        "<h2>Runs</h2><table><tr><th>run</th><th>schedule</th><th>target</th><th>speed</th><th>commands</th><th>errors</th><th>mismatches</th><th>commands/s</th><th>wall s</th><th>p50 ms</th><th>p99 ms</th><th>lag p99 ms</th><th>p99 from schedule ms</th></tr>"
+        "<h2>Runs</h2><table><tr><th>run</th><th>schedule</th><th>target</th><th>speed</th><th>commands</th><th>errors</th><th>diverged</th><th>commands/s</th><th>wall s</th><th>p50 ms</th><th>p99 ms</th><th>lag p99 ms</th><th>p99 from schedule ms</th></tr>"
     );
     for (i, r) in c.runs.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
@@ -112,7 +113,7 @@ pub fn render(c: &Comparison, runs: &[RunData]) -> String {
             r.speed.map_or("max".into(), |s| format!("{s}×")),
             r.commands,
             r.errors,
-            r.mismatches,
+            r.diverged,
             r.throughput,
             r.wall_s,
             r.latency_p50_ms,

@@ -1,5 +1,6 @@
 //! Text, JSON and HTML reports of a comparison, and the ramp's capacity page.
 
+pub mod answers;
 pub mod html;
 pub mod ramp;
 pub mod text;

@@ -30,16 +30,17 @@ fn schedule(s: &mut String, c: &Comparison) {
 pub fn render(c: &Comparison, top: usize) -> String {
     let mut s = String::new();
     let base = &c.runs[0];
-    let _ = writeln!(s, "runs (baseline first):");
+    super::answers::text(&mut s, c, top);
+    let _ = writeln!(s, "\nruns (baseline first):");
     for r in &c.runs {
         let speed = r.speed.map_or("max".to_string(), |f| format!("{f}×"));
         let _ = writeln!(
             s,
-            "  {:<22} {:>9} cmds {:>7} err {:>6} mism  {:>8.1}/s  wall {:>7.1}s  total {:>8.1}s  p50 {:>7.3} p99 {:>8.3} ms  lag p99 {:>7.3} ms  {} @ {}",
+            "  {:<22} {:>9} cmds {:>7} err {:>6} diverged  {:>8.1}/s  wall {:>7.1}s  total {:>8.1}s  p50 {:>7.3} p99 {:>8.3} ms  lag p99 {:>7.3} ms  {} @ {}",
             r.label,
             r.commands,
             r.errors,
-            r.mismatches,
+            r.diverged,
             r.throughput,
             r.wall_s,
             r.total_time_s,

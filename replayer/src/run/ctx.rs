@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::commits::Commits;
+use super::examples::Examples;
 use super::park::Park;
 use super::pool::{Connector, Pool};
 use super::results::Msg;
@@ -46,6 +47,10 @@ pub struct Ctx {
     /// Lanes running (spawned and not yet ended), and how many may (pooled).
     pub live_lanes: AtomicU64,
     pub admit_limit: u64,
+    /// Digest the rows of every answer (`--no-result-digest` turns it off).
+    pub result_digest: bool,
+    /// Which diverging executions are the first of their class and kind.
+    pub examples: Examples,
 }
 
 impl Ctx {

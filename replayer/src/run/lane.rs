@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use captures::{Cmd, Command, Executed, Record};
+use captures::{Answer, Cmd, Command, Divergent, Executed, Record};
 use tokio::sync::{mpsc, watch};
 
 use super::ctx::Ctx;
+use super::examples;
 use super::pool::TargetConn;
-use super::results::Pending;
+use super::results::{Msg, Pending};
 use super::step::{Step, UnitStart};
 use crate::exec::{self, CANNOT_CONNECT, CONNECTION_LOST, Done, Request};
 
@@ -297,6 +298,7 @@ impl Lane {
             conn: command.conn,
             cmd: &command.cmd,
             stmt_sql: step.stmt.as_deref(),
+            digest: ctx.result_digest,
         };
         let server_id = tc.conn.id();
         let outcome = tokio::select! {
@@ -341,10 +343,14 @@ impl Lane {
         sent_at: Instant,
         finished_at: Instant,
     ) -> bool {
-        let error = match done {
-            Done::ServerError(code) => Some(code),
-            _ => None,
+        let (error, warnings, digest) = match done {
+            Done::ServerError(code) => (Some(code), 0, None),
+            Done::Ok {
+                warnings, digest, ..
+            } => (None, warnings, digest),
+            Done::Skipped => (None, 0, None),
         };
+        let divergence = exec::judge(&command.outcome, done);
         let executed = Executed {
             conn: self.replay_conn,
             seq: step.seq,
@@ -355,8 +361,13 @@ impl Lane {
             finished_ns: self.ctx.since_origin(finished_at),
             rows: exec::rows_of(done),
             error,
-            mismatch: exec::judge(&command.outcome, done),
+            warnings,
+            digest,
+            divergence,
         };
+        if !divergence.is_none() && self.ctx.examples.first(step.class, divergence) {
+            self.example(step, command, &executed).await;
+        }
         if let Some(metrics) = &self.ctx.metrics {
             metrics.record(&executed);
         }
@@ -365,6 +376,31 @@ impl Lane {
         }
         self.pending.push(executed, finished_at);
         !self.pending.due(finished_at) || self.pending.send(&self.ctx.results).await
+    }
+
+    /// Sends the first diverging execution of its class and kind to the results file.
+    async fn example(&self, step: &Step, command: &Command, executed: &Executed) {
+        let captured = &command.outcome;
+        let example = Divergent {
+            class: step.class,
+            conn: executed.conn,
+            seq: executed.seq,
+            divergence: executed.divergence,
+            statement: examples::statement(&command.cmd, step.stmt.as_deref()),
+            captured: Answer {
+                rows: captured.rows(),
+                digest: captured.digest(),
+                error: captured.error_code(),
+                warnings: captured.warnings(),
+            },
+            replayed: executed.answer(),
+        };
+        // A results thread that is gone ends the run elsewhere; nothing to do here.
+        let _ = self
+            .ctx
+            .results
+            .send(Msg::Diverged(Box::new(example)))
+            .await;
     }
 
     /// Hands what ran so far to the results thread before a wait.

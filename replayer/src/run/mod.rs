@@ -16,6 +16,7 @@
 
 mod commits;
 mod ctx;
+mod examples;
 mod feed;
 mod lane;
 mod overflow;
@@ -95,6 +96,9 @@ pub struct RunConfig {
     pub max_connections: Option<usize>,
     /// `--sync commits`.
     pub sync_commits: bool,
+    /// Digest the rows of every answer and compare them with the capture's (off:
+    /// `--no-result-digest`).
+    pub result_digest: bool,
     pub progress: bool,
     pub metrics: Option<Metrics>,
     /// Take over SIGINT/SIGTERM to end the run gracefully (the binary does; a library
@@ -310,6 +314,8 @@ fn new_ctx(
         progress: AtomicU64::new(0),
         live_lanes: AtomicU64::new(0),
         admit_limit: admit_limit(max_connections) as u64,
+        result_digest: cfg.result_digest,
+        examples: Default::default(),
     })
 }
 

@@ -1,10 +1,10 @@
 //! The results thread: executed commands in, the results file, the run's histograms and
 //! the progress line out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use captures::{Executed, ResultRecord, ResultsWriter, RunEnd};
+use captures::{Divergence, Divergent, Executed, ResultRecord, ResultsWriter, RunEnd};
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 
@@ -46,6 +46,8 @@ pub enum Msg {
         executed: Vec<Executed>,
         skipped: u64,
     },
+    /// The first execution of a class that diverged in one way.
+    Diverged(Box<Divergent>),
     /// The run's closing facts, written last.
     End(Box<RunEnd>),
 }
@@ -105,7 +107,8 @@ impl Pending {
 pub struct Written {
     pub commands: u64,
     pub errors: u64,
-    pub mismatches: u64,
+    /// Commands whose answer differed from the capture's, by kind.
+    pub diverged: BTreeMap<Divergence, u64>,
     pub skipped: u64,
     pub last_finish: Duration,
     pub latency: Histogram<u64>,
@@ -119,7 +122,7 @@ impl Written {
         Written {
             commands: 0,
             errors: 0,
-            mismatches: 0,
+            diverged: BTreeMap::new(),
             skipped: 0,
             last_finish: Duration::ZERO,
             latency: histogram(),
@@ -138,8 +141,8 @@ impl Written {
             self.errors += 1;
             *codes.entry(code).or_default() += 1;
         }
-        if !e.mismatch.is_empty() {
-            self.mismatches += 1;
+        if !e.divergence.is_none() {
+            *self.diverged.entry(e.divergence).or_default() += 1;
         }
         self.last_finish = self.last_finish.max(Duration::from_nanos(e.finished_ns));
     }
@@ -193,6 +196,7 @@ pub fn write_results(
                     writer.append(&ResultRecord::Exec(e))?;
                 }
             }
+            Msg::Diverged(d) => writer.append(&ResultRecord::Diverged(d))?,
             Msg::End(end) => writer.append(&ResultRecord::End(*end))?,
         }
     }

@@ -1,9 +1,10 @@
 //! What a run did, for the end-of-run table, `ramp` and the exit code.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use captures::RunEnd;
+use captures::{Divergence, RunEnd};
 use hdrhistogram::Histogram;
 
 use super::Dispatched;
@@ -16,7 +17,8 @@ pub struct RunSummary {
     pub run_id: String,
     pub commands: u64,
     pub errors: u64,
-    pub mismatches: u64,
+    /// Commands whose answer differed from the capture's, by kind.
+    pub diverged: BTreeMap<Divergence, u64>,
     pub skipped: u64,
     /// Captured connections replayed × `--scale`.
     pub connections: u64,
@@ -70,7 +72,7 @@ impl RunSummary {
             run_id,
             commands: w.commands,
             errors: w.errors,
-            mismatches: w.mismatches,
+            diverged: w.diverged,
             skipped: w.skipped,
             connections: d.connections,
             connect_failures: end.connect_failures,
@@ -99,6 +101,11 @@ impl RunSummary {
         }
     }
 
+    /// Commands whose answer differed from the capture's, all kinds together.
+    pub fn diverged_commands(&self) -> u64 {
+        self.diverged.values().sum()
+    }
+
     pub fn achieved_rate(&self) -> f64 {
         self.commands as f64 / self.wall.as_secs_f64().max(1e-9)
     }
@@ -109,9 +116,20 @@ pub fn print_summary(s: &RunSummary, speed: Speed, out: &Path) {
     let ms = |us: u64| us as f64 / 1000.0;
     println!("replay {} → {}", s.run_id, out.display());
     println!(
-        "  commands {:>10}   errors {:>8}   mismatches {:>8}   skipped {:>6}   connections {}",
-        s.commands, s.errors, s.mismatches, s.skipped, s.connections
+        "  commands {:>10}   errors {:>8}   diverged {:>8}   skipped {:>6}   connections {}",
+        s.commands,
+        s.errors,
+        s.diverged_commands(),
+        s.skipped,
+        s.connections
     );
+    if !s.diverged.is_empty() {
+        let kinds: Vec<String> = s.diverged.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!(
+            "  answers that differ from the capture: {}",
+            kinds.join(", ")
+        );
+    }
     let scheduled = s
         .scheduled_rate(speed)
         .map_or("back to back".to_string(), |r| format!("{r:.0}/s"));

@@ -96,7 +96,11 @@ pub fn ok(affected: u64) -> Outcome {
 }
 
 pub fn rows(count: u64) -> Outcome {
-    Outcome::Rows { count, warnings: 0 }
+    Outcome::Rows {
+        count,
+        warnings: 0,
+        digest: None,
+    }
 }
 
 pub fn int(v: i64) -> Param {
@@ -124,6 +128,7 @@ pub fn config(capture: &Path, url: &str, out: &Path, speed: Speed) -> RunConfig 
         connections: replayer::run::Connections::Pooled,
         max_connections: None,
         sync_commits: false,
+        result_digest: true,
         progress: false,
         metrics: None,
         handle_signals: false,
@@ -142,7 +147,7 @@ pub fn executed(path: &Path) -> (Vec<captures::Executed>, Vec<String>) {
         match r.unwrap() {
             ResultRecord::Exec(e) => execs.push(e),
             ResultRecord::Class { fingerprint, .. } => classes.push(fingerprint),
-            ResultRecord::End(_) => {}
+            ResultRecord::End(_) | ResultRecord::Diverged(_) => {}
         }
     }
     // Pooled replay runs a connection's units concurrently: its commands finish (and
@@ -159,4 +164,40 @@ pub fn captured(mut cfg: RunConfig) -> RunConfig {
 
 pub fn tmp(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
+}
+
+/// A recorder running in this process, capturing to a file.
+pub struct Recorder {
+    pub port: u16,
+    stop: tokio::sync::oneshot::Sender<()>,
+    proxy: tokio::task::JoinHandle<anyhow::Result<String>>,
+}
+
+impl Recorder {
+    /// Records everything sent to `port` on its way to `server`, into `cap`.
+    pub async fn start(server: &testkit::MariaDb, cap: &Path) -> Recorder {
+        use clap::Parser;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = server.addr().to_string();
+        let out = cap.display().to_string();
+        let config = recorder::config::Config::parse_from([
+            "recorder",
+            "--upstream",
+            &upstream,
+            "--out",
+            &out,
+        ]);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let proxy = tokio::spawn(recorder::listener::serve(config, listener, async {
+            let _ = stopped.await;
+        }));
+        Recorder { port, stop, proxy }
+    }
+
+    /// Stops it; the capture is complete when this returns.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.proxy.await.unwrap().unwrap();
+    }
 }

@@ -1,0 +1,297 @@
+//! "Answers that changed": per run and class, how replayed answers differed from the
+//! captured ones, with the noise set apart.
+//!
+//! - A class is *volatile* when its answers already differ in the baseline: a replay
+//!   against the kind of target the capture was recorded on (`NOW()`, `RAND()`, `UUID()`,
+//!   auto-increment values, or reads that raced writes). Its divergences in other runs are
+//!   reported apart and never fail `--fail-on-divergence`.
+//! - "Order differs only" is never a wrong answer: without `ORDER BY` any order is
+//!   correct (a sharded target merges shards in its own), with it only ties can move.
+//! - Errors are also compared between runs: an error code a run has and the baseline
+//!   does not (or the reverse) is reported even when the capture had it too.
+
+use std::collections::BTreeSet;
+
+use captures::{Answer, Divergence, Divergent};
+use serde::Serialize;
+
+use super::load::{ClassRun, RunData};
+
+/// The section, as the JSON file holds it.
+#[derive(Debug, Default, Serialize)]
+pub struct Answers {
+    /// One entry per run, in run order.
+    pub runs: Vec<RunAnswers>,
+    /// Classes with any divergence in any run (ignored classes left out), most
+    /// diverging first.
+    pub classes: Vec<ClassAnswers>,
+    /// Classes left out with `--ignore-class`.
+    pub ignored: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct RunAnswers {
+    pub label: String,
+    /// Classes with a wrong answer: diverged in a way other than order, and not volatile.
+    pub wrong_classes: u64,
+    /// Commands of those classes that diverged.
+    pub wrong_commands: u64,
+    /// Classes whose answers differed only in order.
+    pub order_only_classes: u64,
+    /// Volatile classes that diverged in this run, and their diverging commands.
+    pub volatile_classes: u64,
+    pub volatile_commands: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClassAnswers {
+    pub id: String,
+    pub fingerprint: String,
+    /// Already differs in the baseline replay (see the module docs).
+    pub volatile: bool,
+    /// The statement sorts its rows: an order-only difference is ties moving.
+    pub ordered: bool,
+    /// One entry per run, in run order; `null` where the class did not occur.
+    pub runs: Vec<Option<ClassRunAnswers>>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ClassRunAnswers {
+    pub executions: u64,
+    /// Divergences against the capture, by kind, most telling first.
+    pub kinds: Vec<KindCount>,
+    /// Error codes whose count differs from the baseline's (absent for the baseline).
+    pub errors_vs_baseline: Vec<ErrorShift>,
+    /// A wrong answer in this run: what `--fail-on-divergence` fails on.
+    pub wrong: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KindCount {
+    pub kind: Divergence,
+    pub count: u64,
+    /// Its first execution in the run, if the run recorded one.
+    pub first: Option<Example>,
+}
+
+/// A diverging execution: what was sent and both answers.
+#[derive(Debug, Serialize)]
+pub struct Example {
+    pub statement: String,
+    pub captured: AnswerJson,
+    pub replayed: AnswerJson,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AnswerJson {
+    pub rows: u64,
+    /// `unordered/ordered`, hex.
+    pub digest: Option<String>,
+    pub error: Option<u16>,
+    pub warnings: u16,
+}
+
+/// An error code whose count differs between the baseline and a run.
+#[derive(Debug, Serialize)]
+pub struct ErrorShift {
+    pub code: u16,
+    pub baseline: u64,
+    pub run: u64,
+}
+
+impl From<&Answer> for AnswerJson {
+    fn from(a: &Answer) -> Self {
+        AnswerJson {
+            rows: a.rows,
+            digest: a.digest.map(|d| d.to_string()),
+            error: a.error,
+            warnings: a.warnings,
+        }
+    }
+}
+
+impl From<&Divergent> for Example {
+    fn from(d: &Divergent) -> Self {
+        Example {
+            statement: d.statement.clone(),
+            captured: (&d.captured).into(),
+            replayed: (&d.replayed).into(),
+        }
+    }
+}
+
+/// Builds the section. `ordered` tells whether a class's statement sorts its rows;
+/// `ignored` classes are left out.
+pub fn answers(
+    runs: &[RunData],
+    ignored: &BTreeSet<u64>,
+    fingerprint: impl Fn(u64) -> String,
+) -> Answers {
+    let base = &runs[0];
+    // With the baseline alone, nothing tells noise from change: nothing is volatile.
+    let volatile = |id: u64| runs.len() > 1 && base.classes.get(&id).is_some_and(wrong_kinds);
+    let mut ids: BTreeSet<u64> = BTreeSet::new();
+    for run in runs {
+        ids.extend(run.classes.keys().copied());
+    }
+    let mut classes: Vec<ClassAnswers> = ids
+        .into_iter()
+        .filter(|id| !ignored.contains(id))
+        .filter_map(|id| {
+            let fingerprint = fingerprint(id);
+            let ordered = fingerprint.contains("order by");
+            let volatile = volatile(id);
+            let per_run: Vec<Option<ClassRunAnswers>> = runs
+                .iter()
+                .enumerate()
+                .map(|(i, run)| {
+                    let c = run.classes.get(&id)?;
+                    let baseline = (i > 0).then(|| base.classes.get(&id)).flatten();
+                    Some(class_run(
+                        id,
+                        c,
+                        baseline,
+                        i > 0 || runs.len() == 1,
+                        volatile,
+                        run,
+                    ))
+                })
+                .collect();
+            let diverged = per_run.iter().flatten().any(|r| !r.kinds.is_empty())
+                || per_run
+                    .iter()
+                    .flatten()
+                    .any(|r| !r.errors_vs_baseline.is_empty());
+            diverged.then(|| ClassAnswers {
+                id: format!("{id:016x}"),
+                fingerprint,
+                volatile,
+                ordered,
+                runs: per_run,
+            })
+        })
+        .collect();
+    classes.sort_by_key(|c| {
+        let wrong = c.runs.iter().flatten().filter(|r| r.wrong).count();
+        let commands: u64 = c
+            .runs
+            .iter()
+            .flatten()
+            .flat_map(|r| &r.kinds)
+            .map(|k| k.count)
+            .sum();
+        (std::cmp::Reverse(wrong), std::cmp::Reverse(commands))
+    });
+    Answers {
+        runs: runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| run_answers(run, i, &classes))
+            .collect(),
+        classes,
+        ignored: ignored.iter().map(|id| format!("{id:016x}")).collect(),
+    }
+}
+
+/// Whether a class's answers differ in a way other than order.
+fn wrong_kinds(c: &ClassRun) -> bool {
+    c.diverged.keys().any(|k| *k != Divergence::OrderOnly)
+}
+
+/// One class in one run. `judged`: this run's divergences can be wrong answers (every
+/// run but the baseline, or the baseline when it is alone).
+fn class_run(
+    id: u64,
+    c: &ClassRun,
+    baseline: Option<&ClassRun>,
+    judged: bool,
+    volatile: bool,
+    run: &RunData,
+) -> ClassRunAnswers {
+    let kinds: Vec<KindCount> = c
+        .diverged
+        .iter()
+        .map(|(&kind, &count)| KindCount {
+            kind,
+            count,
+            first: run.examples.get(&(id, kind)).map(Example::from),
+        })
+        .collect();
+    let errors_vs_baseline = baseline.map(|b| error_shifts(b, c)).unwrap_or_default();
+    let wrong =
+        judged && !volatile && (wrong_kinds(c) || errors_vs_baseline.iter().any(|e| e.run > 0));
+    ClassRunAnswers {
+        executions: c.count,
+        kinds,
+        errors_vs_baseline,
+        wrong,
+    }
+}
+
+/// Error codes that one of the two runs has and the other does not.
+fn error_shifts(base: &ClassRun, run: &ClassRun) -> Vec<ErrorShift> {
+    let codes: BTreeSet<u16> = base
+        .error_codes
+        .keys()
+        .chain(run.error_codes.keys())
+        .copied()
+        .collect();
+    codes
+        .into_iter()
+        .filter_map(|code| {
+            let b = base.error_codes.get(&code).copied().unwrap_or(0);
+            let r = run.error_codes.get(&code).copied().unwrap_or(0);
+            ((b == 0) != (r == 0)).then_some(ErrorShift {
+                code,
+                baseline: b,
+                run: r,
+            })
+        })
+        .collect()
+}
+
+fn run_answers(run: &RunData, i: usize, classes: &[ClassAnswers]) -> RunAnswers {
+    let mut out = RunAnswers {
+        label: run.meta.label.clone(),
+        ..RunAnswers::default()
+    };
+    for class in classes {
+        let Some(Some(r)) = class.runs.get(i) else {
+            continue;
+        };
+        let commands: u64 = r.kinds.iter().map(|k| k.count).sum();
+        let order_only =
+            !r.kinds.is_empty() && r.kinds.iter().all(|k| k.kind == Divergence::OrderOnly);
+        if r.wrong {
+            out.wrong_classes += 1;
+            out.wrong_commands += commands;
+        } else if class.volatile && commands > 0 {
+            out.volatile_classes += 1;
+            out.volatile_commands += commands;
+        }
+        out.order_only_classes += u64::from(order_only);
+    }
+    out
+}
+
+/// Classes with a wrong answer, per run: what `--fail-on-divergence` reports.
+pub fn wrong_answers(a: &Answers) -> Vec<(&str, &ClassAnswers)> {
+    let mut out = Vec::new();
+    for class in &a.classes {
+        for (i, r) in class.runs.iter().enumerate() {
+            if r.as_ref().is_some_and(|r| r.wrong) {
+                out.push((a.runs[i].label.as_str(), class));
+            }
+        }
+    }
+    out
+}
+
+/// Divergence counts of a class in a run, most telling first, as words.
+pub fn describe(kinds: &[KindCount]) -> String {
+    let parts: Vec<String> = kinds
+        .iter()
+        .map(|k| format!("{} {}", k.kind, k.count))
+        .collect();
+    parts.join(", ")
+}
