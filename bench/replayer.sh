@@ -58,10 +58,11 @@ wait_port "$rec_port"
 "${pin[@]}" "${sb[@]}" --rate="$open_rate" --mysql-port="$rec_port" oltp_point_select run >/dev/null
 kill -INT "$rec_pid"; wait "$rec_pid" 2>/dev/null || true
 
-# One replay of capture $1 at speed $2; prints "rate lag_p99_ms wall_s captured_s".
+# One replay of capture $1 at speed $2 (more replayer arguments after them); prints
+# "rate lag_p99_ms wall_s captured_s".
 replay() {
   "${pin[@]}" "$bin/replayer" run "$work/$1.sqlcap" --target "mysql://root@127.0.0.1:$db_port/sbtest" \
-    --speed "$2" --connections "$connections" --out "$work/r-$1-$2.sqlres" --quiet |
+    --speed "$2" --connections "$connections" --out "$work/r-$1-$2.sqlres" --quiet "${@:3}" |
     awk '/^  wall/ {w=$2; c=$4; sub(/s$/,"",w); sub(/s$/,"",c); for (i=1;i<=NF;i++) if ($i=="rate") r=$(i+1); sub(/\/s$/,"",r)}
          /lag ms/ {l=$6}
          END {print r, l, w, c}'
@@ -69,7 +70,7 @@ replay() {
 # Part 1 in rounds. The bare loop is the anchor for the replayer's own cost: mysql_async
 # alone, the same statements, over TCP like sysbench (prefer_socket would quietly move it
 # to the Unix socket).
-directs=() bares=() maxes=()
+directs=() bares=() maxes=() plains=()
 for ((round = 1; round <= rounds; round++)); do
   if (( round == 1 )); then
     directs+=("$direct")   # measured above, before the open-loop recording
@@ -80,6 +81,8 @@ for ((round = 1; round <= rounds; round++)); do
     8 "$secs" 4 10000 | awk '{print $4}')")
   read -r rate _ _ _ < <(replay sb max)
   maxes+=("$rate")
+  read -r rate _ _ _ < <(replay sb max --no-result-digest)
+  plains+=("$rate")
 done
 fidelity=()
 for capture in sb open; do
@@ -89,13 +92,13 @@ for capture in sb open; do
   done
 done
 
-RAND="$rand" CONNS="$connections" python3 - "$recorded" "$open_rate" "${directs[*]}" "${bares[*]}" "${maxes[*]}" "${fidelity[@]}" <<'PY'
+RAND="$rand" CONNS="$connections" python3 - "$recorded" "$open_rate" "${directs[*]}" "${bares[*]}" "${maxes[*]}" "${plains[*]}" "${fidelity[@]}" <<'PY'
 import os, statistics, sys
 RAND, CONNS = os.environ["RAND"], os.environ["CONNS"]
 recorded, open_rate = map(float, sys.argv[1:3])
-directs, bares, maxes = ([float(x) for x in a.split()] for a in sys.argv[3:6])
-rows = sys.argv[6:]
-direct, bare, max_rate = (statistics.median(v) for v in (directs, bares, maxes))
+directs, bares, maxes, plains = ([float(x) for x in a.split()] for a in sys.argv[3:7])
+rows = sys.argv[7:]
+direct, bare, max_rate, plain = (statistics.median(v) for v in (directs, bares, maxes, plains))
 each = lambda v: " ".join(f"{x:.0f}" for x in v)
 print(f"sysbench oltp_point_select, 8 threads, --rand-type={RAND}, replay --connections {CONNS}, all on one CPU (median of {len(directs)} rounds; each round in brackets)")
 print(f"  sysbench direct          {direct:10.0f} queries/s    [{each(directs)}]")
@@ -104,6 +107,7 @@ print(f"  bare mysql_async loop    {bare:10.0f} queries/s    {bare / direct:.2f}
 print(f"  replayer --speed max     {max_rate:10.0f} commands/s   {max_rate / direct:.2f}x sysbench (target >= 0.95x), "
       f"{max_rate / bare:.2f}x the bare loop [{each(maxes)}]")
 print(f"  per round, replayer / sysbench: {' '.join(f'{m / d:.2f}' for m, d in zip(maxes, directs))}")
+print(f"  replayer --no-result-digest {plain:7.0f} commands/s   digests on / off {max_rate / plain:.3f} (target >= 0.97) [{each(plains)}]")
 print(f"timeline fidelity (targets: lag p99 < 1 ms, wall within 1 % of captured / speed)")
 names = {"sb": "saturated capture", "open": f"open loop, {open_rate:.0f}/s"}
 for i in range(0, len(rows), 5):

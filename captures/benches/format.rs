@@ -154,5 +154,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// A row digest as a capture keeps it: two hashes, incompressible.
 fn digest(i: u64) -> captures::Digest {
     let h = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    captures::Digest { unordered: h, ordered: h.rotate_left(29) ^ 0xc2b2_ae3d_27d4_eb4f }
+    captures::Digest {
+        unordered: h,
+        ordered: h.rotate_left(29) ^ 0xc2b2_ae3d_27d4_eb4f,
+    }
 }

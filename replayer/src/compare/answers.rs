@@ -3,8 +3,10 @@
 //!
 //! - A class is *volatile* when its answers already differ in the baseline: a replay
 //!   against the kind of target the capture was recorded on (`NOW()`, `RAND()`, `UUID()`,
-//!   auto-increment values, or reads that raced writes). Its divergences in other runs are
-//!   reported apart and never fail `--fail-on-divergence`.
+//!   auto-increment values, or reads that raced writes). The kinds it diverged in there
+//!   are noise for that class: in other runs they are reported apart and never fail
+//!   `--fail-on-divergence`; a kind the baseline did not show (warnings where only row
+//!   counts moved, an error) still does.
 //! - "Order differs only" is never a wrong answer: without `ORDER BY` any order is
 //!   correct (a sharded target merges shards in its own), with it only ties can move.
 //! - Errors are also compared between runs: an error code a run has and the baseline
@@ -129,7 +131,12 @@ pub fn answers(
 ) -> Answers {
     let base = &runs[0];
     // With the baseline alone, nothing tells noise from change: nothing is volatile.
-    let volatile = |id: u64| runs.len() > 1 && base.classes.get(&id).is_some_and(wrong_kinds);
+    let noise = |id: u64| -> BTreeSet<Divergence> {
+        match base.classes.get(&id) {
+            Some(c) if runs.len() > 1 => c.diverged.keys().copied().collect(),
+            _ => BTreeSet::new(),
+        }
+    };
     let mut ids: BTreeSet<u64> = BTreeSet::new();
     for run in runs {
         ids.extend(run.classes.keys().copied());
@@ -140,7 +147,8 @@ pub fn answers(
         .filter_map(|id| {
             let fingerprint = fingerprint(id);
             let ordered = fingerprint.contains("order by");
-            let volatile = volatile(id);
+            let noise = noise(id);
+            let volatile = noise.iter().any(|k| *k != Divergence::OrderOnly);
             let per_run: Vec<Option<ClassRunAnswers>> = runs
                 .iter()
                 .enumerate()
@@ -152,7 +160,7 @@ pub fn answers(
                         c,
                         baseline,
                         i > 0 || runs.len() == 1,
-                        volatile,
+                        &noise,
                         run,
                     ))
                 })
@@ -193,19 +201,15 @@ pub fn answers(
     }
 }
 
-/// Whether a class's answers differ in a way other than order.
-fn wrong_kinds(c: &ClassRun) -> bool {
-    c.diverged.keys().any(|k| *k != Divergence::OrderOnly)
-}
-
 /// One class in one run. `judged`: this run's divergences can be wrong answers (every
-/// run but the baseline, or the baseline when it is alone).
+/// run but the baseline, or the baseline when it is alone); `noise`: the kinds the
+/// baseline already showed for the class.
 fn class_run(
     id: u64,
     c: &ClassRun,
     baseline: Option<&ClassRun>,
     judged: bool,
-    volatile: bool,
+    noise: &BTreeSet<Divergence>,
     run: &RunData,
 ) -> ClassRunAnswers {
     let kinds: Vec<KindCount> = c
@@ -218,8 +222,11 @@ fn class_run(
         })
         .collect();
     let errors_vs_baseline = baseline.map(|b| error_shifts(b, c)).unwrap_or_default();
-    let wrong =
-        judged && !volatile && (wrong_kinds(c) || errors_vs_baseline.iter().any(|e| e.run > 0));
+    let new_kind = c
+        .diverged
+        .keys()
+        .any(|k| *k != Divergence::OrderOnly && !noise.contains(k));
+    let wrong = judged && (new_kind || errors_vs_baseline.iter().any(|e| e.run > 0));
     ClassRunAnswers {
         executions: c.count,
         kinds,
