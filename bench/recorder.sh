@@ -25,7 +25,7 @@ source bench/lib.sh
 for tool in sysbench socat; do
   command -v "$tool" >/dev/null || { echo "bench/recorder: $tool missing (scripts/install-deps.sh)" >&2; exit 1; }
 done
-cargo build -q --release -p recorder
+cargo build -q --release -p recorder --bins --example bare_relay
 recorder=target/release/recorder
 
 pin_db=() pin_proxy=()
