@@ -122,6 +122,30 @@ impl ColumnSpec {
         )
     }
 
+    /// Types the binary protocol sends as a length-encoded string: their text spelling,
+    /// as mysql_common's binary decoding also reads them.
+    fn binary_is_text(&self) -> bool {
+        use ColumnType::*;
+        matches!(
+            self.ty,
+            MYSQL_TYPE_STRING
+                | MYSQL_TYPE_VAR_STRING
+                | MYSQL_TYPE_BLOB
+                | MYSQL_TYPE_TINY_BLOB
+                | MYSQL_TYPE_MEDIUM_BLOB
+                | MYSQL_TYPE_LONG_BLOB
+                | MYSQL_TYPE_SET
+                | MYSQL_TYPE_ENUM
+                | MYSQL_TYPE_DECIMAL
+                | MYSQL_TYPE_VARCHAR
+                | MYSQL_TYPE_BIT
+                | MYSQL_TYPE_NEWDECIMAL
+                | MYSQL_TYPE_GEOMETRY
+                | MYSQL_TYPE_VECTOR
+                | MYSQL_TYPE_JSON
+        )
+    }
+
     /// Types mysql_common decodes in a binary row (it panics on the others, which a
     /// server never sends in a result set; a broken one must not crash the recorder).
     fn binary_decodable(&self) -> bool {
@@ -272,6 +296,14 @@ impl Digester {
         for (i, spec) in columns.specs.iter().enumerate() {
             if nulls.is_null(i) {
                 self.encode(Cell::Null, spec);
+                continue;
+            }
+            if spec.binary_is_text() {
+                // Sent as its text spelling already: borrowed, not copied out.
+                let bytes = buf
+                    .checked_eat_lenenc_str()
+                    .ok_or(DigestError("short binary row"))?;
+                self.encode(Cell::Text(bytes), spec);
                 continue;
             }
             if !spec.binary_decodable() {
