@@ -372,3 +372,22 @@ async fn a_run_that_fell_behind_says_so_everywhere_and_fails_the_gate() {
     a.allow_fell_behind = true;
     assert_eq!(replayer::compare::run(&a).unwrap(), ExitCode::SUCCESS);
 }
+
+#[test]
+fn html_reports_escape_what_they_quote() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil = "<script>alert('x')</script>\" onmouseover='y'";
+    let (a, b) = (tmp(&dir, "a.sqlres"), tmp(&dir, "b.sqlres"));
+    synthetic(&a, evil, &[(7, &|_| 100)], 40);
+    synthetic(&b, "plain", &[(7, &|_| 100)], 40);
+    let mut args = args(vec![a, b]);
+    args.html = Some(tmp(&dir, "r.html"));
+    replayer::compare::run(&args).unwrap();
+    let html = std::fs::read_to_string(tmp(&dir, "r.html")).unwrap();
+    assert!(!html.contains("<script>"), "the label went in raw");
+    assert!(
+        !html.contains("\" onmouseover"),
+        "a quote in a value ends an attribute"
+    );
+    assert!(html.contains("&lt;script&gt;alert('x')&lt;/script&gt;&quot; onmouseover='y'"));
+}

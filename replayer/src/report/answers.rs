@@ -3,7 +3,9 @@
 use std::fmt::Write as _;
 
 use crate::compare::Comparison;
-use crate::compare::answers::{AnswerJson, ClassAnswers, describe};
+use maud::{Markup, html};
+
+use crate::compare::answers::{AnswerJson, ClassAnswers, ClassRunAnswers, describe};
 
 use super::shorten;
 
@@ -103,8 +105,10 @@ pub fn answer(a: &AnswerJson) -> String {
         Some(code) => format!("error {code}"),
         None => format!("{} rows", a.rows),
     };
-    if let Some(d) = &a.digest {
-        let _ = write!(out, " {d}");
+    // Eight hex digits of each hash tell digests apart at a glance (JSON has all 16).
+    if let Some((unordered, ordered)) = a.digest.as_deref().and_then(|d| d.split_once('/')) {
+        let short = |h: &str| h.get(..8).unwrap_or(h).to_string();
+        let _ = write!(out, " {}…/{}…", short(unordered), short(ordered));
     }
     if a.warnings > 0 {
         let _ = write!(out, " {} warnings", a.warnings);
@@ -114,86 +118,91 @@ pub fn answer(a: &AnswerJson) -> String {
 
 /// The section as HTML: a table per run, then one row per diverging class and run with
 /// its first diverging execution.
-pub fn html(h: &mut String, c: &Comparison) {
-    use super::html::escape;
+pub fn html(c: &Comparison) -> Markup {
     let a = &c.answers;
-    let _ = write!(
-        h,
-        "<h2 id='answers'>Answers that changed</h2><p>Each replayed answer is compared with \
-         the captured one: row count, a digest of the rows (order-sensitive and not), affected \
-         rows, warnings, error code. <i>Volatile</i> classes already differ in the baseline \
-         replay (time, random values, reads racing writes) and never count as wrong; \
-         <i>order differs only</i> is the same rows in another order, which is not wrong \
-         either.</p><table><tr><th>run</th><th>wrong classes</th><th>their commands</th>\
-         <th>order-only classes</th><th>volatile classes</th><th>their commands</th></tr>"
-    );
-    for r in &a.runs {
-        let class = if r.wrong_classes > 0 {
-            " class='bad'"
-        } else {
-            ""
-        };
-        let _ = write!(
-            h,
-            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&r.label),
-            r.wrong_classes,
-            r.wrong_commands,
-            r.order_only_classes,
-            r.volatile_classes,
-            r.volatile_commands
-        );
-    }
-    let _ = write!(h, "</table>");
-    if a.classes.is_empty() {
-        let _ = write!(h, "<p class='kept'>Every answer matched the capture.</p>");
-        return;
-    }
-    let _ = write!(
-        h,
-        "<table><tr><th>class</th><th>fingerprint</th><th>run</th><th>how</th>\
-         <th>first diverging execution</th><th>captured</th><th>replayed</th></tr>"
-    );
-    for class in &a.classes {
-        for (i, run) in class.runs.iter().enumerate() {
-            let Some(r) = run
-                .as_ref()
-                .filter(|r| !r.kinds.is_empty() || !r.errors_vs_baseline.is_empty())
-            else {
-                continue;
-            };
-            let mut how = describe(&r.kinds);
-            for e in &r.errors_vs_baseline {
-                let _ = write!(
-                    how,
-                    "; error {} {} → {} vs baseline",
-                    e.code, e.baseline, e.run
-                );
+    html! {
+        h2 #answers { "Answers that changed" }
+        p {
+            "Each replayed answer is compared with the captured one: row count, a digest of \
+             the rows (order-sensitive and not), affected rows, warnings, error code. "
+            i { "Volatile" } " classes already differ in the baseline replay (time, random \
+             values, reads racing writes): the kinds of difference seen there are noise for \
+             them. " i { "Order differs only" } " is the same rows in another order, which is \
+             not a wrong answer either."
+        }
+        table {
+            tr {
+                @for h in ["run", "wrong classes", "their commands", "order-only classes",
+                    "volatile classes", "their commands"] {
+                    th { (h) }
+                }
             }
-            let mut tags = Vec::new();
-            if class.volatile {
-                tags.push("volatile");
+            @for r in &a.runs {
+                tr class=(if r.wrong_classes > 0 { "bad" } else { "" }) {
+                    td.left { (r.label) }
+                    td { (r.wrong_classes) }
+                    td { (r.wrong_commands) }
+                    td { (r.order_only_classes) }
+                    td { (r.volatile_classes) }
+                    td { (r.volatile_commands) }
+                }
             }
-            if !class.ordered {
-                tags.push("no ORDER BY");
+        }
+        @if a.classes.is_empty() {
+            p.kept { "Every answer matched the capture." }
+        } @else {
+            table {
+                tr {
+                    @for h in ["class", "fingerprint", "run", "how", "first diverging execution",
+                        "captured", "replayed"] {
+                        th { (h) }
+                    }
+                }
+                @for class in &a.classes {
+                    @for (i, run) in class.runs.iter().enumerate() {
+                        @if let Some(r) = run.as_ref().filter(|r| !r.kinds.is_empty() || !r.errors_vs_baseline.is_empty()) {
+                            (class_row(class, &c.runs[i].label, r))
+                        }
+                    }
+                }
             }
-            let first = r.kinds.iter().find_map(|k| k.first.as_ref());
-            let _ = write!(
-                h,
-                "<tr{}><td>{}</td><td class='fp' title='{}'>{} <span class='muted'>{}</span></td><td>{}</td><td>{}</td><td class='fp' title='{}'>{}</td><td>{}</td><td>{}</td></tr>",
-                if r.wrong { " class='bad'" } else { "" },
-                escape(&class.id),
-                escape(&class.fingerprint),
-                escape(&shorten(&class.fingerprint, 60)),
-                escape(&tags.join(", ")),
-                escape(&c.runs[i].label),
-                escape(&how),
-                escape(first.map_or("", |f| f.statement.as_str())),
-                escape(&first.map_or(String::new(), |f| shorten(&f.statement, 60))),
-                escape(&first.map_or(String::new(), |f| answer(&f.captured))),
-                escape(&first.map_or(String::new(), |f| answer(&f.replayed))),
-            );
         }
     }
-    let _ = write!(h, "</table>");
+}
+
+fn class_row(class: &ClassAnswers, label: &str, r: &ClassRunAnswers) -> Markup {
+    let mut how = describe(&r.kinds);
+    for e in &r.errors_vs_baseline {
+        let _ = write!(
+            how,
+            "; error {} {} → {} vs baseline",
+            e.code, e.baseline, e.run
+        );
+    }
+    let mut tags = Vec::new();
+    if class.volatile {
+        tags.push("volatile");
+    }
+    if !class.ordered {
+        tags.push("no ORDER BY");
+    }
+    let first = r.kinds.iter().find_map(|k| k.first.as_ref());
+    html! {
+        tr class=(if r.wrong { "bad" } else { "" }) {
+            td { (class.id) }
+            td.fp title=(class.fingerprint) {
+                (shorten(&class.fingerprint, 48)) " " span.muted { (tags.join(", ")) }
+            }
+            td.left { (label) }
+            td.left { (how) }
+            @match first {
+                Some(f) => {
+                    td.fp title=(f.statement) { (shorten(&f.statement, 48)) }
+                    td { (answer(&f.captured)) }
+                    td { (answer(&f.replayed)) }
+                }
+                None => { td {} td {} td {} }
+            }
+        }
+    }
 }

@@ -1,11 +1,12 @@
 //! One self-contained HTML page: inline CSS, inline SVG charts (plotters), no external
-//! assets, so it can be mailed or attached to a ticket as is.
+//! assets, so it can be mailed or attached to a ticket as is. Markup is written with
+//! maud, which escapes every value it interpolates; only the charts' SVG (made here by
+//! plotters) goes in unescaped.
 
-use std::fmt::Write as _;
-
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use plotters::prelude::*;
 
-use crate::compare::{Comparison, RunData, Verdict};
+use crate::compare::{ClassJson, ClassRunJson, Comparison, RunData, Verdict};
 
 use super::shorten;
 
@@ -13,6 +14,7 @@ pub const CSS: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#
 h1{font-size:22px}h2{font-size:18px;margin-top:32px}table{border-collapse:collapse;font-size:13px}\
 td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}th{background:#f4f4f4}\
 td.fp{text-align:left;font-family:monospace;max-width:520px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\
+td.left{text-align:left}\
 .slower,.bad{background:#fde2e1}.faster{background:#dff5e1}.scatter{color:#b00;font-weight:bold}\
 .muted{color:#888}svg{display:block;margin:8px 0}\
 .kept{color:#1a7f37}.behind{background:#fde2e1;color:#8a1c1c;padding:4px 8px}td.behind{padding:3px 7px}";
@@ -27,12 +29,25 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(255, 127, 14),
 ];
 
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+/// A whole page: the shared head and style around `body`.
+pub fn page(title: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html {
+            head {
+                meta charset="utf-8";
+                title { (title) }
+                style { (PreEscaped(CSS)) }
+            }
+            body { (body) }
+        }
+    }
+    .into_string()
+}
+
+/// An SVG chart made by plotters, put in as is.
+pub fn svg(chart: String) -> PreEscaped<String> {
+    PreEscaped(chart)
 }
 
 fn verdict_class(v: &crate::verdict::Verdict) -> &'static str {
@@ -46,189 +61,181 @@ fn verdict_class(v: &crate::verdict::Verdict) -> &'static str {
 }
 
 /// Before any ratio: which runs did not send the load their speed names.
-fn schedule_banner(h: &mut String, c: &Comparison) {
+fn schedule_banner(c: &Comparison) -> Markup {
     let failed: Vec<_> = c
         .runs
         .iter()
         .filter(|r| r.verdict.fell_behind() || r.verdict.is_invalid())
         .collect();
-    if failed.is_empty() {
-        let _ = write!(
-            h,
-            "<p class='kept' id='schedule'>Every timed run kept its schedule: the load offered was the load asked for.</p>"
-        );
-        return;
-    }
-    let _ = write!(
-        h,
-        "<div class='behind' id='schedule'><b>Not every run kept its schedule.</b> Its ratios were measured under less load than its speed names (or, for an invalid run, not at all):<ul>"
-    );
-    for r in failed {
-        let _ = write!(
-            h,
-            "<li><b>{}</b>: {}</li>",
-            escape(&r.label),
-            escape(&r.verdict.to_string())
-        );
-    }
-    let _ = write!(h, "</ul></div>");
-}
-
-pub fn render(c: &Comparison, runs: &[RunData]) -> String {
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!doctype html><html><head><meta charset=utf-8><title>sqlreplay comparison</title><style>{CSS}</style></head><body>"
-    );
-    let _ = write!(h, "<h1>What changed, query class by query class</h1>");
-    let _ = write!(
-        h,
-        "<p>Baseline: <b>{}</b>. Ratios are run / baseline latency; verdicts use the {:?} ratio with a 95&nbsp;% bootstrap interval and a {}&nbsp;% threshold; classes with fewer than {} executions get none.</p>",
-        escape(&c.runs[0].label),
-        c.verdict_on,
-        c.threshold_pct,
-        c.min_samples
-    );
-
-    super::answers::html(&mut h, c);
-    schedule_banner(&mut h, c);
-    // Runs.
-    let _ = write!(
-        h,
-        "<h2>Runs</h2><table><tr><th>run</th><th>schedule</th><th>target</th><th>speed</th><th>commands</th><th>errors</th><th>diverged</th><th>commands/s</th><th>wall s</th><th>p50 ms</th><th>p99 ms</th><th>lag p99 ms</th><th>p99 from schedule ms</th></tr>"
-    );
-    for (i, r) in c.runs.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        let _ = write!(
-            h,
-            "<tr><td style='text-align:left;color:rgb({},{},{})'><b>{}</b></td><td class='{}' title='{}'>{}</td><td style='text-align:left'>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.1}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
-            color.0,
-            color.1,
-            color.2,
-            escape(&r.label),
-            verdict_class(&r.verdict),
-            escape(&r.verdict.to_string()),
-            escape(r.verdict.label()),
-            escape(&r.target),
-            r.speed.map_or("max".into(), |s| format!("{s}×")),
-            r.commands,
-            r.errors,
-            r.diverged,
-            r.throughput,
-            r.wall_s,
-            r.latency_p50_ms,
-            r.latency_p99_ms,
-            r.lag_p99_ms,
-            r.from_schedule_p99_ms
-        );
-    }
-    let _ = write!(h, "</table>");
-
-    // What sharding turned into scatter queries: first, because the wide class table
-    // puts the route columns far to the right.
-    let scatter = c.scatter_classes();
-    if !scatter.is_empty() {
-        let _ = write!(
-            h,
-            "<h2>Scatter queries</h2><p>vtgate sends these to every shard.</p><table><tr><th>class</th><th>fingerprint</th><th>run</th><th>route</th><th>p50 vs baseline</th></tr>"
-        );
-        for sc in &scatter {
-            let ratio = sc.p50_ratio.map_or(String::new(), |r| format!("{r:.2}×"));
-            let _ = write!(
-                h,
-                "<tr><td><code>{}</code></td><td class=fp>{}</td><td style='text-align:left'>{}</td><td style='text-align:left'>{}</td><td>{ratio}</td></tr>",
-                sc.class.id,
-                escape(&sc.class.fingerprint),
-                escape(&c.runs[sc.run].label),
-                escape(sc.opcode)
-            );
-        }
-        let _ = write!(h, "</table>");
-    }
-
-    // Classes.
-    let _ = write!(
-        h,
-        "<h2>Query classes</h2><table><tr><th>class</th><th>fingerprint</th><th>count</th><th>share</th><th>p50 ms</th><th>p99 ms</th>"
-    );
-    for r in &c.runs[1..] {
-        let _ = write!(
-            h,
-            "<th>{} p50×</th><th>p99×</th><th>verdict</th><th>route</th>",
-            escape(&r.label)
-        );
-    }
-    let _ = write!(h, "</tr>");
-    for class in &c.classes {
-        let b = class.runs[0].as_ref();
-        let _ = write!(
-            h,
-            "<tr><td class=fp>{}</td><td class=fp title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-            class.id,
-            escape(&class.fingerprint),
-            escape(&shorten(&class.fingerprint, 90)),
-            b.map_or("-".into(), |b| b.count.to_string()),
-            b.map_or("-".into(), |b| format!("{:.1}%", b.time_share * 100.0)),
-            b.map_or("-".into(), |b| format!("{:.3}", b.p50_ms)),
-            b.map_or("-".into(), |b| format!("{:.3}", b.p99_ms)),
-        );
-        for run in &class.runs[1..] {
-            match run {
-                None => {
-                    let _ = write!(
-                        h,
-                        "<td class=muted>-</td><td class=muted>-</td><td class=muted>absent</td><td></td>"
-                    );
-                }
-                Some(r) => {
-                    let (p50, p99, verdict, cls) = match &r.vs_base {
-                        Some(d) => (
-                            format!(
-                                "{:.2} <span class=muted>[{:.2}–{:.2}]</span>",
-                                d.p50_ratio, d.p50_ci[0], d.p50_ci[1]
-                            ),
-                            format!("{:.2}", d.p99_ratio),
-                            d.verdict.as_str(),
-                            match d.verdict {
-                                Verdict::Slower => "slower",
-                                Verdict::Faster => "faster",
-                                _ => "",
-                            },
-                        ),
-                        None => ("-".into(), "-".into(), "new", ""),
-                    };
-                    let route = r.routing.as_ref().map_or(String::new(), |rt| {
-                        let scatter = rt.opcode.to_ascii_lowercase().contains("scatter");
-                        format!(
-                            "<span class='{}'>{}</span> {}",
-                            if scatter { "scatter" } else { "" },
-                            escape(&rt.opcode),
-                            escape(rt.keyspace.as_deref().unwrap_or(""))
-                        )
-                    });
-                    let _ = write!(
-                        h,
-                        "<td class={cls}>{p50}</td><td class={cls}>{p99}</td><td class={cls}>{verdict}</td><td style='text-align:left'>{route}</td>"
-                    );
+    html! {
+        @if failed.is_empty() {
+            p.kept #schedule {
+                "Every timed run kept its schedule: the load offered was the load asked for."
+            }
+        } @else {
+            div.behind #schedule {
+                b { "Not every run kept its schedule." }
+                " Its ratios were measured under less load than its speed names (or, for an \
+                 invalid run, not at all):"
+                ul {
+                    @for r in failed {
+                        li { b { (r.label) } ": " (r.verdict.to_string()) }
+                    }
                 }
             }
         }
-        let _ = write!(h, "</tr>");
     }
-    let _ = write!(h, "</table>");
+}
 
-    let _ = write!(
-        h,
-        "<h2>p99 ratio per class, with 95&nbsp;% intervals</h2>{}",
-        ratio_chart(c)
-    );
-    let _ = write!(h, "<h2>Latency distribution of the busiest classes</h2>");
-    for class in c.classes.iter().take(4) {
-        let _ = write!(h, "{}", cdf_chart(c, runs, &class.id, &class.fingerprint));
+pub fn render(c: &Comparison, runs: &[RunData]) -> String {
+    let body = html! {
+        h1 { "What changed, query class by query class" }
+        p {
+            "Baseline: " b { (c.runs[0].label) } ". Ratios are run / baseline latency; verdicts use the "
+            (format!("{:?}", c.verdict_on))
+            " ratio with a 95\u{a0}% bootstrap interval and a " (c.threshold_pct)
+            "\u{a0}% threshold; classes with fewer than " (c.min_samples)
+            " executions get none."
+        }
+        (super::answers::html(c))
+        (schedule_banner(c))
+        (runs_table(c))
+        (scatter_table(c))
+        (classes_table(c))
+        h2 { "p99 ratio per class, with 95\u{a0}% intervals" }
+        (svg(ratio_chart(c)))
+        h2 { "Latency distribution of the busiest classes" }
+        @for class in c.classes.iter().take(4) {
+            (svg(cdf_chart(c, runs, &class.id, &class.fingerprint)))
+        }
+        h2 { "Latency over time" }
+        (svg(timeline_chart(runs)))
+    };
+    page("sqlreplay comparison", body)
+}
+
+fn runs_table(c: &Comparison) -> Markup {
+    html! {
+        h2 { "Runs" }
+        table {
+            tr {
+                @for h in ["run", "schedule", "target", "speed", "commands", "errors", "diverged",
+                    "commands/s", "wall s", "p50 ms", "p99 ms", "lag p99 ms", "p99 from schedule ms"] {
+                    th { (h) }
+                }
+            }
+            @for (i, r) in c.runs.iter().enumerate() {
+                @let color = COLORS[i % COLORS.len()];
+                tr {
+                    td style=(format!("text-align:left;color:rgb({},{},{})", color.0, color.1, color.2)) {
+                        b { (r.label) }
+                    }
+                    td class=(verdict_class(&r.verdict)) title=(r.verdict.to_string()) { (r.verdict.label()) }
+                    td.left { (r.target) }
+                    td { (r.speed.map_or("max".into(), |s| format!("{s}×"))) }
+                    td { (r.commands) }
+                    td { (r.errors) }
+                    td { (r.diverged) }
+                    td { (format!("{:.0}", r.throughput)) }
+                    td { (format!("{:.1}", r.wall_s)) }
+                    td { (format!("{:.3}", r.latency_p50_ms)) }
+                    td { (format!("{:.3}", r.latency_p99_ms)) }
+                    td { (format!("{:.3}", r.lag_p99_ms)) }
+                    td { (format!("{:.3}", r.from_schedule_p99_ms)) }
+                }
+            }
+        }
     }
-    let _ = write!(h, "<h2>Latency over time</h2>{}", timeline_chart(runs));
-    let _ = write!(h, "</body></html>");
-    h
+}
+
+/// What sharding turned into scatter queries: before the class table, whose route
+/// columns sit far to the right.
+fn scatter_table(c: &Comparison) -> Markup {
+    let scatter = c.scatter_classes();
+    html! {
+        @if !scatter.is_empty() {
+            h2 { "Scatter queries" }
+            p { "vtgate sends these to every shard." }
+            table {
+                tr { th { "class" } th { "fingerprint" } th { "run" } th { "route" } th { "p50 vs baseline" } }
+                @for sc in &scatter {
+                    tr {
+                        td { code { (sc.class.id) } }
+                        td.fp { (sc.class.fingerprint) }
+                        td.left { (c.runs[sc.run].label) }
+                        td.left { (sc.opcode) }
+                        td { (sc.p50_ratio.map_or(String::new(), |r| format!("{r:.2}×"))) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn classes_table(c: &Comparison) -> Markup {
+    html! {
+        h2 { "Query classes" }
+        table {
+            tr {
+                th { "class" } th { "fingerprint" } th { "count" } th { "share" } th { "p50 ms" } th { "p99 ms" }
+                @for r in &c.runs[1..] {
+                    th { (r.label) " p50×" } th { "p99×" } th { "verdict" } th { "route" }
+                }
+            }
+            @for class in &c.classes {
+                (class_row(class))
+            }
+        }
+    }
+}
+
+fn class_row(class: &ClassJson) -> Markup {
+    let b = class.runs[0].as_ref();
+    html! {
+        tr {
+            td.fp { (class.id) }
+            td.fp title=(class.fingerprint) { (shorten(&class.fingerprint, 90)) }
+            td { (b.map_or("-".into(), |b| b.count.to_string())) }
+            td { (b.map_or("-".into(), |b| format!("{:.1}%", b.time_share * 100.0))) }
+            td { (b.map_or("-".into(), |b| format!("{:.3}", b.p50_ms))) }
+            td { (b.map_or("-".into(), |b| format!("{:.3}", b.p99_ms))) }
+            @for run in &class.runs[1..] {
+                @match run {
+                    None => { td.muted { "-" } td.muted { "-" } td.muted { "absent" } td {} }
+                    Some(r) => { (run_cells(r)) }
+                }
+            }
+        }
+    }
+}
+
+/// One run's cells of a class row: ratios with their interval, verdict, route.
+fn run_cells(r: &ClassRunJson) -> Markup {
+    let cls = match r.vs_base.as_ref().map(|d| d.verdict) {
+        Some(Verdict::Slower) => "slower",
+        Some(Verdict::Faster) => "faster",
+        _ => "",
+    };
+    html! {
+        @match &r.vs_base {
+            Some(d) => {
+                td class=(cls) {
+                    (format!("{:.2} ", d.p50_ratio))
+                    span.muted { (format!("[{:.2}–{:.2}]", d.p50_ci[0], d.p50_ci[1])) }
+                }
+                td class=(cls) { (format!("{:.2}", d.p99_ratio)) }
+                td class=(cls) { (d.verdict.as_str()) }
+            }
+            None => { td { "-" } td { "-" } td { "new" } }
+        }
+        td.left {
+            @if let Some(rt) = &r.routing {
+                @let scatter = rt.opcode.to_ascii_lowercase().contains("scatter");
+                span class=(if scatter { "scatter" } else { "" }) { (rt.opcode) }
+                " " (rt.keyspace.as_deref().unwrap_or(""))
+            }
+        }
+    }
 }
 
 fn ratio_chart(c: &Comparison) -> String {

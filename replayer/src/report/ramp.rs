@@ -2,6 +2,10 @@
 
 use std::path::Path;
 
+use maud::html;
+
+use super::html::{page, svg};
+
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -102,14 +106,6 @@ pub fn capacity_svg(steps: &[RampStep], knee: Option<usize>) -> String {
 }
 
 pub fn write_ramp_html(steps: &[RampStep], knee: Option<usize>, path: &Path) -> anyhow::Result<()> {
-    let mut rows = String::new();
-    for s in steps {
-        rows.push_str(&format!(
-            "<tr{}><td>{}×</td><td>{:.0}</td><td>{:.0}</td><td>{:.3}</td><td>{:.3}</td><td>{:.2}%</td></tr>",
-            if s.saturated { " class=bad" } else { "" },
-            s.speed, s.scheduled_qps, s.achieved_qps, s.p50_ms, s.p99_ms, s.error_rate * 100.0
-        ));
-    }
     let verdict = match knee {
         Some(0) => "saturated already at the first speed".to_string(),
         Some(k) => format!(
@@ -119,11 +115,28 @@ pub fn write_ramp_html(steps: &[RampStep], knee: Option<usize>, path: &Path) -> 
         ),
         None => "no saturation within the speeds tried".to_string(),
     };
-    let html = format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>sqlreplay ramp</title><style>{}</style></head><body><h1>Ramp</h1><p>{verdict}</p>{}<table><tr><th>speed</th><th>scheduled/s</th><th>achieved/s</th><th>p50 ms</th><th>p99 ms</th><th>errors</th></tr>{rows}</table></body></html>",
-        super::html::CSS,
-        capacity_svg(steps, knee)
-    );
-    std::fs::write(path, html)?;
+    let body = html! {
+        h1 { "Ramp" }
+        p { (verdict) }
+        (svg(capacity_svg(steps, knee)))
+        table {
+            tr {
+                @for h in ["speed", "scheduled/s", "achieved/s", "p50 ms", "p99 ms", "errors"] {
+                    th { (h) }
+                }
+            }
+            @for s in steps {
+                tr class=(if s.saturated { "bad" } else { "" }) {
+                    td { (s.speed) "×" }
+                    td { (format!("{:.0}", s.scheduled_qps)) }
+                    td { (format!("{:.0}", s.achieved_qps)) }
+                    td { (format!("{:.3}", s.p50_ms)) }
+                    td { (format!("{:.3}", s.p99_ms)) }
+                    td { (format!("{:.2}%", s.error_rate * 100.0)) }
+                }
+            }
+        }
+    };
+    std::fs::write(path, page("sqlreplay ramp", body))?;
     Ok(())
 }

@@ -3,34 +3,38 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::html::{CSS, escape};
+use maud::html;
+
+use super::html::{page, svg};
 use crate::timeline::Timeline;
 
 pub fn render_html(t: &Timeline) -> String {
-    let mut rows = String::new();
-    for p in &t.phases {
-        rows.push_str(&format!(
-            "<tr><td>{:.1}</td><td>{:.1}</td><td class=fp>{}</td><td>{}</td><td{}>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
-            p.from_s,
-            p.to_s,
-            escape(p.label.as_deref().unwrap_or("")),
-            p.commands,
-            if p.errors > 0 { " class=bad" } else { "" },
-            p.errors,
-            p.p50_ms,
-            p.p99_ms,
-            p.max_ms
-        ));
-    }
-    format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>sqlreplay timeline: {label}</title><style>{CSS}</style></head><body>\
-         <h1>Latency over time: {label}</h1><p class=muted>run {run}, buckets of {bucket:.1} s; vertical lines mark events</p>{chart}\
-         <h2>By phase</h2><table><tr><th>from s</th><th>to s</th><th>phase (opened by)</th><th>commands</th><th>errors</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th></tr>{rows}</table></body></html>",
-        label = escape(&t.label),
-        run = escape(&t.run_id),
-        bucket = t.bucket_s,
-        chart = chart(t),
-    )
+    let body = html! {
+        h1 { "Latency over time: " (t.label) }
+        p.muted { "run " (t.run_id) ", buckets of " (format!("{:.1}", t.bucket_s)) " s; vertical lines mark events" }
+        (svg(chart(t)))
+        h2 { "By phase" }
+        table {
+            tr {
+                @for h in ["from s", "to s", "phase (opened by)", "commands", "errors", "p50 ms", "p99 ms", "max ms"] {
+                    th { (h) }
+                }
+            }
+            @for p in &t.phases {
+                tr {
+                    td { (format!("{:.1}", p.from_s)) }
+                    td { (format!("{:.1}", p.to_s)) }
+                    td.fp { (p.label.as_deref().unwrap_or("")) }
+                    td { (p.commands) }
+                    td class=(if p.errors > 0 { "bad" } else { "" }) { (p.errors) }
+                    td { (format!("{:.3}", p.p50_ms)) }
+                    td { (format!("{:.3}", p.p99_ms)) }
+                    td { (format!("{:.3}", p.max_ms)) }
+                }
+            }
+        }
+    };
+    page(&format!("sqlreplay timeline: {}", t.label), body)
 }
 
 fn chart(t: &Timeline) -> String {
