@@ -10,11 +10,32 @@ use std::path::Path;
 use captures::fingerprint::{Fingerprinter, class_id, class_id_hex};
 use captures::{CaptureReader, Cmd, Record, Value};
 use mysql_async::prelude::*;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::compare::Routing;
 use crate::error::Error;
 use crate::target::Target;
+
+/// How vtgate routes a class (from a `<results>.routes.json` sidecar).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Routing {
+    /// Route opcode, e.g. `EqualUnique`, `Scatter`, `Unsharded`.
+    pub opcode: String,
+    pub keyspace: Option<String>,
+    /// Shards touched, if known (`1`, `some`, [`ALL_SHARDS`]).
+    pub shards: Option<String>,
+}
+
+/// `Routing::shards` of a route that touches every shard.
+pub const ALL_SHARDS: &str = "all";
+
+impl Routing {
+    /// Whether vtgate sends the class to every shard: the question users ask first
+    /// after sharding.
+    pub fn is_scatter(&self) -> bool {
+        self.shards.as_deref() == Some(ALL_SHARDS) || self.opcode.contains("Scatter")
+    }
+}
 
 /// At most this many classes are explained: each is one round trip, and a capture with
 /// more distinct classes than this has bigger problems than routing.
@@ -207,7 +228,7 @@ pub fn summarise(plan: &Json) -> Routing {
         .iter()
         .any(|v| v == "Scatter" || v == "ByDestination")
     {
-        "all"
+        ALL_SHARDS
     } else if variants
         .iter()
         .any(|v| v == "IN" || v == "MultiEqual" || v == "Sharded")

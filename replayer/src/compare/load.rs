@@ -7,9 +7,9 @@ use captures::{Divergence, Divergent, ResultRecord, ResultsReader, RunEnd, RunMe
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
 use crate::histogram::histogram;
+pub use crate::routes::Routing;
 use crate::verdict::{Facts, Verdict};
 
 /// Latencies kept per class for the bootstrap (reservoir sampling). Enough for stable
@@ -18,16 +18,6 @@ pub const RESERVOIR: usize = 2000;
 
 /// Per-second buckets kept for the latency-over-time chart (one hour).
 pub const MAX_BUCKETS: usize = 3600;
-
-/// How vtgate routes a class (from a `<results>.routes.json` sidecar).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Routing {
-    /// Route opcode, e.g. `EqualUnique`, `Scatter`, `Unsharded`.
-    pub opcode: String,
-    pub keyspace: Option<String>,
-    /// Shards touched, if known (`"all"` for scatter).
-    pub shards: Option<String>,
-}
 
 #[derive(Debug)]
 pub struct ClassRun {

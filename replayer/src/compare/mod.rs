@@ -166,8 +166,7 @@ impl Comparison {
             for (run, r) in class.runs.iter().enumerate() {
                 if let Some(r) = r
                     && let Some(routing) = &r.routing
-                    && (routing.shards.as_deref() == Some("all")
-                        || routing.opcode.contains("Scatter"))
+                    && routing.is_scatter()
                 {
                     out.push(ScatterClass {
                         class,

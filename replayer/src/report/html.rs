@@ -230,8 +230,7 @@ fn run_cells(r: &ClassRunJson) -> Markup {
         }
         td.left {
             @if let Some(rt) = &r.routing {
-                @let scatter = rt.opcode.to_ascii_lowercase().contains("scatter");
-                span class=(if scatter { "scatter" } else { "" }) { (rt.opcode) }
+                span class=(if rt.is_scatter() { "scatter" } else { "" }) { (rt.opcode) }
                 " " (rt.keyspace.as_deref().unwrap_or(""))
             }
         }
