@@ -16,6 +16,18 @@ pub enum Error {
     #[error("{0}")]
     Format(#[from] captures::Error),
 
+    /// A results file that cannot be read (past a cut-short tail, which is not an error).
+    #[error("{path}")]
+    Results {
+        path: PathBuf,
+        #[source]
+        source: captures::Error,
+    },
+
+    /// A `<results>.routes.json` sidecar that is not what `replayer run` writes.
+    #[error("{path}: {reason}")]
+    Sidecar { path: PathBuf, reason: String },
+
     /// A capture or results file damaged (not merely cut short) part-way: what came
     /// before was used, but the command fails.
     #[error("{path} is damaged: {problem}")]

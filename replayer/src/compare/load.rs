@@ -3,11 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use captures::{Divergence, Divergent, ResultRecord, ResultsReader, RunEnd, RunMeta};
+use captures::{Divergence, Divergent, Executed, ResultRecord, ResultsReader, RunEnd, RunMeta};
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use crate::error::Error;
 use crate::histogram::histogram;
 pub use crate::routes::Routing;
 use crate::verdict::{Facts, Verdict};
@@ -126,115 +127,153 @@ impl RunData {
     }
 }
 
-/// Reads one results file (and its routes sidecar, if any).
-pub fn load_run(path: &Path) -> anyhow::Result<RunData> {
-    let reader = ResultsReader::open(path)?;
-    let meta = reader.header().clone();
-    let mut rng = SmallRng::seed_from_u64(0x5eed);
-    let mut run = RunData {
+/// Reads one results file (and its routes sidecar, if any). A file cut short (a killed
+/// replay) gives what it holds, with a warning; a damaged one is an error.
+pub fn load_run(path: &Path) -> Result<RunData, Error> {
+    let results_error = |source| Error::Results {
         path: path.to_path_buf(),
-        meta,
-        classes: HashMap::new(),
-        fingerprints: HashMap::new(),
-        routes: HashMap::new(),
-        commands: 0,
-        errors: 0,
-        diverged: 0,
-        examples: HashMap::new(),
-        total_ns: 0,
-        wall_ns: 0,
-        latency: histogram(),
-        lag: histogram(),
-        from_schedule: histogram(),
-        unreachable: 0,
-        last_scheduled_ns: 0,
-        timeline: Vec::new(),
-        end: None,
+        source,
     };
+    let reader = ResultsReader::open(path).map_err(results_error)?;
+    let mut run = RunData::new(path, reader.header().clone());
+    // Seeded: the bootstrap's sample, and so a report, is the same on every read.
+    let mut rng = SmallRng::seed_from_u64(0x5eed);
     for item in reader {
         match item {
-            Ok(ResultRecord::Class {
-                class,
-                fingerprint,
-                example,
-            }) => {
-                run.fingerprints.insert(class, (fingerprint, example));
-            }
-            Ok(ResultRecord::Exec(e)) => {
-                let lat_ns = e.latency_ns();
-                let lat_us = (lat_ns / 1000).max(1);
-                run.commands += 1;
-                run.total_ns += lat_ns;
-                run.wall_ns = run.wall_ns.max(e.finished_ns);
-                let _ = run.latency.record(lat_us);
-                let _ = run.lag.record((e.lag_ns() / 1000).max(1));
-                let sched_us = (e.corrected_ns() / 1000).max(1);
-                let _ = run.from_schedule.record(sched_us);
-                run.last_scheduled_ns = run.last_scheduled_ns.max(e.scheduled_ns);
-                run.errors += u64::from(e.error.is_some());
-                run.unreachable += u64::from(e.error.is_some_and(crate::verdict::is_unreachable));
-                run.diverged += u64::from(!e.divergence.is_none());
-                let second = usize::try_from(e.sent_ns / 1_000_000_000).unwrap_or(usize::MAX);
-                if second < MAX_BUCKETS {
-                    if run.timeline.len() <= second {
-                        run.timeline.resize(second + 1, (0, 0));
-                    }
-                    run.timeline[second].0 += 1;
-                    run.timeline[second].1 += lat_ns;
-                }
-                let c = run.classes.entry(e.class).or_insert_with(|| ClassRun {
-                    count: 0,
-                    total_ns: 0,
-                    errors: 0,
-                    error_codes: BTreeMap::new(),
-                    diverged: BTreeMap::new(),
-                    hist: histogram(),
-                    from_schedule: histogram(),
-                    sample: Vec::new(),
-                });
-                c.count += 1;
-                c.total_ns += lat_ns;
-                c.errors += u64::from(e.error.is_some());
-                if let Some(code) = e.error {
-                    *c.error_codes.entry(code).or_default() += 1;
-                }
-                if !e.divergence.is_none() {
-                    *c.diverged.entry(e.divergence).or_default() += 1;
-                }
-                let _ = c.hist.record(lat_us);
-                let _ = c.from_schedule.record(sched_us);
-                // Reservoir sampling (Algorithm R): every execution equally likely kept.
-                if c.sample.len() < RESERVOIR {
-                    c.sample.push(lat_us);
-                } else {
-                    let j = rng.random_range(0..c.count);
-                    if let Ok(j) = usize::try_from(j)
-                        && j < RESERVOIR
-                    {
-                        c.sample[j] = lat_us;
-                    }
-                }
-            }
-            Ok(ResultRecord::End(end)) => run.end = Some(end),
-            Ok(ResultRecord::Diverged(d)) => {
-                run.examples.entry((d.class, d.divergence)).or_insert(*d);
-            }
+            Ok(record) => run.add(record, &mut rng),
             Err(e) if e.is_truncation() => {
                 tracing::warn!("{}: {e}; using the records before it", path.display());
                 break;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(results_error(e)),
         }
     }
-    let sidecar = PathBuf::from(format!("{}.routes.json", path.display()));
-    if let Ok(text) = std::fs::read_to_string(&sidecar) {
-        let routes: HashMap<String, Routing> = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", sidecar.display()))?;
-        for (hex, routing) in routes {
-            if let Ok(id) = u64::from_str_radix(&hex, 16) {
-                run.routes.insert(id, routing);
+    run.routes = read_routes(path)?;
+    Ok(run)
+}
+
+impl RunData {
+    fn new(path: &Path, meta: RunMeta) -> Self {
+        RunData {
+            path: path.to_path_buf(),
+            meta,
+            classes: HashMap::new(),
+            fingerprints: HashMap::new(),
+            routes: HashMap::new(),
+            commands: 0,
+            errors: 0,
+            diverged: 0,
+            examples: HashMap::new(),
+            total_ns: 0,
+            wall_ns: 0,
+            latency: histogram(),
+            lag: histogram(),
+            from_schedule: histogram(),
+            unreachable: 0,
+            last_scheduled_ns: 0,
+            timeline: Vec::new(),
+            end: None,
+        }
+    }
+
+    fn add(&mut self, record: ResultRecord, rng: &mut SmallRng) {
+        match record {
+            ResultRecord::Class {
+                class,
+                fingerprint,
+                example,
+            } => {
+                self.fingerprints.insert(class, (fingerprint, example));
+            }
+            ResultRecord::Exec(e) => self.add_exec(&e, rng),
+            ResultRecord::End(end) => self.end = Some(end),
+            ResultRecord::Diverged(d) => {
+                self.examples.entry((d.class, d.divergence)).or_insert(*d);
             }
         }
     }
-    Ok(run)
+
+    fn add_exec(&mut self, e: &Executed, rng: &mut SmallRng) {
+        let lat_ns = e.latency_ns();
+        self.commands += 1;
+        self.total_ns += lat_ns;
+        self.wall_ns = self.wall_ns.max(e.finished_ns);
+        let _ = self.latency.record((lat_ns / 1000).max(1));
+        let _ = self.lag.record((e.lag_ns() / 1000).max(1));
+        let _ = self.from_schedule.record((e.corrected_ns() / 1000).max(1));
+        self.last_scheduled_ns = self.last_scheduled_ns.max(e.scheduled_ns);
+        self.errors += u64::from(e.error.is_some());
+        self.unreachable += u64::from(e.error.is_some_and(crate::verdict::is_unreachable));
+        self.diverged += u64::from(!e.divergence.is_none());
+        let second = usize::try_from(e.sent_ns / 1_000_000_000).unwrap_or(usize::MAX);
+        if second < MAX_BUCKETS {
+            if self.timeline.len() <= second {
+                self.timeline.resize(second + 1, (0, 0));
+            }
+            self.timeline[second].0 += 1;
+            self.timeline[second].1 += lat_ns;
+        }
+        self.classes
+            .entry(e.class)
+            .or_insert_with(ClassRun::new)
+            .add(e, rng);
+    }
+}
+
+impl ClassRun {
+    fn new() -> Self {
+        ClassRun {
+            count: 0,
+            total_ns: 0,
+            errors: 0,
+            error_codes: BTreeMap::new(),
+            diverged: BTreeMap::new(),
+            hist: histogram(),
+            from_schedule: histogram(),
+            sample: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, e: &Executed, rng: &mut SmallRng) {
+        let lat_us = (e.latency_ns() / 1000).max(1);
+        self.count += 1;
+        self.total_ns += e.latency_ns();
+        self.errors += u64::from(e.error.is_some());
+        if let Some(code) = e.error {
+            *self.error_codes.entry(code).or_default() += 1;
+        }
+        if !e.divergence.is_none() {
+            *self.diverged.entry(e.divergence).or_default() += 1;
+        }
+        let _ = self.hist.record(lat_us);
+        let _ = self.from_schedule.record((e.corrected_ns() / 1000).max(1));
+        // Reservoir sampling (Algorithm R): every execution equally likely kept.
+        if self.sample.len() < RESERVOIR {
+            self.sample.push(lat_us);
+        } else {
+            let j = rng.random_range(0..self.count);
+            if let Ok(j) = usize::try_from(j)
+                && j < RESERVOIR
+            {
+                self.sample[j] = lat_us;
+            }
+        }
+    }
+}
+
+/// The `<results>.routes.json` sidecar `replayer run` writes against vtgate, if any.
+fn read_routes(results: &Path) -> Result<HashMap<u64, Routing>, Error> {
+    let sidecar = PathBuf::from(format!("{}.routes.json", results.display()));
+    let Ok(text) = std::fs::read_to_string(&sidecar) else {
+        return Ok(HashMap::new());
+    };
+    let routes: HashMap<String, Routing> =
+        serde_json::from_str(&text).map_err(|e| Error::Sidecar {
+            path: sidecar,
+            reason: e.to_string(),
+        })?;
+    Ok(routes
+        .into_iter()
+        .filter_map(|(hex, routing)| Some((u64::from_str_radix(&hex, 16).ok()?, routing)))
+        .collect())
 }

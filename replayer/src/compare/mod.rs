@@ -360,8 +360,8 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
     let runs = args
         .runs
         .iter()
-        .map(|p| load_run(p).with_context(|| format!("reading {}", p.display())))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|p| load_run(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let comparison = compare(&runs, args);
     print!("{}", report::text::render(&comparison, args.top));
     if let Some(path) = &args.json {
