@@ -97,16 +97,37 @@ impl Session {
                 // statement with several files: skipped and counted, never half sent.
                 None => return Ok(Done::Skipped),
             },
-            Cmd::Prepare { sql, stmt_id, .. } => match conn.prep(sql.as_slice()).await {
-                Ok(stmt) => {
-                    self.insert(conn, (req.conn, *stmt_id), stmt).await?;
-                    Ok(DONE)
-                }
-                Err(e) => Err(e),
+            Cmd::Prepare { .. }
+            | Cmd::Execute { .. }
+            | Cmd::SendLongData { .. }
+            | Cmd::StmtClose { .. }
+            | Cmd::StmtReset { .. } => self.statement(conn, req).await,
+            _ => match self.session(conn, req.cmd, target).await {
+                Some(result) => result,
+                None => return Ok(Done::Skipped),
             },
+        };
+        match result {
+            Ok(done) => Ok(done),
+            Err(mysql_async::Error::Server(e)) => Ok(Done::ServerError(e.code)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Prepared-statement commands, keyed by (captured connection, statement id).
+    async fn statement(
+        &mut self,
+        conn: &mut Conn,
+        req: Request<'_>,
+    ) -> Result<Done, mysql_async::Error> {
+        match req.cmd {
+            Cmd::Prepare { sql, stmt_id, .. } => {
+                let stmt = conn.prep(sql.as_slice()).await?;
+                self.insert(conn, (req.conn, *stmt_id), stmt).await?;
+            }
             Cmd::Execute {
                 stmt_id, params, ..
-            } => self.exec(conn, (req.conn, *stmt_id), req, params).await,
+            } => return self.exec(conn, (req.conn, *stmt_id), req, params).await,
             Cmd::SendLongData {
                 stmt_id,
                 param,
@@ -117,7 +138,6 @@ impl Session {
                     .entry(((req.conn, *stmt_id), *param))
                     .or_default()
                     .extend_from_slice(data);
-                return Ok(DONE);
             }
             Cmd::StmtClose { stmt_id } => {
                 let key = (req.conn, *stmt_id);
@@ -126,19 +146,28 @@ impl Session {
                     conn.close(stmt).await?;
                 }
                 self.long_data.retain(|(k, _), _| *k != key);
-                return Ok(DONE);
             }
             Cmd::StmtReset { stmt_id } => {
                 // The driver has no COM_STMT_RESET; the effect that matters (discarding
                 // long data) is ours to undo.
                 let key = (req.conn, *stmt_id);
                 self.long_data.retain(|(k, _), _| *k != key);
-                return Ok(DONE);
             }
-            Cmd::InitDb { db } => match target.map_db(Some(db)) {
-                Some(db) => use_db(conn, &db).await.map(|()| DONE),
-                None => return Ok(Done::Skipped),
-            },
+            _ => {}
+        }
+        Ok(DONE)
+    }
+
+    /// Session commands; `None` for those this client cannot replay (cursor FETCH,
+    /// COM_STATISTICS, ...), which are counted as skipped.
+    async fn session(
+        &mut self,
+        conn: &mut Conn,
+        cmd: &Cmd,
+        target: &Target,
+    ) -> Option<Result<Done, mysql_async::Error>> {
+        Some(match cmd {
+            Cmd::InitDb { db } => use_db(conn, &target.map_db(Some(db))?).await.map(|()| DONE),
             Cmd::Ping => conn.ping().await.map(|()| DONE),
             Cmd::ResetConnection => {
                 self.clear();
@@ -150,17 +179,8 @@ impl Session {
                 let opts = ChangeUserOpts::default().with_db_name(target.map_db(db.as_deref()));
                 conn.change_user(opts).await.map(|()| DONE)
             }
-            Cmd::Quit
-            | Cmd::StmtFetch { .. }
-            | Cmd::Statistics
-            | Cmd::FieldList { .. }
-            | Cmd::Other { .. } => return Ok(Done::Skipped),
-        };
-        match result {
-            Ok(done) => Ok(done),
-            Err(mysql_async::Error::Server(e)) => Ok(Done::ServerError(e.code)),
-            Err(e) => Err(e),
-        }
+            _ => return None,
+        })
     }
 
     /// EXECUTE, preparing the statement first if this connection has not (pooled

@@ -212,81 +212,12 @@ impl Verdict {
 
 /// Builds the comparison from loaded runs.
 pub fn compare(runs: &[RunData], args: &CompareArgs) -> Comparison {
-    let base = &runs[0];
     let invalid: Vec<bool> = runs.iter().map(|r| r.verdict().is_invalid()).collect();
-    // Every class of any run, ordered by the baseline's total time (then others').
-    let mut ids: Vec<u64> = Vec::new();
-    for run in runs {
-        for id in run.classes.keys() {
-            if !ids.contains(id) {
-                ids.push(*id);
-            }
-        }
-    }
-    let total_of = |id: &u64| -> u64 {
-        runs.iter()
-            .map(|r| r.classes.get(id).map_or(0, |c| c.total_ns))
-            .max()
-            .unwrap_or(0)
-    };
-    ids.sort_by(|a, b| {
-        let ta = base.classes.get(a).map_or(0, |c| c.total_ns);
-        let tb = base.classes.get(b).map_or(0, |c| c.total_ns);
-        tb.cmp(&ta)
-            .then(total_of(b).cmp(&total_of(a)))
-            .then(a.cmp(b))
-    });
-
-    let classes = ids
-        .iter()
-        .map(|id| {
-            let (fingerprint, example) = runs
-                .iter()
-                .find_map(|r| r.fingerprints.get(id))
-                .cloned()
-                .unwrap_or_else(|| (format!("class {id:016x}"), None));
-            let base_class = base.classes.get(id);
-            let per_run = runs
-                .iter()
-                .enumerate()
-                .map(|(i, run)| {
-                    let c = run.classes.get(id)?;
-                    let ms = |v: u64| v as f64 / 1000.0;
-                    let vs_base = match (i, base_class) {
-                        (0, _) | (_, None) => None,
-                        // A failed run (or baseline) answers nothing: no ratios.
-                        _ if invalid[i] || invalid[0] => None,
-                        (_, Some(b)) => Some(delta(b, c, args)),
-                    };
-                    Some(ClassRunJson {
-                        count: c.count,
-                        time_share: c.total_ns as f64 / run.total_ns.max(1) as f64,
-                        p50_ms: ms(c.hist.value_at_quantile(0.5)),
-                        p95_ms: ms(c.hist.value_at_quantile(0.95)),
-                        p99_ms: ms(c.hist.value_at_quantile(0.99)),
-                        max_ms: ms(c.hist.max()),
-                        from_schedule_p99_ms: ms(c.from_schedule.value_at_quantile(0.99)),
-                        errors: c.errors,
-                        diverged: c.diverged.values().sum(),
-                        routing: run.routes.get(id).cloned(),
-                        vs_base,
-                    })
-                })
-                .collect();
-            ClassJson {
-                id: format!("{id:016x}"),
-                fingerprint,
-                example,
-                runs: per_run,
-            }
-        })
+    let classes = class_order(runs)
+        .into_iter()
+        .map(|id| class_json(id, runs, &invalid, args))
         .collect();
-
-    let fingerprint = |id: u64| {
-        runs.iter()
-            .find_map(|r| r.fingerprints.get(&id))
-            .map_or_else(|| format!("class {id:016x}"), |(f, _)| f.clone())
-    };
+    let fingerprint = |id: u64| fingerprint_of(runs, id).0;
     let ignored = args.ignore_class.iter().copied().collect();
     Comparison {
         schema_version: 2,
@@ -296,6 +227,77 @@ pub fn compare(runs: &[RunData], args: &CompareArgs) -> Comparison {
         runs: runs.iter().map(RunData::summary_json).collect(),
         answers: answers::answers(runs, &ignored, fingerprint),
         classes,
+    }
+}
+
+/// Every class of any run, by the baseline's total time (then the others').
+fn class_order(runs: &[RunData]) -> Vec<u64> {
+    let base = &runs[0];
+    let ids: std::collections::BTreeSet<u64> = runs
+        .iter()
+        .flat_map(|r| r.classes.keys().copied())
+        .collect();
+    let total_of = |id: &u64| -> u64 {
+        runs.iter()
+            .map(|r| r.classes.get(id).map_or(0, |c| c.total_ns))
+            .max()
+            .unwrap_or(0)
+    };
+    let mut ids: Vec<u64> = ids.into_iter().collect();
+    ids.sort_by(|a, b| {
+        let ta = base.classes.get(a).map_or(0, |c| c.total_ns);
+        let tb = base.classes.get(b).map_or(0, |c| c.total_ns);
+        tb.cmp(&ta)
+            .then(total_of(b).cmp(&total_of(a)))
+            .then(a.cmp(b))
+    });
+    ids
+}
+
+/// A class's fingerprint and example, from the first run that defines it.
+fn fingerprint_of(runs: &[RunData], id: u64) -> (String, Option<String>) {
+    runs.iter()
+        .find_map(|r| r.fingerprints.get(&id))
+        .cloned()
+        .unwrap_or_else(|| (format!("class {id:016x}"), None))
+}
+
+/// One class across the runs; ratios against the baseline unless either run is invalid.
+fn class_json(id: u64, runs: &[RunData], invalid: &[bool], args: &CompareArgs) -> ClassJson {
+    let base_class = runs[0].classes.get(&id);
+    let per_run = runs
+        .iter()
+        .enumerate()
+        .map(|(i, run)| {
+            let c = run.classes.get(&id)?;
+            let ms = |v: u64| v as f64 / 1000.0;
+            let vs_base = match (i, base_class) {
+                (0, _) | (_, None) => None,
+                // A failed run (or baseline) answers nothing: no ratios.
+                _ if invalid[i] || invalid[0] => None,
+                (_, Some(b)) => Some(delta(b, c, args)),
+            };
+            Some(ClassRunJson {
+                count: c.count,
+                time_share: c.total_ns as f64 / run.total_ns.max(1) as f64,
+                p50_ms: ms(c.hist.value_at_quantile(0.5)),
+                p95_ms: ms(c.hist.value_at_quantile(0.95)),
+                p99_ms: ms(c.hist.value_at_quantile(0.99)),
+                max_ms: ms(c.hist.max()),
+                from_schedule_p99_ms: ms(c.from_schedule.value_at_quantile(0.99)),
+                errors: c.errors,
+                diverged: c.diverged.values().sum(),
+                routing: run.routes.get(&id).cloned(),
+                vs_base,
+            })
+        })
+        .collect();
+    let (fingerprint, example) = fingerprint_of(runs, id);
+    ClassJson {
+        id: format!("{id:016x}"),
+        fingerprint,
+        example,
+        runs: per_run,
     }
 }
 

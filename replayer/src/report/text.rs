@@ -29,8 +29,16 @@ fn schedule(s: &mut String, c: &Comparison) {
 
 pub fn render(c: &Comparison, top: usize) -> String {
     let mut s = String::new();
-    let base = &c.runs[0];
     super::answers::text(&mut s, c, top);
+    runs(&mut s, c);
+    schedule(&mut s, c);
+    classes(&mut s, c, top);
+    regressions(&mut s, c);
+    scatter(&mut s, c);
+    s
+}
+
+fn runs(s: &mut String, c: &Comparison) {
     let _ = writeln!(s, "\nruns (baseline first):");
     for r in &c.runs {
         let speed = r.speed.map_or("max".to_string(), |f| format!("{f}×"));
@@ -51,7 +59,11 @@ pub fn render(c: &Comparison, top: usize) -> String {
             r.target
         );
     }
-    schedule(&mut s, c);
+}
+
+/// The class table: baseline latency, then each run's ratio, route and errors.
+fn classes(s: &mut String, c: &Comparison, top: usize) {
+    let base = &c.runs[0];
     let _ = writeln!(
         s,
         "\nper class (top {top} by baseline time; ratio = run / {} at {:?}, 95% CI; threshold {}%):",
@@ -99,6 +111,9 @@ pub fn render(c: &Comparison, top: usize) -> String {
         }
         let _ = writeln!(s, "{line}");
     }
+}
+
+fn regressions(s: &mut String, c: &Comparison) {
     let mut slower: Vec<(f64, String)> = Vec::new();
     for class in &c.classes {
         for (i, run) in class.runs.iter().enumerate() {
@@ -128,6 +143,9 @@ pub fn render(c: &Comparison, top: usize) -> String {
             let _ = writeln!(s, "  {line}");
         }
     }
+}
+
+fn scatter(s: &mut String, c: &Comparison) {
     let scatter = c.scatter_classes();
     if !scatter.is_empty() {
         let _ = writeln!(s, "\nscatter queries (vtgate sends them to every shard):");
@@ -146,5 +164,4 @@ pub fn render(c: &Comparison, top: usize) -> String {
             );
         }
     }
-    s
 }
