@@ -237,8 +237,17 @@ fn run_cells(r: &ClassRunJson) -> Markup {
     }
 }
 
-fn ratio_chart(c: &Comparison) -> String {
-    let classes: Vec<_> = c
+/// One bar of the ratio chart: class row `i`, run slot `j`, p99 ratio and its interval.
+struct Bar {
+    i: usize,
+    j: usize,
+    ratio: f64,
+    ci: [f64; 2],
+}
+
+/// The classes the ratio chart shows (those with a ratio in some run), and their bars.
+fn ratio_bars(c: &Comparison) -> (Vec<&ClassJson>, Vec<Bar>) {
+    let classes: Vec<&ClassJson> = c
         .classes
         .iter()
         .filter(|k| {
@@ -249,27 +258,46 @@ fn ratio_chart(c: &Comparison) -> String {
         })
         .take(15)
         .collect();
-    let mut svg = String::new();
+    let mut bars = Vec::new();
+    for (i, class) in classes.iter().enumerate() {
+        for (j, run) in class.runs.iter().skip(1).enumerate() {
+            if let Some(d) = run.as_ref().and_then(|r| r.vs_base.as_ref())
+                && d.p99_ratio.is_finite()
+            {
+                bars.push(Bar {
+                    i,
+                    j,
+                    ratio: d.p99_ratio,
+                    ci: d.p99_ci,
+                });
+            }
+        }
+    }
+    (classes, bars)
+}
+
+fn ratio_chart(c: &Comparison) -> String {
+    let (classes, bars) = ratio_bars(c);
     if classes.is_empty() {
         return "<p class=muted>no class occurs in more than one run</p>".into();
     }
-    let height = 60 + classes.len() as u32 * 28;
+    let n = classes.len();
+    let max = bars
+        .iter()
+        .map(|b| b.ci[1])
+        .filter(|v| v.is_finite())
+        .fold(2.0, f64::max)
+        .min(20.0);
+    let labels: Vec<String> = classes
+        .iter()
+        .map(|k| shorten(&k.fingerprint, 60))
+        .collect();
+    let slot = 0.8 / (c.runs.len() - 1).max(1) as f64;
+    let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (1100, height)).into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut svg, (1100, 60 + n as u32 * 28)).into_drawing_area();
         let _ = root.fill(&WHITE);
-        let max = classes
-            .iter()
-            .flat_map(|k| {
-                k.runs
-                    .iter()
-                    .flatten()
-                    .filter_map(|r| r.vs_base.as_ref())
-                    .map(|d| d.p99_ci[1])
-            })
-            .filter(|v| v.is_finite())
-            .fold(2.0, f64::max)
-            .min(20.0);
-        let n = classes.len();
         let Ok(mut chart) = ChartBuilder::on(&root)
             .margin(10)
             .x_label_area_size(30)
@@ -278,10 +306,6 @@ fn ratio_chart(c: &Comparison) -> String {
         else {
             return String::new();
         };
-        let labels: Vec<String> = classes
-            .iter()
-            .map(|k| shorten(&k.fingerprint, 60))
-            .collect();
         let _ = chart
             .configure_mesh()
             .disable_y_mesh()
@@ -300,33 +324,22 @@ fn ratio_chart(c: &Comparison) -> String {
             [(1.0, 0.0), (1.0, n as f64)],
             BLACK.mix(0.5),
         ));
-        let runs = c.runs.len() - 1;
-        for (i, class) in classes.iter().enumerate() {
-            for (j, run) in class.runs.iter().skip(1).enumerate() {
-                let Some(d) = run.as_ref().and_then(|r| r.vs_base.as_ref()) else {
-                    continue;
-                };
-                if !d.p99_ratio.is_finite() {
-                    continue;
-                }
-                let color = COLORS[(j + 1) % COLORS.len()];
-                let slot = 0.8 / runs as f64;
-                let y0 = n as f64 - i as f64 - 0.9 + j as f64 * slot;
-                let y1 = y0 + slot * 0.8;
-                let _ = chart.draw_series(std::iter::once(Rectangle::new(
-                    [(0.0, y0), (d.p99_ratio.min(max), y1)],
-                    color.mix(0.6).filled(),
-                )));
-                let ym = (y0 + y1) / 2.0;
-                let (lo, hi) = (d.p99_ci[0].min(max), d.p99_ci[1].min(max));
-                let _ = chart.draw_series(std::iter::once(PathElement::new(
-                    [(lo, ym), (hi, ym)],
-                    BLACK.stroke_width(1),
-                )));
-                let _ = chart.draw_series(
-                    [lo, hi].map(|x| PathElement::new([(x, y0), (x, y1)], BLACK.stroke_width(1))),
-                );
-            }
+        for b in &bars {
+            let color = COLORS[(b.j + 1) % COLORS.len()];
+            let y0 = n as f64 - b.i as f64 - 0.9 + b.j as f64 * slot;
+            let y1 = y0 + slot * 0.8;
+            let _ = chart.draw_series(std::iter::once(Rectangle::new(
+                [(0.0, y0), (b.ratio.min(max), y1)],
+                color.mix(0.6).filled(),
+            )));
+            let ym = (y0 + y1) / 2.0;
+            let (lo, hi) = (b.ci[0].min(max), b.ci[1].min(max));
+            let whiskers = [
+                [(lo, ym), (hi, ym)],
+                [(lo, y0), (lo, y1)],
+                [(hi, y0), (hi, y1)],
+            ];
+            let _ = chart.draw_series(whiskers.map(|w| PathElement::new(w, BLACK.stroke_width(1))));
         }
         let _ = root.present();
     }

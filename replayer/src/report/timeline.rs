@@ -43,15 +43,7 @@ fn chart(t: &Timeline) -> String {
         let root = SVGBackend::with_string(&mut svg, (1100, 420)).into_drawing_area();
         let _ = root.fill(&WHITE);
         let max_x = t.buckets.last().map_or(1.0, |b| b.to_s).max(1.0);
-        // Log scale: a cut-over stall of seconds and steady sub-millisecond latency both
-        // have to stay readable on one chart.
-        let busy = || t.buckets.iter().filter(|b| b.commands > 0);
-        let max_y = busy().map(|b| b.p99_ms).fold(0.01, f64::max) * 2.0;
-        let min_y = busy()
-            .map(|b| b.p50_ms)
-            .fold(f64::INFINITY, f64::min)
-            .clamp(0.001, max_y / 10.0)
-            * 0.5;
+        let (min_y, max_y) = y_range(t);
         let Ok(mut chart) = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(36)
@@ -65,16 +57,9 @@ fn chart(t: &Timeline) -> String {
             .x_desc("seconds into the run")
             .y_desc("latency ms (log)")
             .draw();
-        let points = |q: fn(&crate::timeline::Stretch) -> f64| -> Vec<(f64, f64)> {
-            t.buckets
-                .iter()
-                .filter(|b| b.commands > 0)
-                .map(|b| ((b.from_s + b.to_s) / 2.0, q(b)))
-                .collect()
-        };
         for (name, color, pts) in [
-            ("p99", RGBColor(214, 39, 40), points(|b| b.p99_ms)),
-            ("p50", RGBColor(31, 119, 180), points(|b| b.p50_ms)),
+            ("p99", RGBColor(214, 39, 40), points(t, |b| b.p99_ms)),
+            ("p50", RGBColor(31, 119, 180), points(t, |b| b.p50_ms)),
         ] {
             let _ = chart
                 .draw_series(LineSeries::new(pts, color.stroke_width(2)))
@@ -117,4 +102,26 @@ fn chart(t: &Timeline) -> String {
         let _ = root.present();
     }
     svg
+}
+
+/// The latency axis, log scale: a cut-over stall of seconds and steady sub-millisecond
+/// latency both have to stay readable on one chart.
+fn y_range(t: &Timeline) -> (f64, f64) {
+    let busy = || t.buckets.iter().filter(|b| b.commands > 0);
+    let max_y = busy().map(|b| b.p99_ms).fold(0.01, f64::max) * 2.0;
+    let min_y = busy()
+        .map(|b| b.p50_ms)
+        .fold(f64::INFINITY, f64::min)
+        .clamp(0.001, max_y / 10.0)
+        * 0.5;
+    (min_y, max_y)
+}
+
+/// One quantile of every busy bucket, at the bucket's middle.
+fn points(t: &Timeline, q: fn(&crate::timeline::Stretch) -> f64) -> Vec<(f64, f64)> {
+    t.buckets
+        .iter()
+        .filter(|b| b.commands > 0)
+        .map(|b| ((b.from_s + b.to_s) / 2.0, q(b)))
+        .collect()
 }
