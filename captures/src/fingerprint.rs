@@ -144,6 +144,10 @@ struct Seen {
 }
 
 /// The single pass: comments, whitespace, case, literals.
+///
+/// Long on purpose: it is the scanner, one loop over the bytes whose states share a
+/// handful of locals; split into functions, the hot loop of `replayer fingerprint` would
+/// pass them around on every byte.
 fn scan(sql: &[u8], out: &mut Vec<u8>) -> Seen {
     let mut seen = Seen::default();
     out.reserve(sql.len());
@@ -713,37 +717,10 @@ pub mod io {
             out.flush()?;
             return Ok(emitter.count);
         }
-        type Done = Result<(Vec<u8>, u64), Error>;
         let count = std::thread::scope(|scope| -> Result<u64, Error> {
-            let mut to = Vec::with_capacity(threads);
-            let mut from = Vec::with_capacity(threads);
-            for _ in 0..threads {
-                // Bounded at 2 each way: with at most 2 blocks outstanding per worker
-                // (below), neither side can block the other for good.
-                let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, u64)>(2);
-                let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Done>(2);
-                scope.spawn(move || {
-                    let mut emitter = Emitter::new(output_mode);
-                    for (block, first_line) in job_rx {
-                        let mut bytes = Vec::with_capacity(block.len());
-                        emitter.count = 0;
-                        let done = run(
-                            &mut &block[..],
-                            &mut bytes,
-                            input_mode,
-                            &mut emitter,
-                            first_line,
-                        )
-                        .map(|()| (bytes, emitter.count));
-                        let failed = done.is_err();
-                        if done_tx.send(done).is_err() || failed {
-                            return;
-                        }
-                    }
-                });
-                to.push(job_tx);
-                from.push(done_rx);
-            }
+            let (to, from): (Vec<_>, Vec<_>) = (0..threads)
+                .map(|_| spawn_worker(scope, input_mode, output_mode))
+                .unzip();
             let (mut sent, mut written, mut count) = (0usize, 0usize, 0u64);
             let mut collect = |upto: usize, written: &mut usize| -> Result<(), Error> {
                 while *written < upto {
@@ -759,33 +736,13 @@ pub mod io {
                 Ok(())
             };
             let mut line = 1u64;
-            let mut pending = Vec::with_capacity(block * 2);
-            let mut eof = false;
-            while !eof {
-                let target = pending.len() + block;
-                while pending.len() < target {
-                    let chunk = input.fill_buf()?;
-                    if chunk.is_empty() {
-                        eof = true;
-                        break;
-                    }
-                    let take = chunk.len().min(target - pending.len());
-                    pending.extend_from_slice(&chunk[..take]);
-                    input.consume(take);
-                }
-                let cut = if eof {
-                    pending.len()
-                } else {
-                    match block_end(&pending, input_mode) {
-                        Some(cut) => cut,
-                        None => continue, // one query longer than a block: read on
-                    }
-                };
-                let rest = pending.split_off(cut);
-                let job = std::mem::replace(&mut pending, rest);
-                if job.is_empty() {
-                    continue;
-                }
+            let mut blocks = Blocks {
+                pending: Vec::with_capacity(block * 2),
+                block,
+                mode: input_mode,
+                eof: false,
+            };
+            while let Some(job) = blocks.next(&mut input)? {
                 let first_line = line;
                 line += memchr::memchr_iter(b'\n', &job).count() as u64;
                 if sent - written >= 2 * threads {
@@ -803,6 +760,86 @@ pub mod io {
         })?;
         out.flush()?;
         Ok(count)
+    }
+
+    /// What a worker sends back: a block's output and how many queries it held.
+    type Done = Result<(Vec<u8>, u64), Error>;
+
+    /// A worker fingerprinting blocks (with the line number each starts at), and the
+    /// channels to it and from it.
+    fn spawn_worker<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        input_mode: Input,
+        output_mode: Output,
+    ) -> (
+        std::sync::mpsc::SyncSender<(Vec<u8>, u64)>,
+        std::sync::mpsc::Receiver<Done>,
+    ) {
+        // Bounded at 2 each way: with at most 2 blocks outstanding per worker (see
+        // `transform_with`), neither side can block the other for good.
+        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, u64)>(2);
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Done>(2);
+        scope.spawn(move || {
+            let mut emitter = Emitter::new(output_mode);
+            for (block, first_line) in job_rx {
+                let mut bytes = Vec::with_capacity(block.len());
+                emitter.count = 0;
+                let done = run(
+                    &mut &block[..],
+                    &mut bytes,
+                    input_mode,
+                    &mut emitter,
+                    first_line,
+                )
+                .map(|()| (bytes, emitter.count));
+                let failed = done.is_err();
+                if done_tx.send(done).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        (job_tx, done_rx)
+    }
+
+    /// Cuts the input into blocks of about `block` bytes that end where a query ends.
+    struct Blocks {
+        pending: Vec<u8>,
+        block: usize,
+        mode: Input,
+        eof: bool,
+    }
+
+    impl Blocks {
+        /// The next non-empty block, `None` at the end of the input.
+        fn next<R: BufRead>(&mut self, input: &mut R) -> Result<Option<Vec<u8>>, Error> {
+            while !self.eof {
+                let target = self.pending.len() + self.block;
+                while self.pending.len() < target {
+                    let chunk = input.fill_buf()?;
+                    if chunk.is_empty() {
+                        self.eof = true;
+                        break;
+                    }
+                    let take = chunk.len().min(target - self.pending.len());
+                    self.pending.extend_from_slice(&chunk[..take]);
+                    input.consume(take);
+                }
+                let cut = if self.eof {
+                    self.pending.len()
+                } else {
+                    match block_end(&self.pending, self.mode) {
+                        Some(cut) => cut,
+                        None => continue, // one query longer than a block: read on
+                    }
+                };
+                let rest = self.pending.split_off(cut);
+                let job = std::mem::replace(&mut self.pending, rest);
+                if !job.is_empty() {
+                    return Ok(Some(job));
+                }
+            }
+            Ok(None)
+        }
     }
 
     /// Where a block may end: after the last query that ends inside `buf`.
