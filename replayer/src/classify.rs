@@ -106,6 +106,12 @@ impl Classifier {
         (class, effect)
     }
 
+    /// Only the class id of a statement: what a command is, for a caller that needs no
+    /// effect (explaining routes, tallying).
+    pub fn class_id(&mut self, sql: &[u8]) -> u64 {
+        class_id(self.fp.fingerprint(sql))
+    }
+
     /// Class of a command without SQL, named the way pt-query-digest names them.
     pub fn admin(&mut self, kind: CmdKind) -> Class {
         let text = admin_fingerprint(kind);

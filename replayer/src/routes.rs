@@ -7,12 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use captures::fingerprint::{Fingerprinter, class_id, class_id_hex};
+use captures::fingerprint::class_id_hex;
 use captures::{CaptureReader, Cmd, Record, Value};
 use mysql_async::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::classify::Classifier;
 use crate::error::Error;
 use crate::target::Target;
 
@@ -107,7 +108,7 @@ type Representatives = (Option<String>, Vec<(u64, String)>);
 
 fn representatives(capture: &Path) -> Result<Representatives, Error> {
     let reader = CaptureReader::open(capture)?;
-    let mut fp = Fingerprinter::new();
+    let mut classifier = Classifier::new();
     let mut db = None;
     let mut prepared: HashMap<(u64, u32), (u64, String)> = HashMap::new();
     let mut seen = BTreeSet::new();
@@ -119,13 +120,13 @@ fn representatives(capture: &Path) -> Result<Representatives, Error> {
             Record::ConnOpen(open) if db.is_none() => db = open.db,
             Record::Command(c) => match &c.cmd {
                 Cmd::Query { sql } => {
-                    let class = class_id(fp.fingerprint(sql));
+                    let class = classifier.class_id(sql);
                     if explainable(sql) && seen.insert(class) {
                         out.push((class, String::from_utf8_lossy(sql).into_owned()));
                     }
                 }
                 Cmd::Prepare { sql, stmt_id, .. } => {
-                    let class = class_id(fp.fingerprint(sql));
+                    let class = classifier.class_id(sql);
                     prepared.insert(
                         (c.conn, *stmt_id),
                         (class, String::from_utf8_lossy(sql).into_owned()),
