@@ -16,6 +16,23 @@ pub enum Error {
     #[error("{0}")]
     Format(#[from] captures::Error),
 
+    /// A results (or capture) file that could not be opened.
+    #[error("opening {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: captures::Error,
+    },
+
+    /// A line of a `timeline --events` file that is not an event.
+    #[error("{path} line {line}: expected {{\"unix_ns\": N, \"label\": \"...\"}}")]
+    Events {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+
     /// A capture or results file damaged (not merely cut short) part-way: what came
     /// before was used, but the command fails.
     #[error("{path} is damaged: {problem}")]
@@ -53,4 +70,14 @@ pub enum Error {
 
     #[error("statsd at {addr}: {reason}")]
     Statsd { addr: String, reason: String },
+}
+
+impl Error {
+    /// An I/O error with what was being done.
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
 }
