@@ -38,7 +38,9 @@ fn run(config: Config) -> anyhow::Result<String> {
     };
     let statsd = config.statsd.as_deref().map(install_statsd).transpose()?;
     let summary = runtime.block_on(async {
-        let shutdown = recorder::listener::shutdown_signal()?;
+        // Before listening: a SIGTERM as soon as the port answers must stop the recorder
+        // cleanly, not kill it (a test that signals then saw it).
+        let shutdown = cli::shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
