@@ -115,6 +115,8 @@ fn main() -> ExitCode {
     let result = tokio::runtime::Runtime::new()
         .context("cannot start the runtime")
         .and_then(|runtime| runtime.block_on(run(args.command)));
+    // The last metrics, queued or in a partly filled datagram, would die with the process.
+    cli::statsd::flush();
     cli::exit("shop", result.map(|()| ExitCode::SUCCESS))
 }
 
@@ -220,10 +222,6 @@ async fn drive_command(args: DriveArgs) -> anyhow::Result<()> {
     write!(cli::stdout(), "{}", drive::render(&report))?;
     if let Some(path) = args.json {
         write_json(&path, &report)?;
-    }
-    // Let the StatsD queue drain before the process ends.
-    if args.statsd.is_some() {
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     Ok(())
 }
