@@ -2,7 +2,8 @@
 # ports, waiting for a listener, and a private MariaDB.
 #   work         scratch directory
 #   pids         background processes to stop on exit
-#   start_mariadb [CPU-PIN...]   sets db_port; extra server options from mariadb_opts=()
+#   start_mariadb [CPU-PIN...]   sets db_port and db_socket; extra mariadbd options from
+#                                mariadb_opts=()
 # shellcheck shell=bash
 
 work=$(mktemp -d)
@@ -26,22 +27,24 @@ wait_port() {
   exit 1
 }
 
-# A private MariaDB on a free port with relaxed durability (the data is thrown away).
-# Arguments: an optional command prefix, e.g. `taskset -c 0`.
+# A private MariaDB, started as the tests start theirs (testkit-mariadb: its own
+# directory under $work, a free port on 127.0.0.1, relaxed durability; the data is thrown
+# away); sets db_port and db_socket, and is stopped on exit like the other pids.
+# Arguments: an optional command prefix, e.g. `taskset -c 0` (the server inherits it).
+# TESTKIT_MARIADB=path: that binary instead of building target/release/testkit-mariadb.
 start_mariadb() {
-  PATH=$PATH:/usr/sbin
-  for tool in mariadbd mariadb-install-db mariadb; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool missing (scripts/install-deps.sh)" >&2; exit 1; }
+  local bin=${TESTKIT_MARIADB:-}
+  if [[ -z $bin ]]; then
+    cargo build -q --release -p testkit --bin testkit-mariadb
+    bin=target/release/testkit-mariadb
+  fi
+  : >"$work/mariadb.addr"
+  "$@" "$bin" --dir "$work" -- "${mariadb_opts[@]}" >"$work/mariadb.addr" 2>"$work/mariadb.log" &
+  local pid=$!
+  pids+=("$pid")
+  # It prints "PORT SOCKET" once the server answers (read fails until the line is whole).
+  until read -r db_port db_socket <"$work/mariadb.addr"; do
+    kill -0 "$pid" 2>/dev/null || { echo "bench: MariaDB did not start:" >&2; cat "$work/mariadb.log" >&2; exit 1; }
+    sleep 0.05
   done
-  db_port=$(free_port)
-  local user_opt=()
-  [[ $(id -u) -eq 0 ]] && user_opt=(--user=root)
-  mariadb-install-db --no-defaults --datadir="$work/data" --auth-root-authentication-method=normal \
-    --skip-test-db "${user_opt[@]}" >"$work/install.log" 2>&1
-  "$@" mariadbd --no-defaults --datadir="$work/data" --port="$db_port" --bind-address=127.0.0.1 \
-    --socket="$work/mysqld.sock" --pid-file="$work/mysqld.pid" --skip-name-resolve \
-    --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 --max-connections=500 \
-    "${user_opt[@]}" --log-error="$work/error.log" "${mariadb_opts[@]}" 2>/dev/null &
-  pids+=($!)
-  wait_port "$db_port"
 }

@@ -1,9 +1,15 @@
 //! The edge of the process, shared by the four binaries (recorder, replayer, shop,
-//! playground): how an error is printed, what a stdout closed by its reader means, and
-//! how logs are set up. Written once so the binaries cannot drift apart.
+//! playground): how an error is printed, what a stdout closed by its reader means, how
+//! logs and statsd metrics are set up, and the signals that ask for a clean stop.
+//! Written once so the binaries cannot drift apart.
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
+
+mod signal;
+pub mod statsd;
+
+pub use signal::shutdown_signal;
 
 /// The exit status when the reader of our stdout went away (`replayer inspect x | head`).
 ///

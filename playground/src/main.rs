@@ -78,15 +78,10 @@ fn install_interrupt_handler() -> Interrupted {
             return;
         };
         rt.block_on(async {
-            let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            else {
+            let Ok(stop) = cli::shutdown_signal() else {
                 return;
             };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+            stop.await;
             let _ = tx.send(());
         });
     });

@@ -241,22 +241,6 @@ fn summary(config: &Config, stats: &Stats, sink_stats: &SinkStats) -> String {
     )
 }
 
-/// A future that resolves on SIGINT or SIGTERM, with both handlers installed already.
-pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    // Registered now, not when the future is first polled: a SIGTERM that arrives
-    // between listening and the first poll must stop the recorder cleanly, not kill it
-    // with the default action (a test that signals as soon as the port answers saw it).
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
-}
-
 /// The upstream's version string from its greeting, for the capture header.
 async fn probe_upstream(upstream: &str) -> Option<String> {
     let mut stream = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(upstream))

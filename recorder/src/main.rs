@@ -1,10 +1,8 @@
 //! `recorder`: put it between an application and its database.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use cadence::{BufferedUdpMetricSink, MetricSink, QueuingMetricSink};
+use anyhow::Context as _;
 use clap::Parser;
 use recorder::config::Config;
 
@@ -36,63 +34,24 @@ fn run(config: Config) -> anyhow::Result<String> {
         }
         runtime.enable_all().build()?
     };
-    let statsd = config.statsd.as_deref().map(install_statsd).transpose()?;
+    if let Some(addr) = &config.statsd {
+        cli::statsd::install(addr, STATSD_QUEUE, &[])
+            .with_context(|| format!("--statsd {addr:?}"))?;
+    }
     let summary = runtime.block_on(async {
-        let shutdown = recorder::listener::shutdown_signal()?;
+        // Before listening: a SIGTERM as soon as the port answers must stop the recorder
+        // cleanly, not kill it (a test that signals then saw it).
+        let shutdown = cli::shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         recorder::listener::serve(config, listener, shutdown).await
     });
-    if let Some(sink) = statsd {
-        flush_statsd(&sink);
-    }
+    // The last datagram, partly filled, would be lost with the process.
+    cli::statsd::flush();
     summary
 }
 
 /// Metrics waiting for the UDP socket: bounded so a stalled collector never holds
 /// memory (past it the exporter drops, never blocking a relay).
 const STATSD_QUEUE: usize = 10_000;
-/// One datagram: under the 1472-byte UDP payload of a 1500 MTU.
-const DATAGRAM: usize = 1432;
-
-/// Our handle on the exporter's sink, so the last datagram can be flushed at exit.
-struct SharedSink(Arc<QueuingMetricSink>);
-
-impl MetricSink for SharedSink {
-    fn emit(&self, metric: &str) -> std::io::Result<usize> {
-        self.0.emit(metric)
-    }
-    fn flush(&self) -> std::io::Result<()> {
-        self.0.flush()
-    }
-}
-
-/// Installs the statsd exporter on a sink we keep: the exporter's own would lose what
-/// is still queued or buffered when the process exits (the last drops, typically).
-fn install_statsd(addr: &str) -> anyhow::Result<Arc<QueuingMetricSink>> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p)))
-        .ok_or_else(|| anyhow::anyhow!("--statsd {addr:?}: expected HOST:PORT"))?;
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
-    socket.set_nonblocking(true)?;
-    let udp = BufferedUdpMetricSink::with_capacity((host, port), socket, DATAGRAM)?;
-    let queue = Arc::new(QueuingMetricSink::with_capacity(udp, STATSD_QUEUE));
-    let recorder = metrics_exporter_statsd::StatsdBuilder::from(host, port)
-        .with_queue_size(STATSD_QUEUE)
-        .with_buffer_size(DATAGRAM)
-        .with_sink(SharedSink(queue.clone()))
-        .build(None)?;
-    metrics::set_global_recorder(recorder)?;
-    Ok(queue)
-}
-
-/// Sends what is still queued (waiting up to a second), then the partly filled datagram.
-fn flush_statsd(sink: &QueuingMetricSink) {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while sink.queued() > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let _ = sink.flush();
-}

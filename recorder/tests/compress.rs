@@ -5,7 +5,7 @@
 mod common;
 
 use captures::{Cmd, Outcome};
-use common::{commands, mariadb_cli, read_capture, start, url};
+use common::{capturing, commands, mariadb_cli, read_capture, url};
 use mysql_async::prelude::*;
 use testkit::MariaDb;
 
@@ -13,9 +13,7 @@ use testkit::MariaDb;
 async fn mysql_async_compressed_traffic_is_relayed_and_captured_decompressed() {
     let server = MariaDb::shared().unwrap();
     let db = server.fresh_database("compress").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let (_dir, cap, rec) = capturing(&[]).await;
     let mut conn = mysql_async::Conn::from_url(format!("{}&compression=fast", url(rec.addr, &db)))
         .await
         .unwrap();
@@ -101,9 +99,7 @@ async fn mysql_async_compressed_traffic_is_relayed_and_captured_decompressed() {
 async fn the_mariadb_cli_gets_compression_through_the_recorder() {
     let server = MariaDb::shared().unwrap();
     let db = server.fresh_database("compress_cli").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let (_dir, cap, rec) = capturing(&[]).await;
     let out = mariadb_cli(
         rec.addr.port(),
         &["-uroot", "--compress", &db],

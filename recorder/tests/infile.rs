@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use captures::{Cmd, LocalFile, Outcome};
-use common::{commands, read_capture, start, url};
+use common::{capturing, commands, read_capture, url};
 use mysql_async::prelude::*;
 use mysql_async::{Opts, OptsBuilder};
 use testkit::MariaDb;
@@ -21,9 +21,7 @@ async fn load_through_recorder(
 ) -> (Cmd, Outcome, usize) {
     let server = MariaDb::shared().unwrap();
     let db = server.fresh_database("infile").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(&server.addr().to_string(), Some(&cap), extra).await;
+    let (_dir, cap, rec) = capturing(extra).await;
     let opts = Opts::from_url(&format!("{}{url_extra}", url(rec.addr, &db))).unwrap();
     let opts = OptsBuilder::from_opts(opts).local_infile_handler(Some(
         mysql_async::WhiteListFsHandler::new(std::slice::from_ref(&file.to_path_buf())),

@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 
 use captures::{CmdKind, Outcome, Record};
-use common::{commands, read_capture, start};
+use common::{capturing, commands, read_capture};
 use testkit::MariaDb;
 
 /// `$SQLREPLAY_PYTHON`, else the interpreter of the virtualenv install-deps.sh makes.
@@ -32,9 +32,7 @@ fn python() -> PathBuf {
 async fn run_driver(driver: &str) {
     let server = MariaDb::shared().unwrap();
     let db = server.fresh_database("py").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let (_dir, cap, rec) = capturing(&[]).await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python_clients.py");
     // Async: the recorder runs on this same runtime.
     let out = tokio::process::Command::new(python())

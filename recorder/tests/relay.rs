@@ -6,7 +6,10 @@ mod common;
 use std::path::PathBuf;
 
 use captures::{CaptureReader, Cmd, CmdKind, Command, Outcome, Record, Value};
-use common::{assert_server_error, commands, conn_opens, mariadb_cli, read_capture, start, url};
+use common::{
+    assert_server_error, capturing, commands, conn_opens, free_port, mariadb_cli, read_capture,
+    start, url,
+};
 use mysql_async::prelude::*;
 use mysql_async::{Opts, OptsBuilder};
 use testkit::MariaDb;
@@ -15,9 +18,7 @@ use testkit::MariaDb;
 async fn mysql_async_traffic_passes_unchanged_and_is_captured() {
     let server = MariaDb::shared().unwrap();
     let db = server.fresh_database("relay").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let (dir, cap, rec) = capturing(&[]).await;
 
     let infile = dir.path().join("rows.csv");
     std::fs::write(&infile, "1,a\n2,b\n3,c\n").unwrap();
@@ -226,10 +227,7 @@ async fn cli_through_recorder(args: &[&str], sql: &str) -> (String, Vec<(Cmd, Ou
 
 /// [`cli_through_recorder`], keeping the whole capture.
 async fn cli_capture(args: &[&str], sql: &str) -> (String, Vec<Record>) {
-    let server = MariaDb::shared().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let (_dir, cap, rec) = capturing(&[]).await;
     let stdout = mariadb_cli(rec.addr.port(), args, sql).await;
     rec.stop().await;
     (stdout, read_capture(&cap))
@@ -370,9 +368,7 @@ fn assert_script_statuses(records: &[Record]) {
 async fn server_status_flags_are_captured() {
     let server = MariaDb::shared().unwrap();
     let db = server.fresh_database("status").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let (_dir, cap, rec) = capturing(&[]).await;
     let mut conn = mysql_async::Conn::from_url(url(rec.addr, &db))
         .await
         .unwrap();
@@ -450,11 +446,7 @@ async fn server_status_flags_are_captured_from_eof_packets() {
 
 #[tokio::test]
 async fn an_unreachable_upstream_gets_a_mysql_error_not_a_reset() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let upstream = format!("127.0.0.1:{port}");
     let rec = start(&upstream, None, &[]).await;
     let err =
@@ -496,15 +488,7 @@ async fn an_unreachable_upstream_gets_a_mysql_error_not_a_reset() {
 
 #[tokio::test]
 async fn a_full_capture_queue_drops_records_but_never_traffic() {
-    let server = MariaDb::shared().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(
-        &server.addr().to_string(),
-        Some(&cap),
-        &["--capture-queue", "1"],
-    )
-    .await;
+    let (_dir, cap, rec) = capturing(&["--capture-queue", "1"]).await;
     let pool = mysql_async::Pool::new(url(rec.addr, "mysql").as_str());
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -550,11 +534,7 @@ fn kill_9_leaves_a_readable_capture() {
     let server = MariaDb::shared().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cap: PathBuf = dir.path().join("c.sqlcap");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recorder"))
         .args([
             "--listen",
@@ -612,9 +592,7 @@ async fn an_ed25519_login_switches_plugin_through_the_relay() {
              USING PASSWORD('curve-25519-pw')",
         )
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let (_dir, cap, rec) = capturing(&[]).await;
 
     // mysql_async starts with mysql_native_password; the server switches it to ed25519.
     let mut conn = mysql_async::Conn::new(
@@ -665,10 +643,7 @@ async fn an_ed25519_login_switches_plugin_through_the_relay() {
 #[tokio::test]
 async fn an_undecodable_execute_is_relayed_not_fatal() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = MariaDb::shared().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let (_dir, cap, rec) = capturing(&[]).await;
     let mut s = tokio::net::TcpStream::connect(rec.addr).await.unwrap();
 
     async fn read_packet(s: &mut tokio::net::TcpStream) -> Vec<u8> {

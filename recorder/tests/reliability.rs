@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use captures::{CloseReason, Outcome, Record};
-use common::{read_capture, start, url};
+use common::{capturing, free_port, read_capture, sigterm, start, url, wait_listening};
 use mysql_async::prelude::*;
 use testkit::MariaDb;
 
@@ -45,9 +45,7 @@ fn sleeping_client(port: u16, marker: &str) -> tokio::process::Child {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_gone_mid_statement_stops_the_statement_on_the_server() {
     let server = MariaDb::shared().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let (_dir, cap, rec) = capturing(&[]).await;
     let (relayed, direct) = ("dirty_close_relayed", "dirty_close_direct");
     let mut clients = [
         sleeping_client(rec.addr.port(), relayed),
@@ -124,14 +122,7 @@ fn command_with<'a>(records: &'a [Record], marker: &str) -> &'a captures::Comman
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_every_connection_in_the_capture() {
     let server = MariaDb::shared().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(
-        &server.addr().to_string(),
-        Some(&cap),
-        &["--shutdown-grace", "2s"],
-    )
-    .await;
+    let (_dir, cap, rec) = capturing(&["--shutdown-grace", "2s"]).await;
     let url = url(rec.addr, "mysql");
     let mut idle = mysql_async::Conn::from_url(&url).await.unwrap();
     idle.query_drop("SELECT 1").await.unwrap();
@@ -281,11 +272,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 #[test]
 fn out_of_file_descriptors_the_accept_loop_backs_off() {
     let server = MariaDb::shared().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     // The log to a file: a pipe nobody reads would stop a spinning loop by blocking it.
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("recorder.log");
@@ -299,11 +286,7 @@ fn out_of_file_descriptors_the_accept_loop_backs_off() {
         .stderr(log)
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "the recorder did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(port, Duration::from_secs(5));
     let held: Vec<_> = (0..60)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
         .collect();
@@ -411,11 +394,7 @@ fn capture_fails_midway(cap: &std::path::Path, file_limit: Option<u32>, error: &
     statsd
         .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let limit = file_limit.map_or(String::new(), |n| {
         format!("trap '' XFSZ; ulimit -f {n} && ")
     });
@@ -430,11 +409,7 @@ fn capture_fails_midway(cap: &std::path::Path, file_limit: Option<u32>, error: &
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "the recorder did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(port, Duration::from_secs(5));
     let mut client = std::process::Command::new("mariadb")
         .args([
             "--no-defaults",
@@ -454,10 +429,7 @@ fn capture_fails_midway(cap: &std::path::Path, file_limit: Option<u32>, error: &
         .unwrap();
     drop(stdin);
     assert!(client.wait().unwrap().success());
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains(error), "{log}");
@@ -493,10 +465,7 @@ fn capture_fails_midway(cap: &std::path::Path, file_limit: Option<u32>, error: &
 /// without --redact too.
 #[tokio::test]
 async fn passwords_in_account_statements_are_not_captured() {
-    let server = MariaDb::shared().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cap = dir.path().join("c.sqlcap");
-    let rec = start(&server.addr().to_string(), Some(&cap), &[]).await;
+    let (_dir, cap, rec) = capturing(&[]).await;
     let mut conn = mysql_async::Conn::from_url(url(rec.addr, "mysql"))
         .await
         .unwrap();
@@ -576,26 +545,15 @@ fn an_existing_capture_is_not_overwritten_without_force() {
     assert!(err.contains(&shown) && err.contains("--force"), "{err}");
     assert_eq!(std::fs::read_to_string(&cap).unwrap(), "hours of traffic");
     // With --force it is replaced by a capture.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_recorder"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--upstream", "127.0.0.1:1", "--force", "--out", &shown])
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "the recorder did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    wait_listening(port, Duration::from_secs(10));
+    sigterm(&child);
     assert!(child.wait_with_output().unwrap().status.success());
     let mut reader = captures::CaptureReader::open(&cap).unwrap();
     for r in reader.by_ref() {

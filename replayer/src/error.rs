@@ -24,9 +24,26 @@ pub enum Error {
         source: captures::Error,
     },
 
+    /// A results (or capture) file that could not be opened.
+    #[error("opening {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: captures::Error,
+    },
+
     /// A `<results>.routes.json` sidecar that is not what `replayer run` writes.
     #[error("{path}: {reason}")]
     Sidecar { path: PathBuf, reason: String },
+
+    /// A line of a `timeline --events` file that is not an event.
+    #[error("{path} line {line}: expected {{\"unix_ns\": N, \"label\": \"...\"}}")]
+    Events {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
 
     /// A capture or results file damaged (not merely cut short) part-way: what came
     /// before was used, but the command fails.
@@ -65,4 +82,14 @@ pub enum Error {
 
     #[error("statsd at {addr}: {reason}")]
     Statsd { addr: String, reason: String },
+}
+
+impl Error {
+    /// An I/O error with what was being done.
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
 }

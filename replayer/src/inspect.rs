@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use captures::fingerprint::{Fingerprinter, class_id, class_id_hex};
-use captures::{CaptureReader, Cmd, Outcome, Record};
+use captures::{CaptureReader, Cmd, Command, Outcome, Record};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -56,9 +56,7 @@ pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
     let mut dropped = None;
     let mut connections = HashSet::new();
     let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
-    let mut classes: HashMap<u64, ClassLine> = HashMap::new();
-    let mut stmt_class: HashMap<(u64, u32), u64> = HashMap::new();
-    let mut fp = Fingerprinter::new();
+    let mut classes = Classes::new();
     let (mut commands, mut errors) = (0u64, 0u64);
     let (mut first, mut last) = (u64::MAX, 0u64);
     let mut problem = None;
@@ -85,42 +83,11 @@ pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
                 *by_kind.entry(c.cmd.kind().to_string()).or_default() += 1;
                 let failed = matches!(c.outcome, Outcome::Err { .. });
                 errors += u64::from(failed);
-                let id = match &c.cmd {
-                    Cmd::Query { sql } | Cmd::Prepare { sql, .. } | Cmd::LoadLocal { sql, .. } => {
-                        let text = fp.fingerprint(sql);
-                        let id = class_id(text);
-                        if let Cmd::Prepare { stmt_id, .. } = &c.cmd {
-                            stmt_class.insert((c.conn, *stmt_id), id);
-                        }
-                        classes.entry(id).or_insert_with(|| ClassLine {
-                            id: class_id_hex(id),
-                            fingerprint: text.to_string(),
-                            count: 0,
-                            total_ms: 0.0,
-                            errors: 0,
-                        });
-                        Some(id)
-                    }
-                    Cmd::Execute { stmt_id, .. } => stmt_class.get(&(c.conn, *stmt_id)).copied(),
-                    _ => None,
-                };
-                if let Some(line) = id.and_then(|id| classes.get_mut(&id)) {
-                    // Prepares are bookkeeping; the class's time is its queries and executes.
-                    if !matches!(c.cmd, Cmd::Prepare { .. }) {
-                        line.count += 1;
-                        line.total_ms += c.t_end.saturating_sub(c.t_start) as f64 / 1e6;
-                        line.errors += u64::from(failed);
-                    }
-                }
+                classes.count(c, failed);
             }
         }
     }
-    let mut lines: Vec<ClassLine> = classes.into_values().filter(|c| c.count > 0).collect();
-    let n_classes = lines.len() as u64;
-    lines.sort_by(|a, b| b.count.cmp(&a.count).then(a.id.cmp(&b.id)));
-    let top_by_count = lines.iter().take(top).cloned().collect();
-    lines.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms).then(a.id.cmp(&b.id)));
-    let top_by_time = lines.into_iter().take(top).collect();
+    let (n_classes, top_by_count, top_by_time) = classes.top(top);
     Ok(Inspection {
         path: path.display().to_string(),
         tool: meta.tool,
@@ -145,6 +112,66 @@ pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
         ended_cleanly: reader.ended_cleanly(),
         dropped,
     })
+}
+
+/// The query classes of a capture: queries, prepares and LOAD DATA LOCAL by their
+/// fingerprint, executes under the class of the statement they run.
+struct Classes {
+    fp: Fingerprinter,
+    lines: HashMap<u64, ClassLine>,
+    /// (connection, statement id) → the class it was prepared from.
+    stmt_class: HashMap<(u64, u32), u64>,
+}
+
+impl Classes {
+    fn new() -> Self {
+        Classes {
+            fp: Fingerprinter::new(),
+            lines: HashMap::new(),
+            stmt_class: HashMap::new(),
+        }
+    }
+
+    fn count(&mut self, c: &Command, failed: bool) {
+        let id = match &c.cmd {
+            Cmd::Query { sql } | Cmd::Prepare { sql, .. } | Cmd::LoadLocal { sql, .. } => {
+                let text = self.fp.fingerprint(sql);
+                let id = class_id(text);
+                if let Cmd::Prepare { stmt_id, .. } = &c.cmd {
+                    self.stmt_class.insert((c.conn, *stmt_id), id);
+                }
+                self.lines.entry(id).or_insert_with(|| ClassLine {
+                    id: class_id_hex(id),
+                    fingerprint: text.to_string(),
+                    count: 0,
+                    total_ms: 0.0,
+                    errors: 0,
+                });
+                Some(id)
+            }
+            Cmd::Execute { stmt_id, .. } => self.stmt_class.get(&(c.conn, *stmt_id)).copied(),
+            _ => None,
+        };
+        if let Some(line) = id.and_then(|id| self.lines.get_mut(&id)) {
+            // Prepares are bookkeeping; the class's time is its queries and executes.
+            if !matches!(c.cmd, Cmd::Prepare { .. }) {
+                line.count += 1;
+                line.total_ms += c.t_end.saturating_sub(c.t_start) as f64 / 1e6;
+                line.errors += u64::from(failed);
+            }
+        }
+    }
+
+    /// How many classes ran, and the `top` of them by count and by captured time.
+    fn top(self, top: usize) -> (u64, Vec<ClassLine>, Vec<ClassLine>) {
+        let mut lines: Vec<ClassLine> = self.lines.into_values().filter(|c| c.count > 0).collect();
+        let n_classes = lines.len() as u64;
+        lines.sort_by(|a, b| b.count.cmp(&a.count).then(a.id.cmp(&b.id)));
+        let top_by_count = lines.iter().take(top).cloned().collect();
+        lines.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms).then(a.id.cmp(&b.id)));
+        let top_by_time = lines.into_iter().take(top).collect();
+        (n_classes, top_by_count, top_by_time)
+    }
 }
 
 /// The inspection as text. Writes fail rather than panic (a closed stdout: `| head`).

@@ -9,11 +9,12 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use captures::{ResultRecord, ResultsReader, RunMeta};
 use clap::Args;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
 
 /// Buckets a chart can show legibly; long runs get wider buckets.
 pub const MAX_BUCKETS: u64 = 600;
@@ -84,13 +85,21 @@ struct Acc {
 }
 
 impl Acc {
-    fn new() -> Result<Self> {
+    fn new() -> Self {
         // 1 µs .. 1 h at 2 significant digits: a few KiB each.
-        Ok(Self {
+        #[allow(clippy::expect_used)] // constant, valid bounds: cannot fail
+        let hist = Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid histogram bounds");
+        Self {
             commands: 0,
             errors: 0,
-            hist: Histogram::new_with_bounds(1, 3_600_000_000, 2)?,
-        })
+            hist,
+        }
+    }
+
+    fn record(&mut self, latency_us: u64, error: bool) {
+        self.commands += 1;
+        self.errors += u64::from(error);
+        let _ = self.hist.record(latency_us.max(1));
     }
 
     fn stretch(&self, from_s: f64, to_s: f64, label: Option<String>) -> Stretch {
@@ -109,20 +118,19 @@ impl Acc {
 }
 
 /// Reads `{"unix_ns": .., "label": ..}` lines; blank lines are skipped.
-pub fn read_events(path: &Path) -> Result<Vec<Event>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+pub fn read_events(path: &Path) -> Result<Vec<Event>, Error> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let mut events = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line?;
+        let line = line.map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         if line.trim().is_empty() {
             continue;
         }
-        let event: Event = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{} line {}: expected {{\"unix_ns\": N, \"label\": \"...\"}}",
-                path.display(),
-                i + 1
-            )
+        let event: Event = serde_json::from_str(&line).map_err(|source| Error::Events {
+            path: path.to_path_buf(),
+            line: i + 1,
+            source,
         })?;
         events.push(event);
     }
@@ -131,21 +139,13 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>> {
 }
 
 /// Streams the results file once into buckets and phases.
-pub fn build(results: &Path, events: &[Event], bucket: Option<f64>) -> Result<Timeline> {
-    let reader =
-        ResultsReader::open(results).with_context(|| format!("opening {}", results.display()))?;
+pub fn build(results: &Path, events: &[Event], bucket: Option<f64>) -> Result<Timeline, Error> {
+    let reader = ResultsReader::open(results).map_err(|source| Error::Open {
+        path: results.to_path_buf(),
+        source,
+    })?;
     let meta: RunMeta = reader.header().clone();
-    // The run's length is only known at the end; the header's captured span / speed is
-    // the planned one, good enough to size buckets (a longer run widens nothing: late
-    // commands fall in the last bucket).
-    let planned_s = match meta.speed {
-        Some(f) if f > 0.0 => meta.captured_ns as f64 / 1e9 / f,
-        _ => meta.captured_ns as f64 / 1e9,
-    };
-    let bucket_s = bucket
-        .unwrap_or(planned_s / 300.0)
-        .max(1.0)
-        .max(planned_s / MAX_BUCKETS as f64);
+    let bucket_s = bucket_width(&meta, bucket);
     let bucket_ns = (bucket_s * 1e9) as u64;
     // Events as offsets into the run; those before it start the first phase.
     let offsets: Vec<(u64, String)> = events
@@ -158,9 +158,7 @@ pub fn build(results: &Path, events: &[Event], bucket: Option<f64>) -> Result<Ti
         })
         .collect();
     let mut buckets: Vec<Acc> = Vec::new();
-    let mut phases: Vec<Acc> = (0..=offsets.len())
-        .map(|_| Acc::new())
-        .collect::<Result<_>>()?;
+    let mut phases: Vec<Acc> = (0..=offsets.len()).map(|_| Acc::new()).collect();
     let mut last_ns = 0u64;
     let (mut problem, mut damaged) = (None, false);
     for item in reader {
@@ -179,26 +177,58 @@ pub fn build(results: &Path, events: &[Event], bucket: Option<f64>) -> Result<Ti
         let b = usize::try_from((e.sent_ns / bucket_ns.max(1)).min(MAX_BUCKETS * 4))
             .unwrap_or(usize::MAX);
         while buckets.len() <= b {
-            buckets.push(Acc::new()?);
+            buckets.push(Acc::new());
         }
         let phase = offsets.partition_point(|(at, _)| *at <= e.sent_ns);
         for acc in [&mut buckets[b], &mut phases[phase]] {
-            acc.commands += 1;
-            acc.errors += u64::from(e.error.is_some());
-            let _ = acc.hist.record((e.latency_ns() / 1000).max(1));
+            acc.record(e.latency_ns() / 1000, e.error.is_some());
         }
     }
     let end_s = last_ns as f64 / 1e9;
-    let buckets = buckets
-        .iter()
-        .enumerate()
-        .map(|(i, acc)| acc.stretch(i as f64 * bucket_s, (i + 1) as f64 * bucket_s, None))
-        .collect();
+    Ok(Timeline {
+        label: meta.label.clone(),
+        run_id: meta.run_id.clone(),
+        bucket_s,
+        buckets: buckets
+            .iter()
+            .enumerate()
+            .map(|(i, acc)| acc.stretch(i as f64 * bucket_s, (i + 1) as f64 * bucket_s, None))
+            .collect(),
+        phases: phase_stretches(&phases, &offsets, end_s),
+        events: offsets
+            .iter()
+            .map(|(at, label)| (*at as f64 / 1e9, label.clone()))
+            .filter(|(at, _)| *at <= end_s)
+            .collect(),
+        problem,
+        damaged,
+    })
+}
+
+/// Seconds per bucket: as asked, or the run's length / 300; at least 1 s, and wide
+/// enough for the run to fit in [`MAX_BUCKETS`].
+fn bucket_width(meta: &RunMeta, bucket: Option<f64>) -> f64 {
+    // The run's length is only known at the end; the header's captured span / speed is
+    // the planned one, good enough to size buckets (a longer run widens nothing: late
+    // commands fall in the last bucket).
+    let planned_s = match meta.speed {
+        Some(f) if f > 0.0 => meta.captured_ns as f64 / 1e9 / f,
+        _ => meta.captured_ns as f64 / 1e9,
+    };
+    bucket
+        .unwrap_or(planned_s / 300.0)
+        .max(1.0)
+        .max(planned_s / MAX_BUCKETS as f64)
+}
+
+/// The phases that saw commands, each from its event (the first from the start) to the
+/// next one (the last to the run's end).
+fn phase_stretches(phases: &[Acc], offsets: &[(u64, String)], end_s: f64) -> Vec<Stretch> {
     let bounds: Vec<f64> = std::iter::once(0.0)
         .chain(offsets.iter().map(|(at, _)| *at as f64 / 1e9))
         .chain(std::iter::once(end_s))
         .collect();
-    let phases = phases
+    phases
         .iter()
         .enumerate()
         .filter(|(_, acc)| acc.commands > 0)
@@ -210,21 +240,7 @@ pub fn build(results: &Path, events: &[Event], bucket: Option<f64>) -> Result<Ti
             };
             acc.stretch(bounds[i], bounds[i + 1].max(bounds[i]), Some(label))
         })
-        .collect();
-    Ok(Timeline {
-        label: meta.label.clone(),
-        run_id: meta.run_id.clone(),
-        bucket_s,
-        buckets,
-        phases,
-        events: offsets
-            .iter()
-            .map(|(at, label)| (*at as f64 / 1e9, label.clone()))
-            .filter(|(at, _)| *at <= end_s)
-            .collect(),
-        problem,
-        damaged,
-    })
+        .collect()
 }
 
 /// The phase table for the terminal.
@@ -260,27 +276,27 @@ pub fn render_text(t: &Timeline) -> String {
 
 /// Prints the phase table on `out` and writes the files asked for; a damaged results
 /// file fails after all that (the timeline covers the records before the damage).
-pub fn run(args: &TimelineArgs, out: &mut impl Write) -> Result<()> {
+pub fn run(args: &TimelineArgs, out: &mut impl Write) -> Result<(), Error> {
     let events = match &args.events {
         Some(path) => read_events(path)?,
         None => Vec::new(),
     };
     let t = build(&args.results, &events, args.bucket)?;
-    write!(out, "{}", render_text(&t))?;
+    write!(out, "{}", render_text(&t)).map_err(|e| Error::io("printing the timeline", e))?;
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&t)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        let json = serde_json::to_vec_pretty(&t).map_err(std::io::Error::from);
+        json.and_then(|json| std::fs::write(path, json))
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     }
     if let Some(path) = &args.html {
         std::fs::write(path, crate::report::timeline::render_html(&t))
-            .with_context(|| format!("writing {}", path.display()))?;
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     }
     match t.problem {
-        Some(problem) if t.damaged => Err(crate::Error::Damaged {
+        Some(problem) if t.damaged => Err(Error::Damaged {
             path: args.results.clone(),
             problem,
-        }
-        .into()),
+        }),
         Some(problem) => {
             crate::inspect::warn_incomplete(&args.results, &problem);
             Ok(())

@@ -115,6 +115,8 @@ fn main() -> ExitCode {
     let result = tokio::runtime::Runtime::new()
         .context("cannot start the runtime")
         .and_then(|runtime| runtime.block_on(run(args.command)));
+    // The last metrics, queued or in a partly filled datagram, would die with the process.
+    cli::statsd::flush();
     cli::exit("shop", result.map(|()| ExitCode::SUCCESS))
 }
 
@@ -165,6 +167,9 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         .counts()
         .await
         .context("reading the catalogue (is the database seeded?)")?;
+    // Before listening: a SIGTERM as soon as the port answers must stop the shop
+    // cleanly (closing its pool), not kill it with the default action.
+    let shutdown = cli::shutdown_signal()?;
     let listen = &args.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -183,7 +188,7 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: args.max_connections,
         header_read_timeout: args.header_read_timeout,
     };
-    api::serve_with(app, listener, shutdown_signal(), limits).await?;
+    api::serve_with(app, listener, shutdown, limits).await?;
     store.close().await;
     Ok(())
 }
@@ -218,36 +223,10 @@ async fn drive_command(args: DriveArgs) -> anyhow::Result<()> {
     if let Some(path) = args.json {
         write_json(&path, &report)?;
     }
-    // Let the StatsD queue drain before the process ends.
-    if args.statsd.is_some() {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
     Ok(())
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
     std::fs::write(path, serde_json::to_vec_pretty(value)?)
         .with_context(|| format!("writing {}", path.display()))
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

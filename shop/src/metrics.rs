@@ -5,28 +5,16 @@
 
 use std::time::Duration;
 
-use metrics_exporter_statsd::StatsdBuilder;
+use anyhow::Context as _;
 
 /// Metrics waiting for the UDP socket. When the collector is slow or gone, the exporter
 /// drops rather than queue more: metrics must never slow the shop down.
 const QUEUE: usize = 8192;
-/// One UDP datagram: below the loopback MTU, and small enough for any network.
-const DATAGRAM: usize = 1432;
 
-/// Installs the StatsD exporter for `HOST:PORT` as the process's metrics recorder.
+/// Installs the StatsD exporter for `HOST:PORT` as the process's metrics recorder, every
+/// metric tagged `app`; `cli::statsd::flush` sends the last of them at exit.
 pub fn install(addr: &str, app: &str) -> anyhow::Result<()> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p)))
-        .ok_or_else(|| anyhow::anyhow!("--statsd {addr:?}: expected HOST:PORT"))?;
-    let recorder = StatsdBuilder::from(host, port)
-        .with_queue_size(QUEUE)
-        .with_buffer_size(DATAGRAM)
-        .with_default_tag("app", app)
-        .build(None)
-        .map_err(|e| anyhow::anyhow!("--statsd {addr}: {e}"))?;
-    metrics::set_global_recorder(recorder).map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
-    Ok(())
+    cli::statsd::install(addr, QUEUE, &[("app", app)]).with_context(|| format!("--statsd {addr:?}"))
 }
 
 pub fn request(route: &'static str, status: u16, elapsed: Duration) {

@@ -28,6 +28,9 @@ const PORT_ATTEMPTS: usize = 3;
 pub struct MariaDbOptions {
     /// Lines appended to the `[mariadbd]` section, e.g. `"log-bin=binlog"`.
     pub config: Vec<String>,
+    /// Options given to `mariadbd` on its command line, after its config file (so they
+    /// win over it), e.g. `"--max-connections=1100"`.
+    pub args: Vec<String>,
     /// Keep the data directory after the server stops (for post-mortems).
     pub keep_dir: bool,
     /// Use this `mariadbd` instead of the one on `$PATH` / in /usr/sbin.
@@ -165,6 +168,7 @@ impl MariaDb {
 
         let mut cmd = Command::new(mariadbd);
         cmd.arg(format!("--defaults-file={}", cnf.display()))
+            .args(&options.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

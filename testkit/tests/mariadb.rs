@@ -97,10 +97,52 @@ fn missing_mariadbd_says_how_to_install_it() {
 }
 
 #[test]
-fn extra_config_reaches_the_server() {
-    let server = MariaDb::start_with(MariaDbOptions::default().with_binlog(7)).unwrap();
-    let out = server.sql("SELECT @@server_id, @@log_bin").unwrap();
-    assert_eq!(out.trim(), "7\t1");
+fn extra_config_and_arguments_reach_the_server() {
+    let mut options = MariaDbOptions::default().with_binlog(7);
+    options.args.push("--max-connections=123".into());
+    let server = MariaDb::start_with(options).unwrap();
+    let out = server
+        .sql("SELECT @@server_id, @@log_bin, @@max_connections")
+        .unwrap();
+    assert_eq!(out.trim(), "7\t1\t123");
+}
+
+#[test]
+fn the_binary_prints_port_and_socket_and_stops_the_server_on_sigterm() {
+    use std::io::BufRead;
+    let parent = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_testkit-mariadb"))
+        .arg("--dir")
+        .arg(parent.path())
+        .args(["--", "--max-connections=77"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let (port, socket) = line.trim_end().split_once(' ').expect("PORT SOCKET");
+    let port: u16 = port.parse().unwrap();
+    let dir = std::path::Path::new(socket).parent().unwrap().to_path_buf();
+    assert!(dir.starts_with(parent.path()), "{socket} under --dir");
+    assert!(std::path::Path::new(socket).exists(), "{socket}");
+    let client = testkit::find_program("mariadb").unwrap();
+    let out = std::process::Command::new(client)
+        .args(["--no-defaults", "-h127.0.0.1", "-uroot", "-N", "-e"])
+        .arg("SELECT @@max_connections")
+        .arg(format!("-P{port}"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "77", "{out:?}");
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success(), "exit 0 on SIGTERM");
+    assert!(!dir.exists(), "directory removed");
 }
 
 #[test]

@@ -1,10 +1,11 @@
-//! What the recorder's integration tests share: a recorder running in-process, and
-//! reading back its capture.
+//! What the recorder's integration tests share: a recorder running in-process (or the
+//! binary's ports and signals), and reading back its capture.
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use captures::{CaptureReader, Cmd, Outcome, Record};
 use clap::Parser;
@@ -51,6 +52,44 @@ pub async fn start(upstream: &str, out: Option<&Path>, extra: &[&str]) -> Runnin
         stop: Some(tx),
         task,
     }
+}
+
+/// A recorder in front of the shared MariaDB with `extra` arguments, capturing to the
+/// returned path, `c.sqlcap` in a temporary directory of its own (keep the directory as
+/// long as the capture is needed).
+pub async fn capturing(extra: &[&str]) -> (tempfile::TempDir, PathBuf, Running) {
+    let server = testkit::MariaDb::shared().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("c.sqlcap");
+    let rec = start(&server.addr().to_string(), Some(&cap), extra).await;
+    (dir, cap, rec)
+}
+
+/// A port of 127.0.0.1 that was free a moment ago (for a recorder run as a process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until the recorder process accepts connections on 127.0.0.1:`port`.
+pub fn wait_listening(port: u16, within: Duration) {
+    let until = Instant::now() + within;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "the recorder did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Asks a child process to stop, as a service manager would (SIGTERM).
+pub fn sigterm(child: &std::process::Child) {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
 }
 
 pub fn read_capture(path: &Path) -> Vec<Record> {
