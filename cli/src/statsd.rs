@@ -7,7 +7,6 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
 use cadence::{BufferedUdpMetricSink, MetricSink, QueuingMetricSink};
 use metrics_exporter_statsd::StatsdBuilder;
 
@@ -33,18 +32,32 @@ impl MetricSink for SharedSink {
     }
 }
 
+/// Why statsd export could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StatsdError {
+    #[error("expected HOST:PORT")]
+    Address,
+    #[error("opening the UDP socket")]
+    Socket(#[source] std::io::Error),
+    #[error("building the exporter: {0}")]
+    Exporter(String),
+    #[error("a metrics recorder is already installed in this process")]
+    AlreadyInstalled,
+}
+
 /// Installs the process's metrics recorder: statsd at `addr` (HOST:PORT), at most
 /// `queue` metrics waiting for the socket (past that the exporter drops them, never
 /// blocking the caller), every metric tagged with `tags`. A process has one recorder:
 /// a second install fails.
-pub fn install(addr: &str, queue: usize, tags: &[(&str, &str)]) -> anyhow::Result<()> {
+pub fn install(addr: &str, queue: usize, tags: &[(&str, &str)]) -> Result<(), StatsdError> {
     let (host, port) = addr
         .rsplit_once(':')
         .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p)))
-        .ok_or_else(|| anyhow!("expected HOST:PORT"))?;
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
-    socket.set_nonblocking(true)?;
-    let udp = BufferedUdpMetricSink::with_capacity((host, port), socket, DATAGRAM)?;
+        .ok_or(StatsdError::Address)?;
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").map_err(StatsdError::Socket)?;
+    socket.set_nonblocking(true).map_err(StatsdError::Socket)?;
+    let udp = BufferedUdpMetricSink::with_capacity((host, port), socket, DATAGRAM)
+        .map_err(|e| StatsdError::Exporter(e.to_string()))?;
     let sink = Arc::new(QueuingMetricSink::with_capacity(udp, queue));
     let mut builder = StatsdBuilder::from(host, port)
         .with_queue_size(queue)
@@ -53,8 +66,10 @@ pub fn install(addr: &str, queue: usize, tags: &[(&str, &str)]) -> anyhow::Resul
     for (key, value) in tags {
         builder = builder.with_default_tag(key, value);
     }
-    let recorder = builder.build(None)?;
-    metrics::set_global_recorder(recorder).map_err(|e| anyhow!("{e}"))?;
+    let recorder = builder
+        .build(None)
+        .map_err(|e| StatsdError::Exporter(e.to_string()))?;
+    metrics::set_global_recorder(recorder).map_err(|_| StatsdError::AlreadyInstalled)?;
     let _ = SINK.set(sink);
     Ok(())
 }

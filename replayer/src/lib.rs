@@ -3,10 +3,11 @@
 //! - [`run`]: the timeline replay (`replayer run`), see ARCHITECTURE.md;
 //! - [`inspect`]: what a capture holds;
 //! - [`compare`] and [`report`]: per-class statistics across results files, and the
-//!   text/JSON/HTML reports.
+//!   text/JSON/HTML reports; [`command`] runs them as `replayer compare`/`timeline` do.
 
 pub mod classify;
 pub mod clock;
+pub mod command;
 pub mod compare;
 pub mod error;
 pub mod exec;

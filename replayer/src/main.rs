@@ -49,9 +49,9 @@ enum Command {
         text: bool,
     },
     /// Compare results files class by class (the first is the baseline).
-    Compare(replayer::compare::CompareArgs),
+    Compare(replayer::command::compare::CompareArgs),
     /// One run's latency over time, cut into phases at events (e.g. a reshard's cut-overs).
-    Timeline(replayer::timeline::TimelineArgs),
+    Timeline(replayer::command::timeline::TimelineArgs),
     /// Replay at increasing speeds until the target saturates.
     Ramp(RampArgs),
 }
@@ -71,9 +71,9 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Fingerprint { file, sql, text } => {
             commands::fingerprint(file.as_deref(), sql, text)
         }
-        Command::Compare(args) => replayer::compare::run(&args),
+        Command::Compare(args) => Ok(replayer::command::compare::run(&args)?),
         Command::Timeline(args) => {
-            replayer::timeline::run(&args, &mut cli::stdout())?;
+            replayer::command::timeline::run(&args, &mut cli::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => commands::run::run(&args),

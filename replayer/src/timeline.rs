@@ -6,11 +6,10 @@
 //! small HdrHistogram, and into phases between consecutive events, so memory depends on
 //! neither the run's length nor its rate.
 
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::io::BufRead;
+use std::path::Path;
 
 use captures::{ResultRecord, ResultsReader, RunMeta};
-use clap::Args;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -18,24 +17,6 @@ use crate::error::Error;
 
 /// Buckets a chart can show legibly; long runs get wider buckets.
 pub const MAX_BUCKETS: u64 = 600;
-
-#[derive(Debug, Args)]
-pub struct TimelineArgs {
-    /// A results file written by `replayer run`.
-    pub results: PathBuf,
-    /// Events that happened during the run: JSON lines {"unix_ns": N, "label": "..."}.
-    #[arg(long)]
-    pub events: Option<PathBuf>,
-    /// Bucket width in seconds (default: the run's length / 300, at least 1 s).
-    #[arg(long)]
-    pub bucket: Option<f64>,
-    /// Write a self-contained HTML page with the chart and the phase table.
-    #[arg(long)]
-    pub html: Option<PathBuf>,
-    /// Write buckets and phases as JSON.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-}
 
 /// Something that happened at a wall-clock time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,66 +222,4 @@ fn phase_stretches(phases: &[Acc], offsets: &[(u64, String)], end_s: f64) -> Vec
             acc.stretch(bounds[i], bounds[i + 1].max(bounds[i]), Some(label))
         })
         .collect()
-}
-
-/// The phase table for the terminal.
-pub fn render_text(t: &Timeline) -> String {
-    let mut s = format!(
-        "{} ({}): latency by phase\n{:>9} {:>9}  {:<44} {:>9} {:>7} {:>9} {:>9} {:>9}\n",
-        t.label,
-        t.run_id,
-        "from s",
-        "to s",
-        "phase (opened by)",
-        "commands",
-        "errors",
-        "p50 ms",
-        "p99 ms",
-        "max ms"
-    );
-    for p in &t.phases {
-        s.push_str(&format!(
-            "{:>9.1} {:>9.1}  {:<44} {:>9} {:>7} {:>9.3} {:>9.3} {:>9.3}\n",
-            p.from_s,
-            p.to_s,
-            crate::report::shorten(p.label.as_deref().unwrap_or(""), 44),
-            p.commands,
-            p.errors,
-            p.p50_ms,
-            p.p99_ms,
-            p.max_ms
-        ));
-    }
-    s
-}
-
-/// Prints the phase table on `out` and writes the files asked for; a damaged results
-/// file fails after all that (the timeline covers the records before the damage).
-pub fn run(args: &TimelineArgs, out: &mut impl Write) -> Result<(), Error> {
-    let events = match &args.events {
-        Some(path) => read_events(path)?,
-        None => Vec::new(),
-    };
-    let t = build(&args.results, &events, args.bucket)?;
-    write!(out, "{}", render_text(&t)).map_err(|e| Error::io("printing the timeline", e))?;
-    if let Some(path) = &args.json {
-        let json = serde_json::to_vec_pretty(&t).map_err(std::io::Error::from);
-        json.and_then(|json| std::fs::write(path, json))
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-    }
-    if let Some(path) = &args.html {
-        std::fs::write(path, crate::report::timeline::render_html(&t))
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-    }
-    match t.problem {
-        Some(problem) if t.damaged => Err(Error::Damaged {
-            path: args.results.clone(),
-            problem,
-        }),
-        Some(problem) => {
-            crate::inspect::warn_incomplete(&args.results, &problem);
-            Ok(())
-        }
-        None => Ok(()),
-    }
 }

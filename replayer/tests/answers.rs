@@ -13,7 +13,8 @@ use std::process::ExitCode;
 use captures::Divergence;
 use common::*;
 use mysql_async::prelude::*;
-use replayer::compare::{CompareArgs, Quantile, compare, load_run};
+use replayer::command::compare::CompareArgs;
+use replayer::compare::{Quantile, compare, load_run};
 use replayer::target::{Speed, Target};
 use testkit::MariaDb;
 
@@ -147,7 +148,7 @@ async fn changed_rows_order_errors_and_noise_are_told_apart() {
     let run = replay_into(server, &cap, &source, &differ, tmp(&dir, "differ.sqlres")).await;
 
     let runs = vec![load_run(&base).unwrap(), load_run(&run).unwrap()];
-    let c = compare(&runs, &args(vec![base.clone(), run.clone()]));
+    let c = compare(&runs, &args(vec![base.clone(), run.clone()]).options());
     let baseline = by_class(&c, 0);
     // Against an identical copy only the clock differs (text and prepared alike).
     assert_eq!(
@@ -194,7 +195,10 @@ async fn changed_rows_order_errors_and_noise_are_told_apart() {
     let mut a = args(vec![base.clone(), run.clone()]);
     a.json = Some(tmp(&dir, "c.json"));
     a.html = Some(tmp(&dir, "c.html"));
-    assert_eq!(replayer::compare::run(&a).unwrap(), ExitCode::from(1));
+    assert_eq!(
+        replayer::command::compare::run(&a).unwrap(),
+        ExitCode::from(1)
+    );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tmp(&dir, "c.json")).unwrap()).unwrap();
     assert_eq!(json["answers"]["runs"][1]["wrong_classes"], 4);
@@ -210,7 +214,7 @@ async fn changed_rows_order_errors_and_noise_are_told_apart() {
     let mut ignoring = args(vec![base, run]);
     ignoring.ignore_class = wrong;
     assert_eq!(
-        replayer::compare::run(&ignoring).unwrap(),
+        replayer::command::compare::run(&ignoring).unwrap(),
         ExitCode::SUCCESS
     );
 }

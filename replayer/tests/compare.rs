@@ -12,7 +12,8 @@ use captures::{
     CmdKind, Divergence, Executed, ResultRecord, ResultsWriter, RunMeta, WriterOptions,
 };
 use common::*;
-use replayer::compare::{CompareArgs, Quantile, Verdict, compare, load_run};
+use replayer::command::compare::CompareArgs;
+use replayer::compare::{Quantile, Verdict, compare, load_run};
 use replayer::target::Speed;
 use testkit::MariaDb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -82,7 +83,7 @@ fn synthetic(path: &Path, label: &str, classes: &[(u64, &dyn Fn(u64) -> u64)], n
 
 fn verdicts(paths: &[PathBuf]) -> Vec<Verdict> {
     let runs: Vec<_> = paths.iter().map(|p| load_run(p).unwrap()).collect();
-    let c = compare(&runs, &args(paths.to_vec()));
+    let c = compare(&runs, &args(paths.to_vec()).options());
     c.classes
         .iter()
         .map(|k| {
@@ -125,7 +126,10 @@ fn synthetic_runs_get_the_verdicts_they_deserve() {
     let mut alone = args(vec![base.clone()]);
     alone.fail_on_regression = Some(1.0);
     alone.html = Some(tmp(&dir, "alone.html"));
-    assert_eq!(replayer::compare::run(&alone).unwrap(), ExitCode::SUCCESS);
+    assert_eq!(
+        replayer::command::compare::run(&alone).unwrap(),
+        ExitCode::SUCCESS
+    );
     assert!(
         std::fs::read_to_string(tmp(&dir, "alone.html"))
             .unwrap()
@@ -141,7 +145,10 @@ fn synthetic_runs_get_the_verdicts_they_deserve() {
     a.fail_on_regression = Some(50.0);
     a.json = Some(tmp(&dir, "r.json"));
     a.html = Some(tmp(&dir, "r.html"));
-    assert_eq!(replayer::compare::run(&a).unwrap(), ExitCode::from(1));
+    assert_eq!(
+        replayer::command::compare::run(&a).unwrap(),
+        ExitCode::from(1)
+    );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tmp(&dir, "r.json")).unwrap()).unwrap();
     assert_eq!(json["schema_version"], 2);
@@ -157,17 +164,23 @@ fn synthetic_runs_get_the_verdicts_they_deserve() {
     );
     a.fail_on_regression = Some(150.0);
     assert_eq!(
-        replayer::compare::run(&a).unwrap(),
+        replayer::command::compare::run(&a).unwrap(),
         ExitCode::SUCCESS,
         "2× is not > 2.5×"
     );
     let mut b = args(vec![slow, base]);
     b.fail_on_regression = Some(10.0);
     // Class 2 got slower in this direction (0.5× → 1×... ) but class 1 faster: fails on class 2.
-    assert_eq!(replayer::compare::run(&b).unwrap(), ExitCode::from(1));
+    assert_eq!(
+        replayer::command::compare::run(&b).unwrap(),
+        ExitCode::from(1)
+    );
     let mut c = args(vec![same.clone(), same]);
     c.fail_on_regression = Some(10.0);
-    assert_eq!(replayer::compare::run(&c).unwrap(), ExitCode::SUCCESS);
+    assert_eq!(
+        replayer::command::compare::run(&c).unwrap(),
+        ExitCode::SUCCESS
+    );
 }
 
 #[test]
@@ -192,7 +205,7 @@ fn a_routes_sidecar_puts_scatter_classes_in_every_report() {
         .iter()
         .map(|p| load_run(p).unwrap())
         .collect();
-    let c = compare(&runs, &args(vec![base.clone(), sharded.clone()]));
+    let c = compare(&runs, &args(vec![base.clone(), sharded.clone()]).options());
     let scatter = c.scatter_classes();
     assert_eq!(scatter.len(), 1, "{scatter:?}");
     assert_eq!(
@@ -208,7 +221,7 @@ fn a_routes_sidecar_puts_scatter_classes_in_every_report() {
     let mut a = args(vec![base, sharded]);
     a.html = Some(tmp(&dir, "r.html"));
     a.json = Some(tmp(&dir, "r.json"));
-    replayer::compare::run(&a).unwrap();
+    replayer::command::compare::run(&a).unwrap();
     let html = std::fs::read_to_string(tmp(&dir, "r.html")).unwrap();
     assert!(html.contains("<h2>Scatter queries</h2>"));
     let json = std::fs::read_to_string(tmp(&dir, "r.json")).unwrap();
@@ -305,10 +318,16 @@ async fn a_slower_target_is_reported_slower_and_fails_the_gate() {
     );
     let mut gate = args(vec![fast1.clone(), slow.clone()]);
     gate.fail_on_regression = Some(20.0);
-    assert_eq!(replayer::compare::run(&gate).unwrap(), ExitCode::from(1));
+    assert_eq!(
+        replayer::command::compare::run(&gate).unwrap(),
+        ExitCode::from(1)
+    );
     let mut reverse = args(vec![slow, fast1.clone()]);
     reverse.fail_on_regression = Some(20.0);
-    assert_eq!(replayer::compare::run(&reverse).unwrap(), ExitCode::SUCCESS);
+    assert_eq!(
+        replayer::command::compare::run(&reverse).unwrap(),
+        ExitCode::SUCCESS
+    );
     // Two replays against the same server: no verdict but "same" (p50 within 10 %…
     // or an interval that includes 1).
     let v = verdicts(&[fast1, fast2]);
@@ -353,7 +372,7 @@ async fn a_run_that_fell_behind_says_so_everywhere_and_fails_the_gate() {
 
     let runs = vec![load_run(&base).unwrap(), load_run(&behind).unwrap()];
     let mut a = args(vec![base.clone(), behind.clone()]);
-    let c = compare(&runs, &a);
+    let c = compare(&runs, &a.options());
     let text = replayer::report::text::render(&c, 10);
     assert!(text.contains("FELL BEHIND"), "{text}");
     assert!(text.contains("back to back"), "{text}");
@@ -367,10 +386,16 @@ async fn a_run_that_fell_behind_says_so_everywhere_and_fails_the_gate() {
 
     // No class regresses by a million %, but a run that fell behind fails the gate...
     a.fail_on_regression = Some(1e6);
-    assert_eq!(replayer::compare::run(&a).unwrap(), ExitCode::from(1));
+    assert_eq!(
+        replayer::command::compare::run(&a).unwrap(),
+        ExitCode::from(1)
+    );
     // ...unless that is accepted.
     a.allow_fell_behind = true;
-    assert_eq!(replayer::compare::run(&a).unwrap(), ExitCode::SUCCESS);
+    assert_eq!(
+        replayer::command::compare::run(&a).unwrap(),
+        ExitCode::SUCCESS
+    );
 }
 
 #[test]
@@ -382,7 +407,7 @@ fn html_reports_escape_what_they_quote() {
     synthetic(&b, "plain", &[(7, &|_| 100)], 40);
     let mut args = args(vec![a, b]);
     args.html = Some(tmp(&dir, "r.html"));
-    replayer::compare::run(&args).unwrap();
+    replayer::command::compare::run(&args).unwrap();
     let html = std::fs::read_to_string(tmp(&dir, "r.html")).unwrap();
     assert!(!html.contains("<script>"), "the label went in raw");
     assert!(
@@ -390,4 +415,13 @@ fn html_reports_escape_what_they_quote() {
         "a quote in a value ends an attribute"
     );
     assert!(html.contains("&lt;script&gt;alert('x')&lt;/script&gt;&quot; onmouseover='y'"));
+}
+
+#[test]
+fn no_runs_compare_to_an_empty_comparison() {
+    let c = compare(&[], &args(vec![]).options());
+    assert!(c.runs.is_empty() && c.classes.is_empty() && c.answers.classes.is_empty());
+    // The renderers cope with it too.
+    assert!(replayer::report::text::render(&c, 25).contains("answers that changed"));
+    assert!(replayer::report::html::render(&c, &[]).contains("Answers that changed"));
 }

@@ -565,9 +565,26 @@ fn first_id(list: &Value, field: &str) -> Option<u64> {
     list.get(0)?.get(field)?.as_u64()
 }
 
+/// Why a drive could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    #[error("--users must be at least 1")]
+    NoUsers,
+    #[error("--rate must be above 0")]
+    BadRate,
+    #[error("the shop is not healthy: {0}")]
+    Unhealthy(String),
+    #[error("the shop has no products: run `shop seed` first")]
+    NotSeeded,
+    #[error("a virtual user panicked while holding the statistics")]
+    StatsPoisoned,
+}
+
 /// Runs the scenarios for `cfg.duration` and returns the report.
-pub async fn drive(cfg: &DriveConfig) -> anyhow::Result<DriveReport> {
-    anyhow::ensure!(cfg.users > 0, "--users must be at least 1");
+pub async fn drive(cfg: &DriveConfig) -> Result<DriveReport, DriveError> {
+    if cfg.users == 0 {
+        return Err(DriveError::NoUsers);
+    }
     let base = cfg.url.trim_end_matches('/').to_string();
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -614,9 +631,7 @@ pub async fn drive(cfg: &DriveConfig) -> anyhow::Result<DriveReport> {
     }
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    let stats = stats
-        .lock()
-        .map_err(|_| anyhow::anyhow!("statistics lock poisoned"))?;
+    let stats = stats.lock().map_err(|_| DriveError::StatsPoisoned)?;
     Ok(report(cfg, &stats, seconds, missed.load(Ordering::Relaxed)))
 }
 
@@ -626,7 +641,7 @@ async fn seeded_counts(
     client: &Client<HttpConnector, Full<Bytes>>,
     base: &str,
     seed: u64,
-) -> anyhow::Result<(u64, u64)> {
+) -> Result<(u64, u64), DriveError> {
     let mut probe = User {
         client: client.clone(),
         base: base.to_string(),
@@ -640,13 +655,12 @@ async fn seeded_counts(
     let (_, health) = probe
         .call(Method::GET, "GET /health", "/health", None, &[200])
         .await
-        .map_err(|Failed(m)| anyhow::anyhow!("the shop is not healthy: {m}"))?;
+        .map_err(|Failed(m)| DriveError::Unhealthy(m))?;
     let products = health.get("products").and_then(Value::as_u64).unwrap_or(0);
     let customers = health.get("customers").and_then(Value::as_u64).unwrap_or(0);
-    anyhow::ensure!(
-        products > 0,
-        "the shop has no products: run `shop seed` first"
-    );
+    if products == 0 {
+        return Err(DriveError::NotSeeded);
+    }
     Ok((products, customers))
 }
 
@@ -673,8 +687,10 @@ fn open_loop(
     start: Instant,
     deadline: Instant,
     missed: Arc<AtomicU64>,
-) -> anyhow::Result<(tokio::task::JoinHandle<()>, Starts)> {
-    anyhow::ensure!(rate > 0.0, "--rate must be above 0");
+) -> Result<(tokio::task::JoinHandle<()>, Starts), DriveError> {
+    if rate <= 0.0 || !rate.is_finite() {
+        return Err(DriveError::BadRate);
+    }
     let cap = (rate.ceil() as usize).clamp(1, 100_000);
     let (tx, rx) = tokio::sync::mpsc::channel::<Instant>(cap);
     let ticker = tokio::spawn(async move {
@@ -783,7 +799,10 @@ pub struct RampStep {
 /// Doubles the users each step until throughput rises by less than 10% (twice in a row)
 /// or `max_users` is reached; returns every step and the knee (the last step that still
 /// paid off).
-pub async fn ramp(cfg: &DriveConfig, max_users: usize) -> anyhow::Result<(Vec<RampStep>, usize)> {
+pub async fn ramp(
+    cfg: &DriveConfig,
+    max_users: usize,
+) -> Result<(Vec<RampStep>, usize), DriveError> {
     let mut steps: Vec<RampStep> = Vec::new();
     let mut users = cfg.users.max(1);
     let mut flat = 0;

@@ -160,7 +160,7 @@ async fn seed_command(args: SeedArgs) -> anyhow::Result<()> {
 
 async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = &args.statsd {
-        shop::metrics::install(addr, "shop")?;
+        shop::metrics::install(addr, "shop").with_context(|| format!("--statsd {addr:?}"))?;
     }
     let store = Store::new(&args.db, args.pool_size)?;
     let counts = store
@@ -195,7 +195,7 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn drive_command(args: DriveArgs) -> anyhow::Result<()> {
     if let Some(addr) = &args.statsd {
-        shop::metrics::install(addr, "driver")?;
+        shop::metrics::install(addr, "driver").with_context(|| format!("--statsd {addr:?}"))?;
     }
     let cfg = DriveConfig {
         url: args.url,

@@ -5,16 +5,14 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
-
 /// Metrics waiting for the UDP socket. When the collector is slow or gone, the exporter
 /// drops rather than queue more: metrics must never slow the shop down.
 const QUEUE: usize = 8192;
 
 /// Installs the StatsD exporter for `HOST:PORT` as the process's metrics recorder, every
 /// metric tagged `app`; `cli::statsd::flush` sends the last of them at exit.
-pub fn install(addr: &str, app: &str) -> anyhow::Result<()> {
-    cli::statsd::install(addr, QUEUE, &[("app", app)]).with_context(|| format!("--statsd {addr:?}"))
+pub fn install(addr: &str, app: &str) -> Result<(), cli::statsd::StatsdError> {
+    cli::statsd::install(addr, QUEUE, &[("app", app)])
 }
 
 pub fn request(route: &'static str, status: u16, elapsed: Duration) {

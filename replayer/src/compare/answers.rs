@@ -129,7 +129,9 @@ pub fn answers(
     ignored: &BTreeSet<u64>,
     fingerprint: impl Fn(u64) -> String,
 ) -> Answers {
-    let base = &runs[0];
+    let Some(base) = runs.first() else {
+        return Answers::default();
+    };
     // With the baseline alone, nothing tells noise from change: nothing is volatile.
     let noise = |id: u64| -> BTreeSet<Divergence> {
         match base.classes.get(&id) {

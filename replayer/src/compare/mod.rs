@@ -8,61 +8,21 @@ pub mod answers;
 mod bootstrap;
 mod load;
 
-use std::path::PathBuf;
-use std::process::ExitCode;
-
-use anyhow::{Context, Result};
-use clap::Args;
 use serde::Serialize;
 
 pub use load::{ClassRun, Routing, RunData, load_run};
 
-use crate::report;
-
-#[derive(Debug, Args)]
-pub struct CompareArgs {
-    /// Results files; the first is the baseline, the others become columns (one file
-    /// alone gives its per-class table).
-    #[arg(required = true, num_args = 1..)]
-    pub runs: Vec<PathBuf>,
-    /// Write a self-contained HTML report with SVG charts.
-    #[arg(long)]
-    pub html: Option<PathBuf>,
-    /// Write the comparison as JSON (schema in replayer/README.md).
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Exit 1 if a class with enough samples is significantly slower by more than PCT %.
-    #[arg(long, value_name = "PCT")]
-    pub fail_on_regression: Option<f64>,
-    /// A change smaller than this (%) is "no significant change" even if the CI excludes 1.
-    #[arg(long, default_value_t = 10.0)]
+/// What a comparison is judged by (the command line's `--threshold`, `--min-samples`,
+/// `--verdict-on`, `--ignore-class`).
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// A change smaller than this (%) is "no significant change".
     pub threshold: f64,
     /// Classes with fewer executions than this in either run get no verdict.
-    #[arg(long, default_value_t = 30)]
     pub min_samples: u64,
-    /// Which latency quantile the verdict is based on.
-    #[arg(long, value_enum, default_value = "p50")]
     pub verdict_on: Quantile,
-    /// With --fail-on-regression: do not fail because a run fell behind its schedule
-    /// (or was invalid); only slower classes count.
-    #[arg(long)]
-    pub allow_fell_behind: bool,
-    /// Classes shown in the text table (JSON and HTML have all).
-    #[arg(long, default_value_t = 25)]
-    pub top: usize,
-    /// Exit 1 if a class that is not volatile returned a wrong answer in some run:
-    /// other rows, another row count, affected rows, warnings or error than the
-    /// capture (order alone never counts), or an error the baseline did not have.
-    #[arg(long)]
-    pub fail_on_divergence: bool,
-    /// Leave this class (16-hex id) out of "answers that changed" (repeatable).
-    #[arg(long = "ignore-class", value_name = "ID", value_parser = parse_class_id)]
+    /// Classes left out of "answers that changed".
     pub ignore_class: Vec<u64>,
-}
-
-/// A class id as reports print it: 16 hex digits.
-fn parse_class_id(s: &str) -> Result<u64, String> {
-    u64::from_str_radix(s, 16).map_err(|_| format!("{s:?} is not a 16-hex class id"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -211,23 +171,29 @@ impl Verdict {
 }
 
 /// Builds the comparison from loaded runs.
-pub fn compare(runs: &[RunData], args: &CompareArgs) -> Comparison {
-    let invalid: Vec<bool> = runs.iter().map(|r| r.verdict().is_invalid()).collect();
-    let classes = class_order(runs)
-        .into_iter()
-        .map(|id| class_json(id, runs, &invalid, args))
-        .collect();
-    let fingerprint = |id: u64| fingerprint_of(runs, id).0;
-    let ignored = args.ignore_class.iter().copied().collect();
-    Comparison {
+pub fn compare(runs: &[RunData], args: &CompareOptions) -> Comparison {
+    let mut comparison = Comparison {
         schema_version: 2,
         threshold_pct: args.threshold,
         min_samples: args.min_samples,
         verdict_on: args.verdict_on,
         runs: runs.iter().map(RunData::summary_json).collect(),
-        answers: answers::answers(runs, &ignored, fingerprint),
-        classes,
+        answers: answers::Answers::default(),
+        classes: Vec::new(),
+    };
+    // No baseline, nothing to compare (the command line asks for one file at least).
+    if runs.is_empty() {
+        return comparison;
     }
+    let invalid: Vec<bool> = runs.iter().map(|r| r.verdict().is_invalid()).collect();
+    comparison.classes = class_order(runs)
+        .into_iter()
+        .map(|id| class_json(id, runs, &invalid, args))
+        .collect();
+    let fingerprint = |id: u64| fingerprint_of(runs, id).0;
+    let ignored = args.ignore_class.iter().copied().collect();
+    comparison.answers = answers::answers(runs, &ignored, fingerprint);
+    comparison
 }
 
 /// Every class of any run, by the baseline's total time (then the others').
@@ -263,7 +229,7 @@ fn fingerprint_of(runs: &[RunData], id: u64) -> (String, Option<String>) {
 }
 
 /// One class across the runs; ratios against the baseline unless either run is invalid.
-fn class_json(id: u64, runs: &[RunData], invalid: &[bool], args: &CompareArgs) -> ClassJson {
+fn class_json(id: u64, runs: &[RunData], invalid: &[bool], args: &CompareOptions) -> ClassJson {
     let base_class = runs[0].classes.get(&id);
     let per_run = runs
         .iter()
@@ -301,7 +267,7 @@ fn class_json(id: u64, runs: &[RunData], invalid: &[bool], args: &CompareArgs) -
     }
 }
 
-fn delta(base: &ClassRun, new: &ClassRun, args: &CompareArgs) -> Delta {
+fn delta(base: &ClassRun, new: &ClassRun, args: &CompareOptions) -> Delta {
     let seed = base.count ^ new.count.rotate_left(17);
     let (p50_ratio, p50_ci) = bootstrap::ratio_ci(&base.sample, &new.sample, 0.5, seed);
     let (p99_ratio, p99_ci) = bootstrap::ratio_ci(&base.sample, &new.sample, 0.99, seed ^ 0x99);
@@ -355,60 +321,4 @@ pub fn schedule_failures(c: &Comparison) -> Vec<(&str, &crate::verdict::Verdict)
         .filter(|r| r.verdict.fell_behind() || r.verdict.is_invalid())
         .map(|r| (r.label.as_str(), &r.verdict))
         .collect()
-}
-
-/// `replayer compare`.
-pub fn run(args: &CompareArgs) -> Result<ExitCode> {
-    let runs = args
-        .runs
-        .iter()
-        .map(|p| load_run(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let comparison = compare(&runs, args);
-    print!("{}", report::text::render(&comparison, args.top));
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&comparison)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    if let Some(path) = &args.html {
-        let html = report::html::render(&comparison, &runs);
-        std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
-    }
-    if args.fail_on_divergence {
-        let wrong = answers::wrong_answers(&comparison.answers);
-        if !wrong.is_empty() {
-            eprintln!(
-                "replayer: {} wrong answer(s) in classes that are not volatile:",
-                wrong.len()
-            );
-            for (label, class) in wrong.iter().take(10) {
-                eprintln!("  {} in {label}: {}", class.id, class.fingerprint);
-            }
-            return Ok(ExitCode::from(1));
-        }
-    }
-    if let Some(pct) = args.fail_on_regression {
-        let found = regressions(&comparison, pct);
-        if !found.is_empty() {
-            eprintln!(
-                "replayer: {} class(es) significantly slower by more than {pct}%:",
-                found.len()
-            );
-            for (id, label, ratio) in found.iter().take(10) {
-                eprintln!("  {id} in {label}: {ratio:.2}× the baseline");
-            }
-            return Ok(ExitCode::from(1));
-        }
-        if !args.allow_fell_behind && !schedule_failures(&comparison).is_empty() {
-            for (label, verdict) in schedule_failures(&comparison) {
-                eprintln!("replayer: {label}: {verdict}");
-            }
-            eprintln!(
-                "replayer: its ratios do not describe the load asked for \
-                 (--allow-fell-behind to accept)"
-            );
-            return Ok(ExitCode::from(1));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -91,7 +91,7 @@ pub fn render(c: &Comparison, runs: &[RunData]) -> String {
     let body = html! {
         h1 { "What changed, query class by query class" }
         p {
-            "Baseline: " b { (c.runs[0].label) } ". Ratios are run / baseline latency; verdicts use the "
+            "Baseline: " b { (c.runs.first().map_or("", |r| r.label.as_str())) } ". Ratios are run / baseline latency; verdicts use the "
             (format!("{:?}", c.verdict_on))
             " ratio with a 95\u{a0}% bootstrap interval and a " (c.threshold_pct)
             "\u{a0}% threshold; classes with fewer than " (c.min_samples)
@@ -178,7 +178,7 @@ fn classes_table(c: &Comparison) -> Markup {
         table {
             tr {
                 th { "class" } th { "fingerprint" } th { "count" } th { "share" } th { "p50 ms" } th { "p99 ms" }
-                @for r in &c.runs[1..] {
+                @for r in c.runs.iter().skip(1) {
                     th { (r.label) " p50×" } th { "p99×" } th { "verdict" } th { "route" }
                 }
             }
@@ -190,7 +190,7 @@ fn classes_table(c: &Comparison) -> Markup {
 }
 
 fn class_row(class: &ClassJson) -> Markup {
-    let b = class.runs[0].as_ref();
+    let b = class.runs.first().and_then(Option::as_ref);
     html! {
         tr {
             td.fp { (class.id) }
@@ -199,7 +199,7 @@ fn class_row(class: &ClassJson) -> Markup {
             td { (b.map_or("-".into(), |b| format!("{:.1}%", b.time_share * 100.0))) }
             td { (b.map_or("-".into(), |b| format!("{:.3}", b.p50_ms))) }
             td { (b.map_or("-".into(), |b| format!("{:.3}", b.p99_ms))) }
-            @for run in &class.runs[1..] {
+            @for run in class.runs.iter().skip(1) {
                 @match run {
                     None => { td.muted { "-" } td.muted { "-" } td.muted { "absent" } td {} }
                     Some(r) => { (run_cells(r)) }

@@ -105,7 +105,11 @@ pub fn capacity_svg(steps: &[RampStep], knee: Option<usize>) -> String {
     svg
 }
 
-pub fn write_ramp_html(steps: &[RampStep], knee: Option<usize>, path: &Path) -> anyhow::Result<()> {
+pub fn write_ramp_html(
+    steps: &[RampStep],
+    knee: Option<usize>,
+    path: &Path,
+) -> Result<(), crate::Error> {
     let verdict = match knee {
         Some(0) => "saturated already at the first speed".to_string(),
         Some(k) => format!(
@@ -137,6 +141,6 @@ pub fn write_ramp_html(steps: &[RampStep], knee: Option<usize>, path: &Path) -> 
             }
         }
     };
-    std::fs::write(path, page("sqlreplay ramp", body))?;
-    Ok(())
+    std::fs::write(path, page("sqlreplay ramp", body))
+        .map_err(|e| crate::Error::io(format!("writing {}", path.display()), e))
 }

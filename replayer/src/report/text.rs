@@ -63,7 +63,9 @@ fn runs(s: &mut String, c: &Comparison) {
 
 /// The class table: baseline latency, then each run's ratio, route and errors.
 fn classes(s: &mut String, c: &Comparison, top: usize) {
-    let base = &c.runs[0];
+    let Some(base) = c.runs.first() else {
+        return;
+    };
     let _ = writeln!(
         s,
         "\nper class (top {top} by baseline time; ratio = run / {} at {:?}, 95% CI; threshold {}%):",
@@ -74,12 +76,12 @@ fn classes(s: &mut String, c: &Comparison, top: usize) {
         "  {:<16} {:<48} {:>8} {:>9}",
         "class", "fingerprint", "count", "p50 ms"
     );
-    for r in &c.runs[1..] {
+    for r in c.runs.iter().skip(1) {
         let _ = write!(header, " | {:<22}", shorten(&r.label, 22));
     }
     let _ = writeln!(s, "{header}");
     for class in c.classes.iter().take(top) {
-        let b = class.runs[0].as_ref();
+        let b = class.runs.first().and_then(Option::as_ref);
         let mut line = format!(
             "  {:<16} {:<48} {:>8} {:>9}",
             class.id,

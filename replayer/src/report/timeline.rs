@@ -125,3 +125,34 @@ fn points(t: &Timeline, q: fn(&crate::timeline::Stretch) -> f64) -> Vec<(f64, f6
         .map(|b| ((b.from_s + b.to_s) / 2.0, q(b)))
         .collect()
 }
+
+/// The phase table for the terminal.
+pub fn render_text(t: &Timeline) -> String {
+    let mut s = format!(
+        "{} ({}): latency by phase\n{:>9} {:>9}  {:<44} {:>9} {:>7} {:>9} {:>9} {:>9}\n",
+        t.label,
+        t.run_id,
+        "from s",
+        "to s",
+        "phase (opened by)",
+        "commands",
+        "errors",
+        "p50 ms",
+        "p99 ms",
+        "max ms"
+    );
+    for p in &t.phases {
+        s.push_str(&format!(
+            "{:>9.1} {:>9.1}  {:<44} {:>9} {:>7} {:>9.3} {:>9.3} {:>9.3}\n",
+            p.from_s,
+            p.to_s,
+            super::shorten(p.label.as_deref().unwrap_or(""), 44),
+            p.commands,
+            p.errors,
+            p.p50_ms,
+            p.p99_ms,
+            p.max_ms
+        ));
+    }
+    s
+}
