@@ -92,7 +92,43 @@ pub fn class_id(fingerprint: &str) -> u64 {
 
 /// A class id as 16 lower-case hex digits, as reports and JSON show it.
 pub fn class_id_hex(id: u64) -> String {
-    format!("{id:016x}")
+    ClassId(id).to_string()
+}
+
+/// A query class id where it crosses a seam (reports, JSON, command lines): a number in
+/// the program, 16 lower-case hex digits in text, so it is never parsed back from a
+/// string the program itself printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClassId(pub u64);
+
+impl std::fmt::Display for ClassId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for ClassId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match u64::from_str_radix(s, 16) {
+            Ok(id) if !s.is_empty() && s.len() <= 16 => Ok(ClassId(id)),
+            _ => Err(format!("{s:?} is not a class id (16 hex digits)")),
+        }
+    }
+}
+
+impl serde::Serialize for ClassId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ClassId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Whole-query shapes pt-fingerprint recognises before abstracting.

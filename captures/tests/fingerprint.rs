@@ -227,3 +227,19 @@ fn worker_threads_still_name_the_bad_json_line() {
     .unwrap_err();
     assert!(err.to_string().starts_with("input line 1001:"), "{err}");
 }
+
+#[test]
+fn class_ids_cross_seams_as_16_hex_digits() {
+    use captures::fingerprint::ClassId;
+    let id = ClassId(0x00ab_cdef_0123_4567);
+    assert_eq!(id.to_string(), "00abcdef01234567");
+    assert_eq!("00abcdef01234567".parse::<ClassId>(), Ok(id));
+    assert_eq!(serde_json::to_string(&id).unwrap(), "\"00abcdef01234567\"");
+    assert_eq!(
+        serde_json::from_str::<ClassId>("\"00abcdef01234567\"").unwrap(),
+        id
+    );
+    for bad in ["", "xyz", "00abcdef012345678", "-1"] {
+        assert!(bad.parse::<ClassId>().is_err(), "{bad:?}");
+    }
+}

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use captures::fingerprint::class_id_hex;
+use captures::fingerprint::{ClassId, class_id_hex};
 use captures::{CaptureReader, Cmd, Record, Value};
 use mysql_async::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -56,7 +56,7 @@ pub async fn is_vtgate(target: &Target) -> Result<bool, Error> {
 /// Explains one representative statement per class of `capture` on the vtgate behind
 /// `target`. Classes whose statements vtgate cannot explain (session commands, DDL) are
 /// left out.
-pub async fn explain(capture: &Path, target: &Target) -> Result<BTreeMap<String, Routing>, Error> {
+pub async fn explain(capture: &Path, target: &Target) -> Result<BTreeMap<ClassId, Routing>, Error> {
     let (db, examples) = representatives(capture)?;
     let mut conn = connect(target, target.map_db(db.as_deref())).await?;
     let mut out = BTreeMap::new();
@@ -66,7 +66,7 @@ pub async fn explain(capture: &Path, target: &Target) -> Result<BTreeMap<String,
         match plan {
             Ok(Some(plan)) => match serde_json::from_str::<Json>(&plan) {
                 Ok(plan) => {
-                    out.insert(class_id_hex(class), summarise(&plan));
+                    out.insert(ClassId(class), summarise(&plan));
                 }
                 Err(e) => tracing::debug!("class {}: unreadable plan: {e}", class_id_hex(class)),
             },
@@ -79,7 +79,7 @@ pub async fn explain(capture: &Path, target: &Target) -> Result<BTreeMap<String,
 }
 
 /// Writes the sidecar file `replayer compare` reads.
-pub fn write_sidecar(results: &Path, routes: &BTreeMap<String, Routing>) -> Result<(), Error> {
+pub fn write_sidecar(results: &Path, routes: &BTreeMap<ClassId, Routing>) -> Result<(), Error> {
     let path = format!("{}.routes.json", results.display());
     let text = serde_json::to_string_pretty(routes).unwrap_or_else(|_| "{}".into());
     std::fs::write(&path, text).map_err(|source| Error::Io {

@@ -204,12 +204,13 @@ async fn changed_rows_order_errors_and_noise_are_told_apart() {
     assert_eq!(json["answers"]["runs"][1]["wrong_classes"], 4);
     let html = std::fs::read_to_string(tmp(&dir, "c.html")).unwrap();
     assert!(html.contains("Answers that changed") && html.contains("rows differ"));
-    let wrong: Vec<u64> = c
+    // As a user would pass them: the ids the report printed.
+    let wrong: Vec<captures::fingerprint::ClassId> = c
         .answers
         .classes
         .iter()
         .filter(|c| c.runs[1].as_ref().is_some_and(|r| r.wrong))
-        .map(|c| u64::from_str_radix(&c.id, 16).unwrap())
+        .map(|c| c.id.to_string().parse().unwrap())
         .collect();
     let mut ignoring = args(vec![base, run]);
     ignoring.ignore_class = wrong;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use captures::fingerprint::ClassId;
 use clap::Args;
 
 use crate::compare::{
@@ -49,13 +50,8 @@ pub struct CompareArgs {
     #[arg(long)]
     pub fail_on_divergence: bool,
     /// Leave this class (16-hex id) out of "answers that changed" (repeatable).
-    #[arg(long = "ignore-class", value_name = "ID", value_parser = parse_class_id)]
-    pub ignore_class: Vec<u64>,
-}
-
-/// A class id as reports print it: 16 hex digits.
-fn parse_class_id(s: &str) -> Result<u64, String> {
-    u64::from_str_radix(s, 16).map_err(|_| format!("{s:?} is not a 16-hex class id"))
+    #[arg(long = "ignore-class", value_name = "ID")]
+    pub ignore_class: Vec<ClassId>,
 }
 
 impl CompareArgs {

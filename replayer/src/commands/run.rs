@@ -36,7 +36,7 @@ pub struct TargetArgs {
     pub scale: u32,
     /// Replay only these classes (16-hex ids from `inspect`). Repeatable.
     #[arg(long = "only-class")]
-    pub only_class: Vec<String>,
+    pub only_class: Vec<captures::fingerprint::ClassId>,
     /// Leave out statements that change data (INSERT, UPDATE, DELETE, DDL, ... FOR UPDATE).
     #[arg(long)]
     pub skip_writes: bool,
@@ -204,14 +204,7 @@ pub fn run_config(
         );
     }
     let target = Target::parse(&t.target, std::env::var("MYSQL_PWD").ok(), &t.db_map)?;
-    let only_class = t
-        .only_class
-        .iter()
-        .map(|h| {
-            u64::from_str_radix(h, 16)
-                .with_context(|| format!("--only-class {h:?} is not a 16-hex class id"))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let only_class = t.only_class.iter().map(|c| c.0).collect();
     let metrics = match &t.statsd {
         Some(addr) => Some(replayer::metrics::Metrics::new(
             addr,

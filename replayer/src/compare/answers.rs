@@ -14,6 +14,7 @@
 
 use std::collections::BTreeSet;
 
+use captures::fingerprint::ClassId;
 use captures::{Answer, Divergence, Divergent};
 use serde::Serialize;
 
@@ -28,7 +29,7 @@ pub struct Answers {
     /// diverging first.
     pub classes: Vec<ClassAnswers>,
     /// Classes left out with `--ignore-class`.
-    pub ignored: Vec<String>,
+    pub ignored: Vec<ClassId>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -47,7 +48,7 @@ pub struct RunAnswers {
 
 #[derive(Debug, Serialize)]
 pub struct ClassAnswers {
-    pub id: String,
+    pub id: ClassId,
     pub fingerprint: String,
     /// Already differs in the baseline replay (see the module docs).
     pub volatile: bool,
@@ -172,8 +173,8 @@ pub fn answers(
                     .iter()
                     .flatten()
                     .any(|r| !r.errors_vs_baseline.is_empty());
-            diverged.then(|| ClassAnswers {
-                id: format!("{id:016x}"),
+            diverged.then_some(ClassAnswers {
+                id: ClassId(id),
                 fingerprint,
                 volatile,
                 ordered,
@@ -199,7 +200,7 @@ pub fn answers(
             .map(|(i, run)| run_answers(run, i, &classes))
             .collect(),
         classes,
-        ignored: ignored.iter().map(|id| format!("{id:016x}")).collect(),
+        ignored: ignored.iter().map(|id| ClassId(*id)).collect(),
     }
 }
 

@@ -8,6 +8,8 @@ use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use captures::fingerprint::ClassId;
+
 use crate::error::Error;
 use crate::histogram::histogram;
 pub use crate::routes::Routing;
@@ -267,13 +269,13 @@ fn read_routes(results: &Path) -> Result<HashMap<u64, Routing>, Error> {
     let Ok(text) = std::fs::read_to_string(&sidecar) else {
         return Ok(HashMap::new());
     };
-    let routes: HashMap<String, Routing> =
+    let routes: HashMap<ClassId, Routing> =
         serde_json::from_str(&text).map_err(|e| Error::Sidecar {
             path: sidecar,
             reason: e.to_string(),
         })?;
     Ok(routes
         .into_iter()
-        .filter_map(|(hex, routing)| Some((u64::from_str_radix(&hex, 16).ok()?, routing)))
+        .map(|(id, routing)| (id.0, routing))
         .collect())
 }

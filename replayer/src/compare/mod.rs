@@ -8,6 +8,7 @@ pub mod answers;
 mod bootstrap;
 mod load;
 
+use captures::fingerprint::ClassId;
 use serde::Serialize;
 
 pub use load::{ClassRun, Routing, RunData, load_run};
@@ -22,7 +23,7 @@ pub struct CompareOptions {
     pub min_samples: u64,
     pub verdict_on: Quantile,
     /// Classes left out of "answers that changed".
-    pub ignore_class: Vec<u64>,
+    pub ignore_class: Vec<ClassId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -80,7 +81,7 @@ pub struct RunSummaryJson {
 
 #[derive(Debug, Serialize)]
 pub struct ClassJson {
-    pub id: String,
+    pub id: ClassId,
     pub fingerprint: String,
     pub example: Option<String>,
     /// One entry per run, in run order; `null` where the class did not occur.
@@ -191,7 +192,7 @@ pub fn compare(runs: &[RunData], args: &CompareOptions) -> Comparison {
         .map(|id| class_json(id, runs, &invalid, args))
         .collect();
     let fingerprint = |id: u64| fingerprint_of(runs, id).0;
-    let ignored = args.ignore_class.iter().copied().collect();
+    let ignored = args.ignore_class.iter().map(|c| c.0).collect();
     comparison.answers = answers::answers(runs, &ignored, fingerprint);
     comparison
 }
@@ -260,7 +261,7 @@ fn class_json(id: u64, runs: &[RunData], invalid: &[bool], args: &CompareOptions
         .collect();
     let (fingerprint, example) = fingerprint_of(runs, id);
     ClassJson {
-        id: format!("{id:016x}"),
+        id: ClassId(id),
         fingerprint,
         example,
         runs: per_run,
@@ -295,7 +296,7 @@ fn delta(base: &ClassRun, new: &ClassRun, args: &CompareOptions) -> Delta {
 }
 
 /// Whether `--fail-on-regression PCT` trips: a significantly slower class, beyond PCT.
-pub fn regressions(c: &Comparison, pct: f64) -> Vec<(String, String, f64)> {
+pub fn regressions(c: &Comparison, pct: f64) -> Vec<(ClassId, String, f64)> {
     let mut out = Vec::new();
     for class in &c.classes {
         for (i, run) in class.runs.iter().enumerate() {
@@ -307,7 +308,7 @@ pub fn regressions(c: &Comparison, pct: f64) -> Vec<(String, String, f64)> {
                 Quantile::P99 => d.p99_ratio,
             };
             if d.verdict == Verdict::Slower && ratio > 1.0 + pct / 100.0 {
-                out.push((class.id.clone(), c.runs[i].label.clone(), ratio));
+                out.push((class.id, c.runs[i].label.clone(), ratio));
             }
         }
     }

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::compare::Comparison;
+use captures::fingerprint::ClassId;
 use maud::{Markup, html};
 
 use crate::compare::answers::{AnswerJson, ClassAnswers, ClassRunAnswers, describe};
@@ -44,7 +45,8 @@ pub fn text(s: &mut String, c: &Comparison, top: usize) {
         );
     }
     if !a.ignored.is_empty() {
-        let _ = writeln!(s, "  ignored (--ignore-class): {}", a.ignored.join(", "));
+        let ids: Vec<String> = a.ignored.iter().map(ClassId::to_string).collect();
+        let _ = writeln!(s, "  ignored (--ignore-class): {}", ids.join(", "));
     }
 }
 

@@ -106,7 +106,7 @@ pub fn render(c: &Comparison, runs: &[RunData]) -> String {
         (svg(ratio_chart(c)))
         h2 { "Latency distribution of the busiest classes" }
         @for class in c.classes.iter().take(4) {
-            (svg(cdf_chart(c, runs, &class.id, &class.fingerprint)))
+            (svg(cdf_chart(c, runs, class.id.0, &class.fingerprint)))
         }
         h2 { "Latency over time" }
         (svg(timeline_chart(runs)))
@@ -346,10 +346,7 @@ fn ratio_chart(c: &Comparison) -> String {
     svg
 }
 
-fn cdf_chart(c: &Comparison, runs: &[RunData], id_hex: &str, fingerprint: &str) -> String {
-    let Ok(id) = u64::from_str_radix(id_hex, 16) else {
-        return String::new();
-    };
+fn cdf_chart(c: &Comparison, runs: &[RunData], id: u64, fingerprint: &str) -> String {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (1100, 300)).into_drawing_area();
