@@ -1,7 +1,9 @@
 //! HTML: the page shell (embedded, so it works offline) and the fragments the page's
-//! script swaps in. Everything that came from InfluxDB or the request is escaped.
+//! script swaps in, written with maud, which escapes everything it interpolates (what
+//! came from InfluxDB or the request included); only the charts' SVG, drawn here, goes
+//! in as it is.
 
-use std::fmt::Write as _;
+use maud::{Markup, PreEscaped, html};
 
 use super::chart;
 use super::influx::InfluxError;
@@ -11,51 +13,42 @@ pub const INDEX: &str = include_str!("assets/index.html");
 pub const SCRIPT: &str = include_str!("assets/app.js");
 pub const STYLE: &str = include_str!("assets/style.css");
 
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 /// The page: the shell with one placeholder section per view, each saying what it
 /// waits for until the script has fetched it.
 pub fn index(influx_url: &str, database: &str) -> String {
-    let mut sections = String::new();
-    for view in View::ALL {
-        let _ = write!(
-            sections,
-            r#"<section class="view" data-view="{id}" data-state="loading"><h2>{title}</h2><p class="question">{question}</p><div class="empty">Loading… (this page needs JavaScript to refresh)</div></section>"#,
-            id = view.id(),
-            title = escape(view.title()),
-            question = escape(view.question()),
-        );
-    }
+    let sections = html! {
+        @for view in View::ALL {
+            (section(view, "loading", html! {
+                div.empty { "Loading… (this page needs JavaScript to refresh)" }
+            }))
+        }
+    };
+    // The shell is a static file with three holes; each is filled with escaped text.
     INDEX
-        .replace("{{influx}}", &escape(influx_url))
-        .replace("{{database}}", &escape(database))
-        .replace("{{sections}}", &sections)
+        .replace("{{influx}}", &html! { (influx_url) }.into_string())
+        .replace("{{database}}", &html! { (database) }.into_string())
+        .replace("{{sections}}", &sections.into_string())
 }
 
-fn section(view: View, state: &str, body: &str) -> String {
-    format!(
-        r#"<section class="view" data-view="{id}" data-state="{state}"><h2>{title}</h2><p class="question">{question}</p>{body}</section>"#,
-        id = view.id(),
-        title = escape(view.title()),
-        question = escape(view.question()),
-    )
+fn section(view: View, state: &str, body: Markup) -> Markup {
+    html! {
+        section.view data-view=(view.id()) data-state=(state) {
+            h2 { (view.title()) }
+            p.question { (view.question()) }
+            (body)
+        }
+    }
 }
 
 /// A view's fragment: its charts, or why there are none.
 pub fn view(view: View, outcome: &Result<ViewData, InfluxError>) -> String {
-    match outcome {
+    let markup = match outcome {
         Err(e) => {
             let (state, text) = problem(e);
             section(
                 view,
                 state,
-                &format!(r#"<div class="empty {state}">{}</div>"#, escape(&text)),
+                html! { div class=(format!("empty {state}")) { (text) } },
             )
         }
         Ok(data) if view == View::Events => {
@@ -64,18 +57,16 @@ pub fn view(view: View, outcome: &Result<ViewData, InfluxError>) -> String {
             } else {
                 "ok"
             };
-            section(view, state, &events_table(view, &data.markers))
+            section(view, state, events_table(view, &data.markers))
         }
         Ok(data) if !data.has_data() => section(
             view,
             "waiting",
-            &format!(
-                r#"<div class="empty waiting">{}</div>"#,
-                escape(view.waiting())
-            ),
+            html! { div.empty.waiting { (view.waiting()) } },
         ),
-        Ok(data) => section(view, "ok", &charts(data)),
-    }
+        Ok(data) => section(view, "ok", charts(data)),
+    };
+    markup.into_string()
 }
 
 /// The state name and sentence for a failure: unreachable (retrying), no database
@@ -101,68 +92,57 @@ pub fn problem(e: &InfluxError) -> (&'static str, String) {
     }
 }
 
-fn charts(data: &ViewData) -> String {
-    let mut out = String::new();
-    for panel in &data.panels {
-        if panel.lines.is_empty() {
-            let _ = write!(
-                out,
-                r#"<figure class="chart" data-series="0" data-points="0"><figcaption>{}</figcaption><div class="empty quiet">{}</div></figure>"#,
-                escape(&panel.title),
-                escape(panel.empty)
-            );
-            continue;
+fn charts(data: &ViewData) -> Markup {
+    html! {
+        @for panel in &data.panels {
+            @if panel.lines.is_empty() {
+                figure.chart data-series="0" data-points="0" {
+                    figcaption { (panel.title) }
+                    div.empty.quiet { (panel.empty) }
+                }
+            } @else {
+                figure.chart
+                    data-series=(panel.lines.len())
+                    data-points=(panel.lines.iter().map(|l| l.points.len()).sum::<usize>())
+                    data-events=(data.markers.len()) {
+                    figcaption { (panel.title) }
+                    (PreEscaped(chart::render(panel, &data.markers, &data.window)))
+                    ul.legend {
+                        @for (name, color, bold) in chart::legend(panel) {
+                            li class=(if bold { "bold" } else { "thin" }) {
+                                span style=(format!("background:{color}")) {}
+                                (name)
+                            }
+                        }
+                    }
+                }
+            }
         }
-        let points: usize = panel.lines.iter().map(|l| l.points.len()).sum();
-        let mut legend = String::new();
-        for (name, color, bold) in chart::legend(panel) {
-            let _ = write!(
-                legend,
-                r#"<li class="{weight}"><span style="background:{color}"></span>{}</li>"#,
-                escape(name),
-                weight = if bold { "bold" } else { "thin" },
-            );
+        p.foot {
+            (chart::clock(data.window.start_ms)) " – " (chart::clock(data.window.end_ms))
+            " UTC, one point per " (data.window.step_s) " s"
         }
-        let _ = write!(
-            out,
-            r#"<figure class="chart" data-series="{series}" data-points="{points}" data-events="{events}"><figcaption>{title}</figcaption>{svg}<ul class="legend">{legend}</ul></figure>"#,
-            series = panel.lines.len(),
-            events = data.markers.len(),
-            title = escape(&panel.title),
-            svg = chart::render(panel, &data.markers, &data.window),
-        );
     }
-    let _ = write!(
-        out,
-        r#"<p class="foot">{} – {} UTC, one point per {} s</p>"#,
-        chart::clock(data.window.start_ms),
-        chart::clock(data.window.end_ms),
-        data.window.step_s
-    );
-    out
 }
 
-fn events_table(view: View, markers: &[Marker]) -> String {
-    if markers.is_empty() {
-        return format!(
-            r#"<div class="empty waiting">{}</div>"#,
-            escape(view.waiting())
-        );
+fn events_table(view: View, markers: &[Marker]) -> Markup {
+    html! {
+        @if markers.is_empty() {
+            div.empty.waiting { (view.waiting()) }
+        } @else {
+            table.events {
+                tr { th { "UTC" } th { "source" } th { "kind" } th { "label" } }
+                @for m in markers.iter().rev() {
+                    tr.event data-kind=(m.kind) {
+                        td { (chart::clock(m.at_ms)) }
+                        td { (m.source) }
+                        td { (m.kind) }
+                        td { (m.label) }
+                    }
+                }
+            }
+        }
     }
-    let mut rows = String::new();
-    for m in markers.iter().rev() {
-        let _ = write!(
-            rows,
-            r#"<tr class="event" data-kind="{kind}"><td>{at}</td><td>{source}</td><td>{kind}</td><td>{label}</td></tr>"#,
-            at = chart::clock(m.at_ms),
-            source = escape(&m.source),
-            kind = escape(&m.kind),
-            label = escape(&m.label),
-        );
-    }
-    format!(
-        r#"<table class="events"><tr><th>UTC</th><th>source</th><th>kind</th><th>label</th></tr>{rows}</table>"#
-    )
 }
 
 /// The status line at the top of the page; it also carries the runs in range (most
@@ -185,11 +165,7 @@ pub fn status(influx_url: &str, outcome: &Result<Vec<String>, InfluxError>) -> S
     };
     let runs = outcome.as_ref().unwrap_or(&no_runs);
     let runs = serde_json::to_string(runs).unwrap_or_else(|_| "[]".into());
-    format!(
-        r#"<div id="status" data-state="{state}" data-runs="{}">{}</div>"#,
-        escape(&runs),
-        escape(&text)
-    )
+    html! { div #status data-state=(state) data-runs=(runs) { (text) } }.into_string()
 }
 
 #[cfg(test)]
