@@ -14,7 +14,7 @@ use captures::Divergence;
 use common::*;
 use mysql_async::prelude::*;
 use replayer::command::compare::CompareArgs;
-use replayer::compare::{Quantile, compare, load_run};
+use replayer::compare::{compare, load_run};
 use replayer::target::{Speed, Target};
 use testkit::MariaDb;
 
@@ -96,19 +96,11 @@ async fn replay_into(server: &MariaDb, cap: &Path, from: &str, to: &str, out: Pa
     out
 }
 
+/// `compare` as these tests run it: gated on wrong answers.
 fn args(runs: Vec<PathBuf>) -> CompareArgs {
     CompareArgs {
-        runs,
-        html: None,
-        json: None,
-        fail_on_regression: None,
-        threshold: 10.0,
-        min_samples: 30,
-        verdict_on: Quantile::P50,
-        allow_fell_behind: false,
-        top: 25,
         fail_on_divergence: true,
-        ignore_class: vec![],
+        ..compare_args(runs)
     }
 }
 

@@ -12,27 +12,10 @@ use captures::{
     CmdKind, Divergence, Executed, ResultRecord, ResultsWriter, RunMeta, WriterOptions,
 };
 use common::*;
-use replayer::command::compare::CompareArgs;
-use replayer::compare::{Quantile, Verdict, compare, load_run};
+use replayer::compare::{Verdict, compare, load_run};
 use replayer::target::Speed;
 use testkit::MariaDb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn args(runs: Vec<PathBuf>) -> CompareArgs {
-    CompareArgs {
-        runs,
-        html: None,
-        json: None,
-        fail_on_regression: None,
-        threshold: 10.0,
-        min_samples: 30,
-        verdict_on: Quantile::P50,
-        allow_fell_behind: false,
-        top: 25,
-        fail_on_divergence: false,
-        ignore_class: vec![],
-    }
-}
 
 /// A results file whose class `c` has latencies `f(i)` µs for i in 0..n.
 fn synthetic(path: &Path, label: &str, classes: &[(u64, &dyn Fn(u64) -> u64)], n: u64) {
@@ -83,7 +66,7 @@ fn synthetic(path: &Path, label: &str, classes: &[(u64, &dyn Fn(u64) -> u64)], n
 
 fn verdicts(paths: &[PathBuf]) -> Vec<Verdict> {
     let runs: Vec<_> = paths.iter().map(|p| load_run(p).unwrap()).collect();
-    let c = compare(&runs, &args(paths.to_vec()).options());
+    let c = compare(&runs, &compare_args(paths.to_vec()).options());
     c.classes
         .iter()
         .map(|k| {
@@ -123,7 +106,7 @@ fn synthetic_runs_get_the_verdicts_they_deserve() {
     );
 
     // One run alone: its per-class table, every format, and no gate to fail.
-    let mut alone = args(vec![base.clone()]);
+    let mut alone = compare_args(vec![base.clone()]);
     alone.fail_on_regression = Some(1.0);
     alone.html = Some(tmp(&dir, "alone.html"));
     assert_eq!(
@@ -141,7 +124,7 @@ fn synthetic_runs_get_the_verdicts_they_deserve() {
     assert_eq!(verdicts(&[few.clone(), few])[0], Verdict::Insufficient);
 
     // Exit codes with --fail-on-regression, and the JSON/HTML files.
-    let mut a = args(vec![base.clone(), slow.clone()]);
+    let mut a = compare_args(vec![base.clone(), slow.clone()]);
     a.fail_on_regression = Some(50.0);
     a.json = Some(tmp(&dir, "r.json"));
     a.html = Some(tmp(&dir, "r.html"));
@@ -168,14 +151,14 @@ fn synthetic_runs_get_the_verdicts_they_deserve() {
         ExitCode::SUCCESS,
         "2× is not > 2.5×"
     );
-    let mut b = args(vec![slow, base]);
+    let mut b = compare_args(vec![slow, base]);
     b.fail_on_regression = Some(10.0);
     // Class 2 got slower in this direction (0.5× → 1×... ) but class 1 faster: fails on class 2.
     assert_eq!(
         replayer::command::compare::run(&b).unwrap(),
         ExitCode::from(1)
     );
-    let mut c = args(vec![same.clone(), same]);
+    let mut c = compare_args(vec![same.clone(), same]);
     c.fail_on_regression = Some(10.0);
     assert_eq!(
         replayer::command::compare::run(&c).unwrap(),
@@ -205,7 +188,10 @@ fn a_routes_sidecar_puts_scatter_classes_in_every_report() {
         .iter()
         .map(|p| load_run(p).unwrap())
         .collect();
-    let c = compare(&runs, &args(vec![base.clone(), sharded.clone()]).options());
+    let c = compare(
+        &runs,
+        &compare_args(vec![base.clone(), sharded.clone()]).options(),
+    );
     let scatter = c.scatter_classes();
     assert_eq!(scatter.len(), 1, "{scatter:?}");
     assert_eq!(
@@ -218,7 +204,7 @@ fn a_routes_sidecar_puts_scatter_classes_in_every_report() {
         text.contains("scatter queries") && text.contains("Scatter  select 2"),
         "{text}"
     );
-    let mut a = args(vec![base, sharded]);
+    let mut a = compare_args(vec![base, sharded]);
     a.html = Some(tmp(&dir, "r.html"));
     a.json = Some(tmp(&dir, "r.json"));
     replayer::command::compare::run(&a).unwrap();
@@ -316,13 +302,13 @@ async fn a_slower_target_is_reported_slower_and_fails_the_gate() {
         verdicts(&[slow.clone(), fast1.clone()]),
         vec![Verdict::Faster]
     );
-    let mut gate = args(vec![fast1.clone(), slow.clone()]);
+    let mut gate = compare_args(vec![fast1.clone(), slow.clone()]);
     gate.fail_on_regression = Some(20.0);
     assert_eq!(
         replayer::command::compare::run(&gate).unwrap(),
         ExitCode::from(1)
     );
-    let mut reverse = args(vec![slow, fast1.clone()]);
+    let mut reverse = compare_args(vec![slow, fast1.clone()]);
     reverse.fail_on_regression = Some(20.0);
     assert_eq!(
         replayer::command::compare::run(&reverse).unwrap(),
@@ -371,7 +357,7 @@ async fn a_run_that_fell_behind_says_so_everywhere_and_fails_the_gate() {
     assert!(slow.verdict.fell_behind(), "{}", slow.verdict);
 
     let runs = vec![load_run(&base).unwrap(), load_run(&behind).unwrap()];
-    let mut a = args(vec![base.clone(), behind.clone()]);
+    let mut a = compare_args(vec![base.clone(), behind.clone()]);
     let c = compare(&runs, &a.options());
     let text = replayer::report::text::render(&c, 10);
     assert!(text.contains("FELL BEHIND"), "{text}");
@@ -405,7 +391,7 @@ fn html_reports_escape_what_they_quote() {
     let (a, b) = (tmp(&dir, "a.sqlres"), tmp(&dir, "b.sqlres"));
     synthetic(&a, evil, &[(7, &|_| 100)], 40);
     synthetic(&b, "plain", &[(7, &|_| 100)], 40);
-    let mut args = args(vec![a, b]);
+    let mut args = compare_args(vec![a, b]);
     args.html = Some(tmp(&dir, "r.html"));
     replayer::command::compare::run(&args).unwrap();
     let html = std::fs::read_to_string(tmp(&dir, "r.html")).unwrap();
@@ -419,7 +405,7 @@ fn html_reports_escape_what_they_quote() {
 
 #[test]
 fn no_runs_compare_to_an_empty_comparison() {
-    let c = compare(&[], &args(vec![]).options());
+    let c = compare(&[], &compare_args(vec![]).options());
     assert!(c.runs.is_empty() && c.classes.is_empty() && c.answers.classes.is_empty());
     // The renderers cope with it too.
     assert!(replayer::report::text::render(&c, 25).contains("answers that changed"));

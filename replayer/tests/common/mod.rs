@@ -201,3 +201,20 @@ impl Recorder {
         self.proxy.await.unwrap().unwrap();
     }
 }
+
+/// `replayer compare RUNS...` with the command line's defaults.
+pub fn compare_args(runs: Vec<PathBuf>) -> replayer::command::compare::CompareArgs {
+    replayer::command::compare::CompareArgs {
+        runs,
+        html: None,
+        json: None,
+        fail_on_regression: None,
+        threshold: 10.0,
+        min_samples: 30,
+        verdict_on: replayer::compare::Quantile::P50,
+        allow_fell_behind: false,
+        top: 25,
+        fail_on_divergence: false,
+        ignore_class: vec![],
+    }
+}
