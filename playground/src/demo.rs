@@ -90,15 +90,8 @@ pub struct DemoArgs {
         default_value = "mariadb,vitess-unsharded,vitess-sharded"
     )]
     pub targets: Vec<Target>,
-    /// Customers seeded.
-    #[arg(long, default_value_t = 2000)]
-    pub customers: u64,
-    /// Products seeded.
-    #[arg(long, default_value_t = 500)]
-    pub products: u64,
-    /// Seed of the deterministic dataset.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub dataset: SeedSpec,
     /// Skip Telegraf and InfluxDB (and so the live dashboard).
     #[arg(long)]
     pub no_metrics: bool,
@@ -247,11 +240,7 @@ impl Demo {
         let bins = Binaries::locate()?;
         println!("sqlreplay demo → {}", out.display());
         Ok(Demo {
-            seed: SeedSpec {
-                customers: args.customers,
-                products: args.products,
-                seed: args.seed,
-            },
+            seed: args.dataset.clone(),
             capture: out.join("shop.sqlcap"),
             logs,
             args,

@@ -38,12 +38,8 @@ pub struct UpArgs {
     /// vtgate buffers primary traffic through resharding cut-overs (`--enable_buffer`).
     #[arg(long)]
     pub vtgate_buffer: bool,
-    #[arg(long, default_value_t = 2000)]
-    pub customers: u64,
-    #[arg(long, default_value_t = 500)]
-    pub products: u64,
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub dataset: SeedSpec,
     /// Port of the live dashboard (0: any free port; the address is printed).
     #[arg(long, default_value_t = 0)]
     pub dashboard_port: u16,
@@ -119,11 +115,7 @@ impl Stack {
         let logs = args.dir.join("logs");
         std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
         let dir = args.dir.canonicalize().unwrap_or(args.dir.clone());
-        let seed = SeedSpec {
-            customers: args.customers,
-            products: args.products,
-            seed: args.seed,
-        };
+        let seed = args.dataset.clone();
         Ok(Stack {
             args,
             repo,

@@ -13,11 +13,18 @@ use crate::vitess::{Cluster, Layout};
 /// The database the shop uses on MariaDB (and the one its capture names).
 pub const SHOP_DB: &str = "shop";
 
-/// The dataset every target is seeded with, identically, before every replay.
-#[derive(Debug, Clone)]
+/// The dataset every target is seeded with, identically, before every replay (the
+/// command-line options `demo` and `up` share).
+#[derive(Debug, Clone, clap::Args)]
 pub struct SeedSpec {
+    /// Customers seeded.
+    #[arg(long, default_value_t = 2000)]
     pub customers: u64,
+    /// Products seeded.
+    #[arg(long, default_value_t = 500)]
     pub products: u64,
+    /// Seed of the deterministic dataset.
+    #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }
 

@@ -401,18 +401,11 @@ impl User {
             "lamp", "chair", "red", "giant", "speaker", "tent", "clock", "soft",
         ][self.rng.random_range(0..8)];
         let max = self.rng.random_range(5..100) * 1000;
-        let (_, found) = self
-            .get(
-                "GET /products",
-                &format!("/products?q={word}&max_price={max}&sort=price&limit=20"),
-                &[200],
-            )
-            .await?;
-        if let Some(id) = first_id(&found, "product_id") {
-            self.get("GET /products/:id", &format!("/products/{id}"), &[200, 404])
-                .await?;
-        }
-        Ok(())
+        let list = format!("/products?q={word}&max_price={max}&sort=price&limit=20");
+        self.list_then_first(("GET /products", &list), "product_id", |id| {
+            ("GET /products/:id", format!("/products/{id}"), &[200, 404])
+        })
+        .await
     }
 
     async fn signup(&mut self) -> Result<(), Failed> {
@@ -541,20 +534,30 @@ impl User {
         let Some(c) = self.customer() else {
             return Ok(());
         };
-        let (_, orders) = self
-            .get(
-                "GET /customers/:id/orders",
-                &format!("/customers/{c}/orders"),
-                &[200],
-            )
-            .await?;
-        if let Some(o) = first_id(&orders, "order_id") {
-            self.get(
+        let list = format!("/customers/{c}/orders");
+        self.list_then_first(("GET /customers/:id/orders", &list), "order_id", |o| {
+            (
                 "GET /customers/:id/orders/:id",
-                &format!("/customers/{c}/orders/{o}"),
+                format!("/customers/{c}/orders/{o}"),
                 &[200],
             )
-            .await?;
+        })
+        .await
+    }
+
+    /// GETs a list, then the first item it names (`field` of its first element), as a
+    /// user opens the first result. `detail` gives that request's route, path and the
+    /// statuses it may answer.
+    async fn list_then_first(
+        &mut self,
+        (route, path): (&'static str, &str),
+        field: &str,
+        detail: impl FnOnce(u64) -> (&'static str, String, &'static [u16]),
+    ) -> Result<(), Failed> {
+        let (_, list) = self.get(route, path, &[200]).await?;
+        if let Some(id) = first_id(&list, field) {
+            let (route, path, ok) = detail(id);
+            self.get(route, &path, ok).await?;
         }
         Ok(())
     }
