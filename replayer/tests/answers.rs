@@ -180,6 +180,8 @@ async fn changed_rows_order_errors_and_noise_are_told_apart() {
     assert_ne!(first.captured.digest, first.replayed.digest);
     let summary = &c.answers.runs[1];
     assert_eq!((summary.wrong_classes, summary.order_only_classes), (4, 2));
+    // Row 3 read twice by each of two classes, once by the prepared one; two errors.
+    assert_eq!(summary.wrong_commands, 7);
     assert_eq!(summary.volatile_classes, 1);
 
     // The command line: the gate fails, unless the wrong classes are ignored; text, JSON

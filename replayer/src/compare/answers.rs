@@ -35,13 +35,15 @@ pub struct Answers {
 #[derive(Debug, Default, Serialize)]
 pub struct RunAnswers {
     pub label: String,
-    /// Classes with a wrong answer: diverged in a way other than order, and not volatile.
+    /// Classes with a wrong answer: diverged in a way the baseline did not show for them
+    /// (order aside).
     pub wrong_classes: u64,
-    /// Commands of those classes that diverged.
+    /// Their commands that gave a wrong answer.
     pub wrong_commands: u64,
     /// Classes whose answers differed only in order.
     pub order_only_classes: u64,
-    /// Volatile classes that diverged in this run, and their diverging commands.
+    /// Volatile classes that diverged in this run in the baseline's ways, and those
+    /// commands.
     pub volatile_classes: u64,
     pub volatile_commands: u64,
 }
@@ -67,6 +69,9 @@ pub struct ClassRunAnswers {
     pub errors_vs_baseline: Vec<ErrorShift>,
     /// A wrong answer in this run: what `--fail-on-divergence` fails on.
     pub wrong: bool,
+    /// Commands whose divergence is a wrong answer (kinds the baseline did not show,
+    /// order aside); the rest of `kinds` is noise.
+    pub wrong_commands: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -225,16 +230,19 @@ fn class_run(
         })
         .collect();
     let errors_vs_baseline = baseline.map(|b| error_shifts(b, c)).unwrap_or_default();
-    let new_kind = c
+    let new_kinds: u64 = c
         .diverged
-        .keys()
-        .any(|k| *k != Divergence::OrderOnly && !noise.contains(k));
-    let wrong = judged && (new_kind || errors_vs_baseline.iter().any(|e| e.run > 0));
+        .iter()
+        .filter(|(k, _)| **k != Divergence::OrderOnly && !noise.contains(k))
+        .map(|(_, n)| n)
+        .sum();
+    let wrong = judged && (new_kinds > 0 || errors_vs_baseline.iter().any(|e| e.run > 0));
     ClassRunAnswers {
         executions: c.count,
         kinds,
         errors_vs_baseline,
         wrong,
+        wrong_commands: if judged { new_kinds } else { 0 },
     }
 }
 
@@ -274,10 +282,11 @@ fn run_answers(run: &RunData, i: usize, classes: &[ClassAnswers]) -> RunAnswers 
             !r.kinds.is_empty() && r.kinds.iter().all(|k| k.kind == Divergence::OrderOnly);
         if r.wrong {
             out.wrong_classes += 1;
-            out.wrong_commands += commands;
-        } else if class.volatile && commands > 0 {
+            out.wrong_commands += r.wrong_commands;
+        }
+        if class.volatile && commands > r.wrong_commands {
             out.volatile_classes += 1;
-            out.volatile_commands += commands;
+            out.volatile_commands += commands - r.wrong_commands;
         }
         out.order_only_classes += u64::from(order_only);
     }
