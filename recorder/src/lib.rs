@@ -2,6 +2,7 @@
 //!
 //! - [`listener`]: accepts clients, shuts down cleanly on SIGINT/SIGTERM;
 //! - [`relay`]: one task per client connection, relaying bytes as they arrive;
+//! - [`codec`]: everything about MySQL packets (framing, ...);
 //! - [`compress`]: the compressed protocol, decoded for the parser, relayed as is;
 //! - [`protocol`]: the state machine that knows where each response ends;
 //! - [`digest`]: the digest of the rows a response carries;
@@ -9,6 +10,7 @@
 //! - [`secrets`]: passwords in account statements are masked in the capture;
 //! - [`tls`]: TLS toward clients (terminated) and toward the upstream.
 
+pub mod codec;
 pub mod compress;
 pub mod config;
 pub mod digest;

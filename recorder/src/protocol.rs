@@ -14,11 +14,8 @@ use mysql_common::packets::{
 };
 use mysql_common::value::{BinValue, ValueDeserializer};
 
+use crate::codec::framing::MAX_PAYLOAD;
 use crate::digest::RowDigest;
-
-/// Largest payload of one physical packet; a payload of exactly this size continues in
-/// the next packet.
-pub const MAX_PAYLOAD: usize = 0xFF_FFFF;
 
 /// CLIENT_SSL is stripped from the relayed greeting unless the recorder terminates TLS
 /// itself (the relay reads plaintext). The compression flags are relayed as offered:

@@ -15,13 +15,15 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::codec::CodecError;
+use crate::codec::framing::{self, HEADER, MAX_PAYLOAD, Pieces, Scan, payload, shift_seq};
 use crate::compress::{Algorithm, Inflow};
 use crate::digest::RowDigest;
 use crate::error::{Error, Side};
 use crate::protocol::{
     self, CLIENT_COMPRESS, CLIENT_SSL, CLIENT_ZSTD, COM_QUIT, COM_RESET_CONNECTION, COM_STMT_CLOSE,
-    COM_STMT_EXECUTE, COM_STMT_PREPARE, COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, Expect,
-    MAX_PAYLOAD, Response, Step, StmtInfo,
+    COM_STMT_EXECUTE, COM_STMT_PREPARE, COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, Expect, Response,
+    Step, StmtInfo,
 };
 use crate::sink::Sink;
 use crate::tls::{Stream, Tls};
@@ -30,6 +32,9 @@ use crate::tls::{Stream, Tls};
 const CLIENT_DEPRECATE_EOF: u32 = 0x0100_0000;
 /// CLIENT_PROTOCOL_41: the client understands 4.1 packets (ERR with a SQL state).
 const CLIENT_PROTOCOL_41: u32 = 0x0200;
+
+/// Length of an SSLRequest's payload: a client's first packet of this size may be one.
+const SSL_REQUEST_LEN: usize = 32;
 
 /// Largest logical packet accepted from a client: MySQL's own max_allowed_packet limit.
 /// A bigger length is a broken or hostile client, not a query.
@@ -184,16 +189,16 @@ impl Peer {
     /// our buffer. (Only a 32-byte packet can be an SSLRequest; others read as usual.)
     async fn first_packet(&mut self) -> Result<Option<usize>, Error> {
         debug_assert!(self.buf.is_empty());
-        let mut header = [0u8; 4];
+        let mut header = [0u8; HEADER];
         match self.stream.read_exact(&mut header).await {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(e.into()),
         }
         self.buf.extend_from_slice(&header);
-        if header[..3] == [32, 0, 0] {
-            self.buf.resize(4 + 32, 0);
-            self.stream.read_exact(&mut self.buf[4..]).await?;
+        if framing::payload_len(&header) == Some(SSL_REQUEST_LEN) {
+            self.buf.resize(HEADER + SSL_REQUEST_LEN, 0);
+            self.stream.read_exact(&mut self.buf[HEADER..]).await?;
         }
         self.next_packet().await
     }
@@ -277,31 +282,20 @@ impl Peer {
     /// Length of the complete logical packet (all continuation pieces, headers
     /// included) at the front of the buffer, reading as needed. `None` at end of stream.
     async fn next_packet(&mut self) -> Result<Option<usize>, Error> {
-        let mut at = 0;
         loop {
-            if !self.fill(at + 4).await? {
-                return Ok(None);
-            }
-            let len = usize::from(self.buf[at])
-                | usize::from(self.buf[at + 1]) << 8
-                | usize::from(self.buf[at + 2]) << 16;
+            let need = match framing::scan(&self.buf) {
+                Scan::Complete(n) => return Ok(Some(n)),
+                Scan::Need(n) => n,
+            };
             // Checked on the header, before the body is read: refused, it costs nothing.
-            if at + 4 + len > self.max_packet {
-                return Err(Error::malformed(
-                    self.side,
-                    format!(
-                        "packet of {} bytes or more (limit {})",
-                        at + 4 + len,
-                        self.max_packet
-                    ),
-                ));
+            if need > self.max_packet {
+                return Err(Error::packet(self.side)(CodecError::TooLarge {
+                    size: need,
+                    limit: self.max_packet,
+                }));
             }
-            if !self.fill(at + 4 + len).await? {
+            if !self.fill(need).await? {
                 return Ok(None);
-            }
-            at += 4 + len;
-            if len < MAX_PAYLOAD {
-                return Ok(Some(at));
             }
         }
     }
@@ -366,22 +360,6 @@ fn shrink(peer: &mut Peer) {
     }
 }
 
-/// The payload of a logical packet (`raw` holds headers and pieces).
-fn payload(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if raw.len() < 4 + MAX_PAYLOAD {
-        return std::borrow::Cow::Borrowed(&raw[4.min(raw.len())..]);
-    }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut at = 0;
-    while at + 4 <= raw.len() {
-        let len =
-            usize::from(raw[at]) | usize::from(raw[at + 1]) << 8 | usize::from(raw[at + 2]) << 16;
-        out.extend_from_slice(&raw[at + 4..(at + 4 + len).min(raw.len())]);
-        at += 4 + len;
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// Handles one accepted client until either side closes.
 pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -424,7 +402,9 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             shared.stats.failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(conn, %peer, "connection closed: {e}");
             match e {
-                Error::Malformed { .. } | Error::Tls { .. } => CloseReason::ProtocolError,
+                Error::Malformed { .. } | Error::Packet { .. } | Error::Tls { .. } => {
+                    CloseReason::ProtocolError
+                }
                 Error::ClientGone => CloseReason::ClientGone,
                 Error::Shutdown => CloseReason::Shutdown,
                 _ => CloseReason::ServerGone,
@@ -478,28 +458,8 @@ fn err_packet(seq: u8, after_login: bool, message: &str) -> Vec<u8> {
         payload.extend_from_slice(b"#HY000");
     }
     payload.extend_from_slice(message.as_bytes());
-    let len = payload.len().min(MAX_PAYLOAD - 1);
-    let mut packet = Vec::with_capacity(4 + len);
-    packet.extend_from_slice(&(len as u32).to_le_bytes()[..3]);
-    packet.push(seq);
-    packet.extend_from_slice(&payload[..len]);
-    packet
-}
-
-/// Adds `delta` to the sequence id of every physical packet in `raw` (whole packets).
-/// Where TLS is on for one hop and not the other, the SSLRequest took a sequence id on
-/// that hop only, so the rest of the connection phase is numbered one apart.
-fn shift_seq(raw: &mut [u8], delta: i8) {
-    if delta == 0 {
-        return;
-    }
-    let mut at = 0;
-    while at + 4 <= raw.len() {
-        let len =
-            usize::from(raw[at]) | usize::from(raw[at + 1]) << 8 | usize::from(raw[at + 2]) << 16;
-        raw[at + 3] = raw[at + 3].wrapping_add_signed(delta);
-        at += 4 + len;
-    }
+    payload.truncate(MAX_PAYLOAD - 1);
+    framing::packet(seq, &payload)
 }
 
 /// The connection phase up to the login relayed upstream.
@@ -943,7 +903,7 @@ impl Session {
         } else {
             (CLIENT_SSL, 0)
         };
-        let info = protocol::patch_greeting(&mut greeting[4..], strip, set)
+        let info = protocol::patch_greeting(&mut greeting[HEADER..], strip, set)
             .ok_or_else(|| Error::malformed(Side::Server, "unparseable handshake"))?;
         if tls.upstream.is_some() && info.server_capabilities & CLIENT_SSL == 0 {
             let reason = "the upstream does not offer TLS, which --upstream-tls requires";
@@ -957,7 +917,7 @@ impl Session {
             return Ok(Connected::Closed(CloseReason::ClientGone));
         };
         let mut raw = c.buf.split_to(n);
-        let client_ssl_request = if protocol::is_ssl_request(&raw[4..]) {
+        let client_ssl_request = if protocol::is_ssl_request(&raw[HEADER..]) {
             let Some(acceptor) = &tls.acceptor else {
                 return Err(Error::malformed(
                     Side::Client,
@@ -975,7 +935,7 @@ impl Session {
         } else {
             None
         };
-        let login = protocol::parse_login(&raw[4..])
+        let login = protocol::parse_login(&raw[HEADER..])
             .ok_or_else(|| Error::malformed(Side::Client, "unparseable handshake response"))?;
         let client_tls = client_ssl_request.is_some();
         let seq_shift = i8::from(tls.upstream.is_some()) - i8::from(client_tls);
@@ -983,21 +943,14 @@ impl Session {
             // The client's own SSLRequest if it sent one, else one made from its login.
             let request = match client_ssl_request {
                 Some(request) => request.to_vec(),
-                None => {
-                    let payload = protocol::ssl_request(&login);
-                    let mut packet = Vec::with_capacity(4 + payload.len());
-                    packet.extend_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
-                    packet.push(1);
-                    packet.extend_from_slice(&payload);
-                    packet
-                }
+                None => framing::packet(1, &protocol::ssl_request(&login)),
             };
             s.write(&request).await?;
             s = match s.connect_tls(connector, name).await {
                 Ok(s) => s,
                 Err(e) => {
                     // Tell the client why, in the sequence it expects after its login.
-                    let seq = raw[3].wrapping_add(1);
+                    let seq = framing::seq(&raw).unwrap_or(0).wrapping_add(1);
                     c.write(&err_packet(
                         seq,
                         login.capabilities & CLIENT_PROTOCOL_41 != 0,
@@ -1008,7 +961,7 @@ impl Session {
                 }
             };
         }
-        protocol::set_login_ssl(&mut raw[4..], tls.upstream.is_some());
+        protocol::set_login_ssl(&mut raw[HEADER..], tls.upstream.is_some());
         shift_seq(&mut raw, seq_shift);
         s.write(&raw).await?;
         Ok(Connected::Ready {
@@ -1071,28 +1024,19 @@ impl Session {
             .skip_metadata_possible(self.cache_metadata && code == COM_STMT_EXECUTE)
             .cursor_possible(cursor)
             .digest(digest);
-        let mut continuation = false;
+        let mut pieces = Pieces::default();
         loop {
             let mut pos = 0;
             let mut step = Step::More;
-            while s.buf.len() >= pos + 4 {
-                let len = usize::from(s.buf[pos])
-                    | usize::from(s.buf[pos + 1]) << 8
-                    | usize::from(s.buf[pos + 2]) << 16;
-                if s.buf.len() < pos + 4 + len {
-                    break;
-                }
-                if !continuation {
-                    let body = &s.buf[pos + 4..pos + 4 + len];
+            while step == Step::More
+                && let Some(piece) = pieces.next_in(&s.buf[pos..])
+            {
+                if let Some(first) = piece.first {
                     step = resp
-                        .feed(body, expect)
+                        .feed(first, expect)
                         .map_err(|reason| Error::malformed(Side::Server, reason))?;
                 }
-                continuation = len == MAX_PAYLOAD;
-                pos += 4 + len;
-                if step != Step::More {
-                    break;
-                }
+                pos += piece.len;
             }
             if pos > 0 {
                 self.shared
@@ -1111,14 +1055,7 @@ impl Session {
                 }
                 Step::More => {
                     // Need more bytes: at least the rest of the packet at the front.
-                    let need = if s.buf.len() >= 4 {
-                        4 + (usize::from(s.buf[0])
-                            | usize::from(s.buf[1]) << 8
-                            | usize::from(s.buf[2]) << 16)
-                    } else {
-                        4
-                    };
-                    let want = need.max(s.buf.len() + 1);
+                    let want = framing::front_len(&s.buf).max(s.buf.len() + 1);
                     // Both reads only append to their buffers: the one cancelled loses
                     // nothing.
                     let filled = tokio::select! {
