@@ -2,8 +2,7 @@
 //!
 //! - [`listener`]: accepts clients, shuts down cleanly on SIGINT/SIGTERM;
 //! - [`relay`]: one task per client connection, relaying bytes as they arrive;
-//! - [`codec`]: everything about MySQL packets (framing, ...);
-//! - [`compress`]: the compressed protocol, decoded for the parser, relayed as is;
+//! - [`codec`]: everything about MySQL packets (framing, the compressed protocol, ...);
 //! - [`protocol`]: the state machine that knows where each response ends;
 //! - [`digest`]: the digest of the rows a response carries;
 //! - [`sink`]: the bounded capture queue and its writer thread;
@@ -11,7 +10,6 @@
 //! - [`tls`]: TLS toward clients (terminated) and toward the upstream.
 
 pub mod codec;
-pub mod compress;
 pub mod config;
 pub mod digest;
 pub mod error;

@@ -19,7 +19,7 @@ use crate::digest::RowDigest;
 
 /// CLIENT_SSL is stripped from the relayed greeting unless the recorder terminates TLS
 /// itself (the relay reads plaintext). The compression flags are relayed as offered:
-/// the relay decodes compressed frames (see [`crate::compress`]).
+/// the relay decodes compressed frames (see [`crate::codec::compress`]).
 pub const CLIENT_SSL: u32 = 0x0000_0800;
 pub const CLIENT_COMPRESS: u32 = 0x0000_0020;
 /// CLIENT_ZSTD_COMPRESSION_ALGORITHM (MySQL 8).

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::codec::CodecError;
+use crate::codec::compress::{Algorithm, Inflow};
 use crate::codec::framing::{self, HEADER, MAX_PAYLOAD, Pieces, Scan, payload, shift_seq};
-use crate::compress::{Algorithm, Inflow};
 use crate::digest::RowDigest;
 use crate::error::{Error, Side};
 use crate::protocol::{
@@ -146,7 +146,7 @@ impl Peer {
 
     /// Takes the first `n` bytes of the (plain) buffer: the packet bytes, and what to
     /// relay for them — the same bytes, or under compression the frames that carried
-    /// them (see [`crate::compress`]).
+    /// them (see [`crate::codec::compress`]).
     fn take(&mut self, n: usize) -> Taken {
         let plain = self.buf.split_to(n);
         let frames = self.comp.as_mut().map(|z| z.consume(n));
@@ -168,7 +168,7 @@ impl Peer {
     fn decode(&mut self) -> Result<(), Error> {
         if let Some(z) = &mut self.comp {
             z.decode(&mut self.buf)
-                .map_err(|e| Error::malformed(self.side, e.to_string()))?;
+                .map_err(|e| Error::packet(self.side)(e.into()))?;
         }
         Ok(())
     }
@@ -897,7 +897,7 @@ impl Session {
             return Ok(Connected::Closed(CloseReason::ServerGone));
         }
         // The client may use TLS only when we terminate it. Compression is offered as
-        // the server offers it: the relay decodes the frames (see [`crate::compress`]).
+        // the server offers it: the relay decodes the frames (see [`crate::codec::compress`]).
         let (strip, set) = if tls.acceptor.is_some() {
             (0, CLIENT_SSL)
         } else {
