@@ -4,16 +4,16 @@
 
 use std::sync::Arc;
 
+use captures::Outcome;
 use captures::digest::Columns;
-use captures::{Cmd, Outcome, Param, Value};
-use mysql_common::constants::{CapabilityFlags, ColumnFlags, ColumnType, StatusFlags};
+use mysql_common::constants::{CapabilityFlags, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
     CommonOkPacket, ErrPacket, HandshakePacket, HandshakeResponse, OkPacketDeserializer,
     OldEofPacket, ResultSetTerminator,
 };
-use mysql_common::value::{BinValue, ValueDeserializer};
 
+use crate::codec::command::Expect;
 use crate::codec::framing::MAX_PAYLOAD;
 use crate::digest::RowDigest;
 
@@ -36,23 +36,6 @@ const CLIENT_MYSQL: u32 = 0x0000_0001;
 
 /// MariaDB sends progress reports as ERR packets with this code (before the real answer).
 const PROGRESS_REPORT: u16 = 0xFFFF;
-
-// Command bytes.
-pub const COM_QUIT: u8 = 0x01;
-pub const COM_INIT_DB: u8 = 0x02;
-pub const COM_QUERY: u8 = 0x03;
-pub const COM_FIELD_LIST: u8 = 0x04;
-pub const COM_STATISTICS: u8 = 0x09;
-pub const COM_PING: u8 = 0x0e;
-pub const COM_CHANGE_USER: u8 = 0x11;
-pub const COM_STMT_PREPARE: u8 = 0x16;
-pub const COM_STMT_EXECUTE: u8 = 0x17;
-pub const COM_STMT_SEND_LONG_DATA: u8 = 0x18;
-pub const COM_STMT_CLOSE: u8 = 0x19;
-pub const COM_STMT_RESET: u8 = 0x1a;
-pub const COM_SET_OPTION: u8 = 0x1b;
-pub const COM_STMT_FETCH: u8 = 0x1c;
-pub const COM_RESET_CONNECTION: u8 = 0x1f;
 
 /// What the greeting told us, after patching its capabilities in place.
 #[derive(Debug, Clone)]
@@ -191,48 +174,6 @@ pub fn parse_login(payload: &[u8]) -> Option<Login> {
     })
 }
 
-/// How the response to a command is shaped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    /// No response at all (QUIT, STMT_CLOSE, SEND_LONG_DATA).
-    Nothing,
-    /// OK or ERR (PING, INIT_DB, RESET_CONNECTION, STMT_RESET, SET_OPTION...).
-    OkOrErr,
-    /// OK, ERR, LOCAL INFILE request or result sets, possibly several (QUERY, EXECUTE).
-    Results,
-    /// PREPARE_OK with parameter and column definitions, or ERR.
-    Prepare,
-    /// Rows of an open cursor, or ERR.
-    Fetch,
-    /// Column definitions until EOF, or ERR (the deprecated COM_FIELD_LIST).
-    FieldList,
-    /// One human-readable string packet (COM_STATISTICS).
-    Statistics,
-    /// An authentication exchange (COM_CHANGE_USER): relay both ways until OK/ERR.
-    Auth,
-    /// Unknown command: from here on, relay bytes blindly.
-    Unknown,
-}
-
-pub fn expect_for(command: u8) -> Expect {
-    match command {
-        COM_QUIT | COM_STMT_CLOSE | COM_STMT_SEND_LONG_DATA => Expect::Nothing,
-        COM_QUERY | COM_STMT_EXECUTE => Expect::Results,
-        COM_STMT_PREPARE => Expect::Prepare,
-        COM_STMT_FETCH => Expect::Fetch,
-        COM_FIELD_LIST => Expect::FieldList,
-        COM_STATISTICS => Expect::Statistics,
-        COM_CHANGE_USER => Expect::Auth,
-        COM_INIT_DB | COM_PING | COM_RESET_CONNECTION | COM_STMT_RESET | COM_SET_OPTION => {
-            Expect::OkOrErr
-        }
-        // COM_SLEEP, COM_PROCESS_INFO, COM_DEBUG, COM_TIME... all answer OK/ERR;
-        // replication and anything newer: passthrough.
-        0x00 | 0x0a | 0x0d | 0x0c | 0x0f | 0x05 | 0x06 | 0x07 | 0x08 => Expect::OkOrErr,
-        _ => Expect::Unknown,
-    }
-}
-
 /// The response state machine: feed it each server packet's payload in order; it says
 /// when the response is complete and what it amounted to.
 #[derive(Debug)]
@@ -334,7 +275,7 @@ impl Response {
         self
     }
 
-    /// For a COM_STMT_EXECUTE whose flags ask for a cursor (see [`execute_opens_cursor`]).
+    /// For a COM_STMT_EXECUTE whose flags ask for a cursor (see [`crate::codec::command::execute_opens_cursor`]).
     /// Elsewhere the flag is noise: MariaDB leaks it from a stored procedure's own cursor
     /// into the EOF of the result sets the procedure sends (`CALL p()` that OPENs a cursor
     /// and SELECTs), and those rows follow as usual.
@@ -629,181 +570,6 @@ pub fn ok_status(payload: &[u8], capabilities: u32) -> Option<u16> {
     Some(ok.into_inner().status_flags().bits())
 }
 
-/// Per-statement state needed to decode EXECUTE parameters.
-#[derive(Debug, Clone, Default)]
-pub struct StmtInfo {
-    pub params: u16,
-    /// Types bound by the last EXECUTE with new-params-bound = 1: (type, unsigned).
-    pub types: Vec<(u8, bool)>,
-    /// Parameters that received SEND_LONG_DATA since the last EXECUTE/RESET.
-    pub long_data: Vec<u16>,
-    /// Result columns from the PREPARE_OK or the last EXECUTE that sent them: what an
-    /// EXECUTE's rows are digested with when MariaDB leaves the definitions out.
-    pub columns: Option<Arc<Columns>>,
-}
-
-/// Whether a COM_STMT_EXECUTE payload asks for a cursor (its flags byte: CURSOR_TYPE_READ_ONLY,
-/// FOR_UPDATE or SCROLLABLE).
-pub fn execute_opens_cursor(payload: &[u8]) -> bool {
-    payload.first() == Some(&COM_STMT_EXECUTE) && payload.get(5).is_some_and(|f| f & 0x07 != 0)
-}
-
-/// Decodes a COM_STMT_EXECUTE payload into the captured command.
-pub fn parse_execute(payload: &[u8], stmt: Option<&mut StmtInfo>) -> Option<Cmd> {
-    if payload.len() < 10 {
-        return None;
-    }
-    let stmt_id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
-    let flags = payload[5];
-    let Some(stmt) = stmt else {
-        // Prepared before we saw it (or by a failed PREPARE): keep the id.
-        return Some(Cmd::Execute {
-            stmt_id,
-            flags,
-            params: vec![],
-        });
-    };
-    let n = usize::from(stmt.params);
-    let mut params = Vec::with_capacity(n);
-    if n > 0 {
-        let bitmap_len = n.div_ceil(8);
-        let mut pos = 10;
-        let bitmap = payload.get(pos..pos + bitmap_len)?;
-        pos += bitmap_len;
-        let bound = *payload.get(pos)?;
-        pos += 1;
-        if bound == 1 {
-            let types = payload.get(pos..pos + 2 * n)?;
-            stmt.types = types
-                .chunks_exact(2)
-                .map(|t| (t[0], t[1] & 0x80 != 0))
-                .collect();
-            pos += 2 * n;
-        }
-        let mut buf = ParseBuf(payload.get(pos..)?);
-        for i in 0..n {
-            let (ty, unsigned) = stmt.types.get(i).copied().unwrap_or((0xfd, false));
-            let is_null = bitmap[i / 8] & (1 << (i % 8)) != 0;
-            let long = u16::try_from(i).is_ok_and(|i| stmt.long_data.contains(&i));
-            let value = if is_null {
-                Value::Null
-            } else if long {
-                // Sent by SEND_LONG_DATA; not repeated in the EXECUTE packet.
-                Value::Bytes(Vec::new())
-            } else {
-                let col_type = ColumnType::try_from(ty).ok()?;
-                let col_flags = if unsigned {
-                    ColumnFlags::UNSIGNED_FLAG
-                } else {
-                    ColumnFlags::empty()
-                };
-                let v: ValueDeserializer<BinValue> = buf.parse((col_type, col_flags)).ok()?;
-                from_mysql(v.0)
-            };
-            params.push(Param {
-                column_type: ty,
-                unsigned,
-                value,
-            });
-        }
-    }
-    stmt.long_data.clear();
-    Some(Cmd::Execute {
-        stmt_id,
-        flags,
-        params,
-    })
-}
-
-fn from_mysql(v: mysql_common::value::Value) -> Value {
-    use mysql_common::value::Value as V;
-    match v {
-        V::NULL => Value::Null,
-        V::Bytes(b) => Value::Bytes(b),
-        V::Int(i) => Value::Int(i),
-        V::UInt(u) => Value::UInt(u),
-        V::Float(f) => Value::Float(f),
-        V::Double(d) => Value::Double(d),
-        V::Date(y, m, d, h, mi, s, us) => Value::Date(y, m, d, h, mi, s, us),
-        V::Time(neg, d, h, m, s, us) => Value::Time(neg, d, h, m, s, us),
-    }
-}
-
-/// Decodes a client command payload (other than EXECUTE) into the captured command.
-pub fn parse_command(payload: &[u8]) -> Cmd {
-    let code = payload.first().copied().unwrap_or(0);
-    let body = payload.get(1..).unwrap_or(&[]);
-    let u32_at = |i: usize| {
-        body.get(i..i + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .unwrap_or(0)
-    };
-    match code {
-        COM_QUERY => Cmd::Query { sql: body.to_vec() },
-        COM_STMT_PREPARE => Cmd::Prepare {
-            sql: body.to_vec(),
-            stmt_id: 0,
-            params: 0,
-            columns: 0,
-        },
-        COM_STMT_SEND_LONG_DATA => Cmd::SendLongData {
-            stmt_id: u32_at(0),
-            param: body
-                .get(4..6)
-                .map_or(0, |b| u16::from_le_bytes([b[0], b[1]])),
-            data: body.get(6..).unwrap_or(&[]).to_vec(),
-        },
-        COM_STMT_CLOSE => Cmd::StmtClose { stmt_id: u32_at(0) },
-        COM_STMT_RESET => Cmd::StmtReset { stmt_id: u32_at(0) },
-        COM_STMT_FETCH => Cmd::StmtFetch {
-            stmt_id: u32_at(0),
-            rows: u32_at(4),
-        },
-        COM_INIT_DB => Cmd::InitDb {
-            db: String::from_utf8_lossy(body).into_owned(),
-        },
-        COM_PING => Cmd::Ping,
-        COM_RESET_CONNECTION => Cmd::ResetConnection,
-        COM_QUIT => Cmd::Quit,
-        COM_STATISTICS => Cmd::Statistics,
-        COM_FIELD_LIST => {
-            let nul = body.iter().position(|b| *b == 0).unwrap_or(body.len());
-            Cmd::FieldList {
-                table: String::from_utf8_lossy(&body[..nul]).into_owned(),
-                wildcard: String::from_utf8_lossy(body.get(nul + 1..).unwrap_or(&[])).into_owned(),
-            }
-        }
-        COM_CHANGE_USER => {
-            // user\0, auth (length-prefixed with CLIENT_SECURE_CONNECTION), db\0, ...:
-            // the auth response is skipped, never stored.
-            let nul = body.iter().position(|b| *b == 0).unwrap_or(body.len());
-            let user = String::from_utf8_lossy(&body[..nul]).into_owned();
-            let rest = body.get(nul + 1..).unwrap_or(&[]);
-            let auth_len = usize::from(rest.first().copied().unwrap_or(0));
-            let after = rest.get(1 + auth_len..).unwrap_or(&[]);
-            let dnul = after.iter().position(|b| *b == 0).unwrap_or(after.len());
-            let db = (!after[..dnul].is_empty())
-                .then(|| String::from_utf8_lossy(&after[..dnul]).into_owned());
-            let tail = after.get(dnul + 1..).unwrap_or(&[]);
-            let charset = tail
-                .get(..2)
-                .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
-            let plugin = tail.get(2..).unwrap_or(&[]);
-            let pnul = plugin.iter().position(|b| *b == 0).unwrap_or(plugin.len());
-            Cmd::ChangeUser {
-                user,
-                db,
-                charset,
-                auth_plugin: String::from_utf8_lossy(&plugin[..pnul]).into_owned(),
-            }
-        }
-        _ => Cmd::Other {
-            code,
-            payload: body.to_vec(),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -958,11 +724,6 @@ mod tests {
             r.feed(&[0xfe, 0, 0, 0x42, 0], Expect::Results),
             Ok(Step::Done)
         );
-        // COM_STMT_EXECUTE: statement id 1, flags, iteration count 1.
-        let execute = |flags| [COM_STMT_EXECUTE, 1, 0, 0, 0, flags, 1, 0, 0, 0];
-        assert!(execute_opens_cursor(&execute(1)));
-        assert!(!execute_opens_cursor(&execute(0)));
-        assert!(!execute_opens_cursor(&[COM_QUERY, 1, 0, 0, 0, 1]));
     }
 
     #[test]
@@ -983,8 +744,5 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         let mut r = Response::new(Expect::OkOrErr, true, 0);
         assert!(r.feed(&[0x42], Expect::OkOrErr).is_err());
-        assert!(parse_execute(&[0x17, 1], None).is_none());
-        let _ = parse_command(&[]);
-        let _ = parse_command(&[COM_CHANGE_USER, 0xff]);
     }
 }

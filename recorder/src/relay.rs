@@ -16,15 +16,15 @@ use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::codec::CodecError;
+use crate::codec::command::{
+    self, COM_QUIT, COM_RESET_CONNECTION, COM_STMT_EXECUTE, COM_STMT_PREPARE, Expect, StmtEffect,
+    StmtInfo,
+};
 use crate::codec::compress::{Algorithm, Inflow};
 use crate::codec::framing::{self, HEADER, MAX_PAYLOAD, Pieces, Scan, payload, shift_seq};
 use crate::digest::RowDigest;
 use crate::error::{Error, Side};
-use crate::protocol::{
-    self, CLIENT_COMPRESS, CLIENT_SSL, CLIENT_ZSTD, COM_QUIT, COM_RESET_CONNECTION, COM_STMT_CLOSE,
-    COM_STMT_EXECUTE, COM_STMT_PREPARE, COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, Expect, Response,
-    Step, StmtInfo,
-};
+use crate::protocol::{self, CLIENT_COMPRESS, CLIENT_SSL, CLIENT_ZSTD, Response, Step};
 use crate::sink::Sink;
 use crate::tls::{Stream, Tls};
 
@@ -652,11 +652,11 @@ impl Session {
             let code = *body
                 .first()
                 .ok_or_else(|| Error::malformed(Side::Client, "empty command"))?;
-            let expect = protocol::expect_for(code);
-            let cursor = protocol::execute_opens_cursor(&body);
+            let expect = command::expect_for(code);
+            let cursor = command::execute_opens_cursor(&body);
             let capture = self.shared.sink.enabled();
             let mut cmd = self.build_cmd(code, &body, capture);
-            self.track_statements(code, &body);
+            self.track_statements(&body);
             drop(body);
             s.write(taken.wire()).await?;
 
@@ -724,16 +724,18 @@ impl Session {
             return Cmd::Ping;
         }
         if code != COM_STMT_EXECUTE {
-            return protocol::parse_command(body);
+            return command::parse_command(body);
         }
-        let stmt_id = body
-            .get(1..5)
-            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let stmt_id = command::stmt_id(body).unwrap_or(0);
         // One the recorder cannot decode (parameters that do not match the types bound, a
         // type it does not know) is still relayed, and the server answers it as it would
         // directly; the capture keeps it raw.
-        protocol::parse_execute(body, self.stmts.get_mut(&stmt_id)).unwrap_or_else(|| {
-            tracing::debug!(conn = self.conn, stmt_id, "undecodable COM_STMT_EXECUTE");
+        command::parse_execute(body, self.stmts.get_mut(&stmt_id)).unwrap_or_else(|e| {
+            tracing::debug!(
+                conn = self.conn,
+                stmt_id,
+                "undecodable COM_STMT_EXECUTE: {e}"
+            );
             Cmd::Other {
                 code,
                 payload: body[1..].to_vec(),
@@ -742,27 +744,22 @@ impl Session {
     }
 
     /// Statement bookkeeping that needs no response.
-    fn track_statements(&mut self, code: u8, body: &[u8]) {
-        let id = body
-            .get(1..5)
-            .map(|id| u32::from_le_bytes([id[0], id[1], id[2], id[3]]));
-        match (code, id) {
-            (COM_STMT_SEND_LONG_DATA, Some(id)) => {
-                if let Some(p) = body.get(5..7)
-                    && let Some(st) = self.stmts.get_mut(&id)
-                {
-                    st.long_data.push(u16::from_le_bytes([p[0], p[1]]));
+    fn track_statements(&mut self, body: &[u8]) {
+        match command::stmt_effect(body) {
+            Some(StmtEffect::LongData { stmt_id, param }) => {
+                if let Some(st) = self.stmts.get_mut(&stmt_id) {
+                    st.long_data.push(param);
                 }
             }
-            (COM_STMT_CLOSE, Some(id)) => {
-                self.stmts.remove(&id);
+            Some(StmtEffect::Close(stmt_id)) => {
+                self.stmts.remove(&stmt_id);
             }
-            (COM_STMT_RESET, Some(id)) => {
-                if let Some(st) = self.stmts.get_mut(&id) {
+            Some(StmtEffect::Reset(stmt_id)) => {
+                if let Some(st) = self.stmts.get_mut(&stmt_id) {
                     st.long_data.clear();
                 }
             }
-            _ => {}
+            None => {}
         }
     }
 

@@ -2,12 +2,14 @@
 //! mysql_common's packet types and flags:
 //!
 //! - [`framing`]: packet headers, sequence ids, logical packets of 16 MiB or more;
+//! - [`command`]: client commands, their statement ids and parameters;
 //! - [`compress`]: the compressed protocol's frames, decoded for the parser, relayed as
 //!   they came;
 //!
 //! The relay moves bytes and asks this module what they mean; nothing else decodes a
 //! packet. Malformed input is a [`CodecError`], never a panic.
 
+pub mod command;
 pub mod compress;
 pub mod framing;
 
@@ -18,7 +20,36 @@ pub enum CodecError {
     #[error("packet of {size} bytes or more (limit {limit})")]
     TooLarge { size: usize, limit: usize },
 
+    /// A packet shorter than its fixed part, or than what its fields announce.
+    #[error("short {0}")]
+    Short(&'static str),
+
+    /// mysql_common refused a packet. (The cause is shown in the message, not chained.)
+    #[error("bad {what}: {cause}")]
+    Bad {
+        what: &'static str,
+        cause: std::io::Error,
+    },
+
+    /// A parameter of a column type the protocol does not define.
+    #[error("unknown column type 0x{0:02x}")]
+    UnknownType(u8),
+
     /// A compressed frame that cannot be decoded.
     #[error(transparent)]
     Frame(#[from] compress::FrameError),
+}
+
+impl CodecError {
+    /// For `map_err`: mysql_common refused a packet of this kind.
+    pub fn bad(what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |cause| CodecError::Bad { what, cause }
+    }
+}
+
+/// The bytes before the first NUL (all of them without one): a string field read
+/// leniently, as a server would take it.
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    &bytes[..end]
 }
