@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use captures::fingerprint::Fingerprinter;
 use captures::{CloseReason, Cmd, Command, ConnClose, ConnOpen, LocalFile, Outcome, Record, Value};
+use mysql_common::constants::CapabilityFlags;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -21,15 +22,15 @@ use crate::codec::command::{
     StmtInfo,
 };
 use crate::codec::compress::{Algorithm, Inflow};
-use crate::codec::framing::{self, HEADER, MAX_PAYLOAD, Pieces, Scan, payload, shift_seq};
+use crate::codec::framing::{self, HEADER, Pieces, Scan, payload, shift_seq};
+use crate::codec::packets::{self, err_packet};
+use crate::codec::response::{Response, Step};
 use crate::digest::RowDigest;
 use crate::error::{Error, Side};
-use crate::protocol::{self, CLIENT_COMPRESS, CLIENT_SSL, CLIENT_ZSTD, Response, Step};
+use crate::protocol::{self, CLIENT_COMPRESS, CLIENT_SSL, CLIENT_ZSTD};
 use crate::sink::Sink;
 use crate::tls::{Stream, Tls};
 
-/// CLIENT_DEPRECATE_EOF: result sets end with an OK packet instead of EOF.
-const CLIENT_DEPRECATE_EOF: u32 = 0x0100_0000;
 /// CLIENT_PROTOCOL_41: the client understands 4.1 packets (ERR with a SQL state).
 const CLIENT_PROTOCOL_41: u32 = 0x0200;
 
@@ -442,26 +443,6 @@ async fn refuse(mut client: TcpStream, message: &str) {
     let _ = client.shutdown().await;
 }
 
-/// ER_UNKNOWN_ERROR, the code servers use for errors without a code of their own. Not a
-/// client-side code (CR_*, 2000..): clients take those from a server for a protocol error
-/// (the mariadb client then reports "ERROR 2027 Received malformed packet").
-const ER_UNKNOWN_ERROR: u16 = 1105;
-
-/// An ERR packet (ER_UNKNOWN_ERROR) with sequence id `seq`, for failures the recorder
-/// itself reports to a client during the connection phase. `after_login`: the client has
-/// sent its capabilities, so (as a server would) the packet carries a SQL state, which
-/// 4.1 clients then expect; before the login it must not.
-fn err_packet(seq: u8, after_login: bool, message: &str) -> Vec<u8> {
-    let mut payload = vec![0xff];
-    payload.extend_from_slice(&ER_UNKNOWN_ERROR.to_le_bytes());
-    if after_login {
-        payload.extend_from_slice(b"#HY000");
-    }
-    payload.extend_from_slice(message.as_bytes());
-    payload.truncate(MAX_PAYLOAD - 1);
-    framing::packet(seq, &payload)
-}
-
 /// The connection phase up to the login relayed upstream.
 // Made and taken apart once per connection, on the stack: boxing the big variant would
 // only add an allocation.
@@ -799,7 +780,6 @@ impl Session {
         cursor: bool,
         cmd: &mut Cmd,
     ) -> Result<(Outcome, Option<u16>), Error> {
-        let deprecate_eof = self.caps & CLIENT_DEPRECATE_EOF != 0;
         // Only a captured query can meet a LOCAL INFILE request (the placeholder of an
         // uncaptured command is a Ping): only then is the content kept.
         self.infiles =
@@ -814,7 +794,6 @@ impl Session {
                     expect,
                     cursor,
                 },
-                deprecate_eof,
                 digest,
             )
             .await?;
@@ -827,11 +806,11 @@ impl Session {
                 files: infiles.files,
             };
         }
-        if let (Some((id, params, columns)), COM_STMT_PREPARE) = (response.prepared, code) {
+        if let (Some(prepared), COM_STMT_PREPARE) = (response.prepared(), code) {
             self.stmts.insert(
-                id,
+                prepared.stmt_id,
                 StmtInfo {
-                    params,
+                    params: prepared.params,
                     columns: response.columns_seen(),
                     ..Default::default()
                 },
@@ -843,7 +822,7 @@ impl Session {
                 ..
             } = cmd
             {
-                (*stmt_id, *p, *col) = (id, params, columns);
+                (*stmt_id, *p, *col) = (prepared.stmt_id, prepared.params, prepared.columns);
             }
         }
         if let (Cmd::Execute { stmt_id, .. }, Some(columns)) = (&*cmd, response.columns_seen())
@@ -1009,7 +988,6 @@ impl Session {
         c: &mut Peer,
         s: &mut Peer,
         asked: Asked,
-        deprecate_eof: bool,
         digest: Option<RowDigest>,
     ) -> Result<Response, Error> {
         let Asked {
@@ -1017,7 +995,7 @@ impl Session {
             expect,
             cursor,
         } = asked;
-        let mut resp = Response::new(expect, deprecate_eof, self.caps)
+        let mut resp = Response::new(expect, CapabilityFlags::from_bits_truncate(self.caps))
             .skip_metadata_possible(self.cache_metadata && code == COM_STMT_EXECUTE)
             .cursor_possible(cursor)
             .digest(digest);
@@ -1029,9 +1007,7 @@ impl Session {
                 && let Some(piece) = pieces.next_in(&s.buf[pos..])
             {
                 if let Some(first) = piece.first {
-                    step = resp
-                        .feed(first, expect)
-                        .map_err(|reason| Error::malformed(Side::Server, reason))?;
+                    step = resp.feed(first).map_err(Error::packet(Side::Server))?;
                 }
                 pos += piece.len;
             }
@@ -1119,7 +1095,7 @@ impl Session {
                     let raw = taken.plain;
                     match raw.get(4) {
                         Some(0x00) => {
-                            let status = raw.get(4..).and_then(|ok| protocol::ok_status(ok, self.caps));
+                            let status = raw.get(4..).and_then(|ok| packets::ok_status(ok, CapabilityFlags::from_bits_truncate(self.caps)));
                             return Ok((Outcome::Ok { affected_rows: 0, last_insert_id: 0, warnings: 0 }, status));
                         }
                         Some(0xff) => {

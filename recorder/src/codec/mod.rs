@@ -2,6 +2,8 @@
 //! mysql_common's packet types and flags:
 //!
 //! - [`framing`]: packet headers, sequence ids, logical packets of 16 MiB or more;
+//! - [`packets`]: OK, ERR, EOF, PREPARE_OK, and the ERR the recorder sends itself;
+//! - [`response`]: the state machine that knows where each response ends;
 //! - [`command`]: client commands, their statement ids and parameters;
 //! - [`compress`]: the compressed protocol's frames, decoded for the parser, relayed as
 //!   they came;
@@ -12,6 +14,8 @@
 pub mod command;
 pub mod compress;
 pub mod framing;
+pub mod packets;
+pub mod response;
 
 /// A packet the codec cannot read (which side sent it is the caller's to say).
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +34,23 @@ pub enum CodecError {
         what: &'static str,
         cause: std::io::Error,
     },
+
+    #[error("empty packet")]
+    Empty,
+
+    /// A result set's column count that is not a length-encoded integer.
+    #[error("bad column count")]
+    ColumnCount,
+
+    #[error("result set with zero columns")]
+    ZeroColumns,
+
+    /// A packet that cannot start the answer to the command in flight.
+    #[error("expected OK or ERR, got 0x{0:02x}")]
+    Unexpected(u8),
+
+    #[error("a packet after the response was complete")]
+    AfterEnd,
 
     /// A parameter of a column type the protocol does not define.
     #[error("unknown column type 0x{0:02x}")]
