@@ -2,8 +2,8 @@
 //!
 //! - [`listener`]: accepts clients, shuts down cleanly on SIGINT/SIGTERM;
 //! - [`relay`]: one task per client connection, relaying bytes as they arrive;
-//! - [`codec`]: everything about MySQL packets (framing, the compressed protocol, ...);
-//! - [`protocol`]: the state machine that knows where each response ends;
+//! - [`codec`]: everything about MySQL packets: framing, compression, handshake,
+//!   commands, the response state machine;
 //! - [`digest`]: the digest of the rows a response carries;
 //! - [`sink`]: the bounded capture queue and its writer thread;
 //! - [`secrets`]: passwords in account statements are masked in the capture;
@@ -14,7 +14,6 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod listener;
-pub mod protocol;
 pub mod relay;
 pub mod secrets;
 pub mod sink;

@@ -252,10 +252,5 @@ async fn probe_upstream(upstream: &str) -> Option<String> {
         .await
         .ok()?
         .ok()?;
-    let payload = buf.get(4..n)?;
-    if payload.first() != Some(&10) {
-        return None;
-    }
-    let end = payload.iter().skip(1).position(|b| *b == 0)? + 1;
-    Some(String::from_utf8_lossy(&payload[1..end]).into_owned())
+    crate::codec::handshake::server_version(buf.get(..n)?)
 }

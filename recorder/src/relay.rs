@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use captures::fingerprint::Fingerprinter;
 use captures::{CloseReason, Cmd, Command, ConnClose, ConnOpen, LocalFile, Outcome, Record, Value};
-use mysql_common::constants::CapabilityFlags;
+use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -23,19 +23,13 @@ use crate::codec::command::{
 };
 use crate::codec::compress::{Algorithm, Inflow};
 use crate::codec::framing::{self, HEADER, Pieces, Scan, payload, shift_seq};
-use crate::codec::packets::{self, err_packet};
+use crate::codec::handshake::{self, AuthReply, SSL_REQUEST_LEN};
+use crate::codec::packets::err_packet;
 use crate::codec::response::{Response, Step};
 use crate::digest::RowDigest;
 use crate::error::{Error, Side};
-use crate::protocol::{self, CLIENT_COMPRESS, CLIENT_SSL, CLIENT_ZSTD};
 use crate::sink::Sink;
 use crate::tls::{Stream, Tls};
-
-/// CLIENT_PROTOCOL_41: the client understands 4.1 packets (ERR with a SQL state).
-const CLIENT_PROTOCOL_41: u32 = 0x0200;
-
-/// Length of an SSLRequest's payload: a client's first packet of this size may be one.
-const SSL_REQUEST_LEN: usize = 32;
 
 /// Largest logical packet accepted from a client: MySQL's own max_allowed_packet limit.
 /// A bigger length is a broken or hostile client, not a query.
@@ -324,18 +318,6 @@ impl Peer {
     }
 }
 
-/// The compression a session negotiated: both sides switch to it once logged in.
-/// (MySQL clients set at most one of the two flags.)
-fn compression(caps: u32) -> Option<Algorithm> {
-    if caps & CLIENT_COMPRESS != 0 {
-        Some(Algorithm::Zlib)
-    } else if caps & CLIENT_ZSTD != 0 {
-        Some(Algorithm::Zstd)
-    } else {
-        None
-    }
-}
-
 /// A packet taken off a peer's buffer, and what relays it.
 struct Taken {
     plain: BytesMut,
@@ -392,7 +374,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         stmts: HashMap::new(),
         fp: Fingerprinter::new(),
         opened: false,
-        caps: 0,
+        caps: CapabilityFlags::empty(),
         cache_metadata: false,
         phase: shared.phase.clone(),
         infiles: None,
@@ -454,8 +436,8 @@ enum Connected {
     Ready {
         c: Peer,
         s: Peer,
-        info: protocol::Greeting,
-        login: protocol::Login,
+        info: handshake::Greeting,
+        login: handshake::Login,
         seq_shift: i8,
     },
     Closed(CloseReason),
@@ -476,7 +458,7 @@ struct Session {
     stmts: HashMap<u32, StmtInfo>,
     fp: Fingerprinter,
     opened: bool,
-    caps: u32,
+    caps: CapabilityFlags,
     /// Negotiated MARIADB_CLIENT_CACHE_METADATA: EXECUTE results may omit column definitions.
     cache_metadata: bool,
     phase: watch::Receiver<Phase>,
@@ -580,10 +562,8 @@ impl Session {
             Connected::Closed(reason) => return Ok(LoggedIn::Closed(reason)),
         };
         self.caps = login.capabilities & info.capabilities;
-        self.cache_metadata = login.mariadb_capabilities
-            & info.mariadb_capabilities
-            & protocol::MARIADB_CLIENT_CACHE_METADATA
-            != 0;
+        self.cache_metadata = (login.mariadb_capabilities & info.mariadb_capabilities)
+            .contains(MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA);
         let mut auth_plugin = login.auth_plugin;
         if matches!(
             self.auth(&mut c, &mut s, seq_shift, &mut auth_plugin)
@@ -600,13 +580,13 @@ impl Session {
             client_addr: peer.to_string(),
             user: login.user,
             db: login.db,
-            capabilities: self.caps,
+            capabilities: self.caps.bits(),
             charset: login.charset,
             auth_plugin,
             server_conn_id: info.connection_id,
         }));
         c.max_packet = MAX_PACKET;
-        if let Some(algorithm) = compression(self.caps) {
+        if let Some(algorithm) = handshake::compression(self.caps) {
             c.compress(algorithm);
             s.compress(algorithm);
         }
@@ -867,7 +847,7 @@ impl Session {
             return Ok(Connected::Closed(CloseReason::ServerGone));
         };
         let mut greeting = s.buf.split_to(n);
-        if greeting.get(4) == Some(&0xff) {
+        if handshake::is_refusal(&greeting) {
             // The server refuses us (too many connections, host blocked): pass it on.
             c.write(&greeting).await?;
             return Ok(Connected::Closed(CloseReason::ServerGone));
@@ -875,13 +855,17 @@ impl Session {
         // The client may use TLS only when we terminate it. Compression is offered as
         // the server offers it: the relay decodes the frames (see [`crate::codec::compress`]).
         let (strip, set) = if tls.acceptor.is_some() {
-            (0, CLIENT_SSL)
+            (CapabilityFlags::empty(), CapabilityFlags::CLIENT_SSL)
         } else {
-            (CLIENT_SSL, 0)
+            (CapabilityFlags::CLIENT_SSL, CapabilityFlags::empty())
         };
-        let info = protocol::patch_greeting(&mut greeting[HEADER..], strip, set)
-            .ok_or_else(|| Error::malformed(Side::Server, "unparseable handshake"))?;
-        if tls.upstream.is_some() && info.server_capabilities & CLIENT_SSL == 0 {
+        let info = handshake::patch_greeting(&mut greeting, strip, set)
+            .map_err(Error::packet(Side::Server))?;
+        if tls.upstream.is_some()
+            && !info
+                .server_capabilities
+                .contains(CapabilityFlags::CLIENT_SSL)
+        {
             let reason = "the upstream does not offer TLS, which --upstream-tls requires";
             c.write(&err_packet(0, false, &format!("recorder: {reason}")))
                 .await?;
@@ -893,7 +877,7 @@ impl Session {
             return Ok(Connected::Closed(CloseReason::ClientGone));
         };
         let mut raw = c.buf.split_to(n);
-        let client_ssl_request = if protocol::is_ssl_request(&raw[HEADER..]) {
+        let client_ssl_request = if handshake::is_ssl_request(&raw) {
             let Some(acceptor) = &tls.acceptor else {
                 return Err(Error::malformed(
                     Side::Client,
@@ -911,15 +895,14 @@ impl Session {
         } else {
             None
         };
-        let login = protocol::parse_login(&raw[HEADER..])
-            .ok_or_else(|| Error::malformed(Side::Client, "unparseable handshake response"))?;
+        let login = handshake::parse_login(&raw).map_err(Error::packet(Side::Client))?;
         let client_tls = client_ssl_request.is_some();
         let seq_shift = i8::from(tls.upstream.is_some()) - i8::from(client_tls);
         if let Some((connector, name)) = &tls.upstream {
             // The client's own SSLRequest if it sent one, else one made from its login.
             let request = match client_ssl_request {
                 Some(request) => request.to_vec(),
-                None => framing::packet(1, &protocol::ssl_request(&login)),
+                None => handshake::ssl_request_packet(&login),
             };
             s.write(&request).await?;
             s = match s.connect_tls(connector, name).await {
@@ -929,7 +912,7 @@ impl Session {
                     let seq = framing::seq(&raw).unwrap_or(0).wrapping_add(1);
                     c.write(&err_packet(
                         seq,
-                        login.capabilities & CLIENT_PROTOCOL_41 != 0,
+                        login.protocol_41(),
                         &format!("recorder: {e}"),
                     ))
                     .await?;
@@ -937,7 +920,7 @@ impl Session {
                 }
             };
         }
-        protocol::set_login_ssl(&mut raw[HEADER..], tls.upstream.is_some());
+        handshake::set_login_ssl(&mut raw, tls.upstream.is_some());
         shift_seq(&mut raw, seq_shift);
         s.write(&raw).await?;
         Ok(Connected::Ready {
@@ -995,7 +978,7 @@ impl Session {
             expect,
             cursor,
         } = asked;
-        let mut resp = Response::new(expect, CapabilityFlags::from_bits_truncate(self.caps))
+        let mut resp = Response::new(expect, self.caps)
             .skip_metadata_possible(self.cache_metadata && code == COM_STMT_EXECUTE)
             .cursor_possible(cursor)
             .digest(digest);
@@ -1092,23 +1075,15 @@ impl Session {
                     let mut taken = s.take(n);
                     shift_seq(&mut taken.plain, -seq_shift);
                     c.write(taken.wire()).await?;
-                    let raw = taken.plain;
-                    match raw.get(4) {
-                        Some(0x00) => {
-                            let status = raw.get(4..).and_then(|ok| packets::ok_status(ok, CapabilityFlags::from_bits_truncate(self.caps)));
+                    match handshake::auth_reply(&taken.plain, self.caps) {
+                        AuthReply::Ok(status) => {
                             return Ok((Outcome::Ok { affected_rows: 0, last_insert_id: 0, warnings: 0 }, status));
                         }
-                        Some(0xff) => {
-                            let code = raw.get(5..7).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+                        AuthReply::Err(code) => {
                             return Ok((Outcome::Err { code, sqlstate: String::new(), message: String::new() }, None));
                         }
-                        Some(0xfe) if raw.len() > 5 => {
-                            // Auth switch: the plugin name, NUL-terminated, then its data.
-                            let name = &raw[5..];
-                            let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-                            *plugin = String::from_utf8_lossy(&name[..end]).into_owned();
-                        }
-                        _ => {} // more data (0x01), old-style switch (a lone 0xfe)
+                        AuthReply::Switch(name) => *plugin = name,
+                        AuthReply::More => {}
                     }
                 }
                 n = c.next_packet() => {

@@ -2,6 +2,8 @@
 //! mysql_common's packet types and flags:
 //!
 //! - [`framing`]: packet headers, sequence ids, logical packets of 16 MiB or more;
+//! - [`handshake`]: greeting, SSLRequest, login, authentication exchange, the
+//!   capabilities the relay changes or follows;
 //! - [`packets`]: OK, ERR, EOF, PREPARE_OK, and the ERR the recorder sends itself;
 //! - [`response`]: the state machine that knows where each response ends;
 //! - [`command`]: client commands, their statement ids and parameters;
@@ -14,6 +16,7 @@
 pub mod command;
 pub mod compress;
 pub mod framing;
+pub mod handshake;
 pub mod packets;
 pub mod response;
 
