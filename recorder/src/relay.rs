@@ -191,7 +191,7 @@ impl Peer {
             Err(e) => return Err(e.into()),
         }
         self.buf.extend_from_slice(&header);
-        if framing::payload_len(&header) == Some(SSL_REQUEST_LEN) {
+        if handshake::may_be_ssl_request(&header) {
             self.buf.resize(HEADER + SSL_REQUEST_LEN, 0);
             self.stream.read_exact(&mut self.buf[HEADER..]).await?;
         }
@@ -610,9 +610,7 @@ impl Session {
                 .bytes_up
                 .fetch_add(n as u64, Ordering::Relaxed);
             let body = payload(&taken.plain);
-            let code = *body
-                .first()
-                .ok_or_else(|| Error::malformed(Side::Client, "empty command"))?;
+            let code = command::code(&body).map_err(Error::packet(Side::Client))?;
             let expect = command::expect_for(code);
             let cursor = command::execute_opens_cursor(&body);
             let capture = self.shared.sink.enabled();
@@ -697,10 +695,7 @@ impl Session {
                 stmt_id,
                 "undecodable COM_STMT_EXECUTE: {e}"
             );
-            Cmd::Other {
-                code,
-                payload: body[1..].to_vec(),
-            }
+            command::undecoded(body)
         })
     }
 
@@ -1037,12 +1032,13 @@ impl Session {
             let Some(n) = c.next_packet().await? else {
                 return Err(Error::malformed(Side::Client, "closed during LOCAL INFILE"));
             };
-            let empty = n == 4;
             self.shared
                 .stats
                 .bytes_up
                 .fetch_add(n as u64, Ordering::Relaxed);
             let taken = c.take(n);
+            // An empty packet ends the file.
+            let empty = framing::payload_len(&taken.plain) == Some(0);
             s.write(taken.wire()).await?;
             if let Some(infiles) = &mut self.infiles {
                 infiles.add(&payload(&taken.plain));

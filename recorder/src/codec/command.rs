@@ -71,6 +71,19 @@ pub fn expect_for(command: u8) -> Expect {
     }
 }
 
+/// A command payload's code (its first byte).
+pub fn code(payload: &[u8]) -> Result<u8, CodecError> {
+    payload.first().copied().ok_or(CodecError::Empty)
+}
+
+/// A command kept as it was sent, undecoded (code, then the rest of the payload).
+pub fn undecoded(payload: &[u8]) -> Cmd {
+    Cmd::Other {
+        code: payload.first().copied().unwrap_or(0),
+        payload: payload.get(1..).unwrap_or(&[]).to_vec(),
+    }
+}
+
 /// The statement id a COM_STMT_* command payload names (the 4 bytes after the code).
 pub fn stmt_id(payload: &[u8]) -> Option<u32> {
     payload
@@ -258,10 +271,7 @@ pub fn parse_command(payload: &[u8]) -> Cmd {
             }
         }
         COM_CHANGE_USER => change_user(body),
-        _ => Cmd::Other {
-            code,
-            payload: body.to_vec(),
-        },
+        _ => undecoded(payload),
     }
 }
 
@@ -353,6 +363,14 @@ mod tests {
         let _ = parse_command(&[]);
         let _ = parse_command(&[COM_CHANGE_USER, 0xff]);
         let _ = parse_command(&[COM_FIELD_LIST]);
+        assert!(matches!(code(&[]), Err(CodecError::Empty)));
+        assert_eq!(
+            undecoded(&[]),
+            Cmd::Other {
+                code: 0,
+                payload: vec![]
+            }
+        );
         assert_eq!(stmt_id(&[COM_STMT_CLOSE, 1, 0]), None);
         assert_eq!(stmt_effect(&[COM_STMT_SEND_LONG_DATA, 1, 0, 0, 0, 3]), None);
         assert_eq!(stmt_effect(&[COM_STMT_RESET, 1, 0, 0]), None);

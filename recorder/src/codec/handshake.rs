@@ -170,6 +170,13 @@ pub fn parse_login(raw: &[u8]) -> Result<Login, CodecError> {
     })
 }
 
+/// Whether a client's first packet header announces a payload the size of an SSLRequest:
+/// then it is read alone, without reading past it (what follows an SSLRequest is the TLS
+/// ClientHello, which belongs to the TLS layer).
+pub fn may_be_ssl_request(header: &[u8]) -> bool {
+    framing::payload_len(header) == Some(SSL_REQUEST_LEN)
+}
+
 /// Whether a client's first packet (header included) is an SSLRequest rather than a
 /// login: 32 bytes with CLIENT_SSL set.
 pub fn is_ssl_request(raw: &[u8]) -> bool {
@@ -349,6 +356,7 @@ mod tests {
         assert_eq!(login.auth_plugin, "mysql_native_password");
         assert!(login.protocol_41());
         assert!(!is_ssl_request(&raw));
+        assert!(!may_be_ssl_request(&raw[..4]));
         set_login_ssl(&mut raw, true);
         assert!(
             parse_login(&raw)
@@ -362,6 +370,7 @@ mod tests {
         let request = ssl_request_packet(&login);
         assert_eq!(request[..4], [32, 0, 0, 1]);
         assert!(is_ssl_request(&request));
+        assert!(may_be_ssl_request(&request[..4]));
         assert_eq!(
             request[4..8],
             (caps | CapabilityFlags::CLIENT_SSL).bits().to_le_bytes()
