@@ -23,7 +23,7 @@ use crate::codec::command::{
 };
 use crate::codec::compress::{Algorithm, Inflow};
 use crate::codec::framing::{self, HEADER, Pieces, Scan, payload, shift_seq};
-use crate::codec::handshake::{self, AuthReply, SSL_REQUEST_LEN};
+use crate::codec::handshake::{self, AuthReply, Greeting, Login, SSL_REQUEST_LEN};
 use crate::codec::packets::err_packet;
 use crate::codec::response::{Response, Step};
 use crate::digest::RowDigest;
@@ -436,11 +436,20 @@ enum Connected {
     Ready {
         c: Peer,
         s: Peer,
-        info: handshake::Greeting,
-        login: handshake::Login,
+        info: Greeting,
+        login: Login,
         seq_shift: i8,
     },
     Closed(CloseReason),
+}
+
+/// The client's login as read, before it is relayed.
+struct ClientLogin {
+    c: Peer,
+    /// The login packet.
+    raw: BytesMut,
+    /// The SSLRequest the client sent first, if it switched to TLS.
+    ssl_request: Option<BytesMut>,
 }
 
 /// The command a response answers: its code, what kind of response it gets, and
@@ -450,6 +459,16 @@ struct Asked {
     code: u8,
     expect: Expect,
     cursor: bool,
+}
+
+/// A command relayed upstream, waiting for its answer.
+struct Sent {
+    t_start: u64,
+    asked: Asked,
+    /// Whether it is captured (`cmd` is a placeholder otherwise): capture was on when it
+    /// started.
+    capture: bool,
+    cmd: Cmd,
 }
 
 struct Session {
@@ -600,53 +619,11 @@ impl Session {
             if let Some(reason) = self.wait_for_command(c).await? {
                 return Ok(reason);
             }
-            let t_start = self.shared.now();
-            let Some(n) = c.next_packet().await? else {
+            let Some(sent) = self.relay_command(c, s).await? else {
                 return Ok(CloseReason::ClientGone);
             };
-            let taken = c.take(n);
-            self.shared
-                .stats
-                .bytes_up
-                .fetch_add(n as u64, Ordering::Relaxed);
-            let body = payload(&taken.plain);
-            let code = command::code(&body).map_err(Error::packet(Side::Client))?;
-            let expect = command::expect_for(code);
-            let cursor = command::execute_opens_cursor(&body);
-            let capture = self.shared.sink.enabled();
-            let mut cmd = self.build_cmd(code, &body, capture);
-            self.track_statements(&body);
-            drop(body);
-            s.write(taken.wire()).await?;
-
-            let (outcome, status) = match expect {
-                Expect::Nothing => (Outcome::NoResponse, None),
-                Expect::Unknown => {
-                    return self.follow_unknown(c, s, code, capture, cmd, t_start).await;
-                }
-                Expect::Auth => {
-                    self.stmts.clear();
-                    self.auth(c, s, 0, &mut String::new()).await?
-                }
-                _ => match self.response_to(c, s, code, expect, cursor, &mut cmd).await {
-                    Ok(done) => done,
-                    Err(e @ (Error::ClientGone | Error::Shutdown)) => {
-                        // Returning drops the upstream socket: the server sees the
-                        // client leave and stops the statement.
-                        self.record(capture, cmd, t_start, Outcome::Dropped, None);
-                        return Ok(match e {
-                            Error::Shutdown => CloseReason::Shutdown,
-                            _ => CloseReason::ClientGone,
-                        });
-                    }
-                    Err(e) => return Err(e),
-                },
-            };
-            self.record(capture, cmd, t_start, outcome, status);
-            self.shared.stats.commands.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("recorder.commands").increment(1);
-            if code == COM_QUIT {
-                return Ok(CloseReason::Quit);
+            if let Some(reason) = self.answer(c, s, sent).await? {
+                return Ok(reason);
             }
             if *self.phase.borrow() >= Phase::Draining {
                 return Ok(CloseReason::Shutdown);
@@ -654,6 +631,83 @@ impl Session {
             shrink(c);
             shrink(s);
         }
+    }
+
+    /// Reads the client's next command, keeps what the capture and the response need of
+    /// it, and relays it upstream. `None` if the client closed instead.
+    async fn relay_command(&mut self, c: &mut Peer, s: &mut Peer) -> Result<Option<Sent>, Error> {
+        let t_start = self.shared.now();
+        let Some(n) = c.next_packet().await? else {
+            return Ok(None);
+        };
+        let taken = c.take(n);
+        self.shared
+            .stats
+            .bytes_up
+            .fetch_add(n as u64, Ordering::Relaxed);
+        let body = payload(&taken.plain);
+        let code = command::code(&body).map_err(Error::packet(Side::Client))?;
+        let capture = self.shared.sink.enabled();
+        let sent = Sent {
+            t_start,
+            asked: Asked {
+                code,
+                expect: command::expect_for(code),
+                cursor: command::execute_opens_cursor(&body),
+            },
+            capture,
+            cmd: self.build_cmd(code, &body, capture),
+        };
+        self.track_statements(&body);
+        drop(body);
+        s.write(taken.wire()).await?;
+        Ok(Some(sent))
+    }
+
+    /// Relays the answer to a command and captures the command with its outcome. `Some`
+    /// when the connection is over.
+    async fn answer(
+        &mut self,
+        c: &mut Peer,
+        s: &mut Peer,
+        sent: Sent,
+    ) -> Result<Option<CloseReason>, Error> {
+        let Sent {
+            t_start,
+            asked,
+            capture,
+            mut cmd,
+        } = sent;
+        let (outcome, status) = match asked.expect {
+            Expect::Nothing => (Outcome::NoResponse, None),
+            Expect::Unknown => {
+                let reason = self
+                    .follow_unknown(c, s, asked.code, capture, cmd, t_start)
+                    .await?;
+                return Ok(Some(reason));
+            }
+            Expect::Auth => {
+                self.stmts.clear();
+                self.auth(c, s, 0, &mut String::new()).await?
+            }
+            _ => match self.response_to(c, s, asked, &mut cmd).await {
+                Ok(done) => done,
+                Err(e @ (Error::ClientGone | Error::Shutdown)) => {
+                    // Returning drops the upstream socket: the server sees the client
+                    // leave and stops the statement.
+                    self.record(capture, cmd, t_start, Outcome::Dropped, None);
+                    return Ok(Some(match e {
+                        Error::Shutdown => CloseReason::Shutdown,
+                        _ => CloseReason::ClientGone,
+                    }));
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        self.record(capture, cmd, t_start, outcome, status);
+        self.shared.stats.commands.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("recorder.commands").increment(1);
+        Ok((asked.code == COM_QUIT).then_some(CloseReason::Quit))
     }
 
     /// Waits for the next command's first byte, without holding a timestamp. An idle
@@ -750,9 +804,7 @@ impl Session {
         &mut self,
         c: &mut Peer,
         s: &mut Peer,
-        code: u8,
-        expect: Expect,
-        cursor: bool,
+        asked: Asked,
         cmd: &mut Cmd,
     ) -> Result<(Outcome, Option<u16>), Error> {
         // Only a captured query can meet a LOCAL INFILE request (the placeholder of an
@@ -760,18 +812,7 @@ impl Session {
         self.infiles =
             matches!(cmd, Cmd::Query { .. }).then(|| Infiles::new(self.shared.max_infile_bytes));
         let digest = self.row_digest(cmd);
-        let response = self
-            .response(
-                c,
-                s,
-                Asked {
-                    code,
-                    expect,
-                    cursor,
-                },
-                digest,
-            )
-            .await?;
+        let response = self.response(c, s, asked, digest).await?;
         if let Some(infiles) = self.infiles.take()
             && !infiles.files.is_empty()
             && let Cmd::Query { sql } = cmd
@@ -781,6 +822,17 @@ impl Session {
                 files: infiles.files,
             };
         }
+        self.learn_statements(&response, asked.code, cmd);
+        let outcome = response.outcome();
+        if asked.code == COM_RESET_CONNECTION && matches!(outcome, Outcome::Ok { .. }) {
+            self.stmts.clear();
+        }
+        Ok((outcome, response.status()))
+    }
+
+    /// What a response tells about prepared statements: a PREPARE_OK's statement (its id
+    /// also completes the captured command), the columns an EXECUTE's rows came with.
+    fn learn_statements(&mut self, response: &Response, code: u8, cmd: &mut Cmd) {
         if let (Some(prepared), COM_STMT_PREPARE) = (response.prepared(), code) {
             self.stmts.insert(
                 prepared.stmt_id,
@@ -792,12 +844,13 @@ impl Session {
             );
             if let Cmd::Prepare {
                 stmt_id,
-                params: p,
-                columns: col,
+                params,
+                columns,
                 ..
             } = cmd
             {
-                (*stmt_id, *p, *col) = (prepared.stmt_id, prepared.params, prepared.columns);
+                (*stmt_id, *params, *columns) =
+                    (prepared.stmt_id, prepared.params, prepared.columns);
             }
         }
         if let (Cmd::Execute { stmt_id, .. }, Some(columns)) = (&*cmd, response.columns_seen())
@@ -805,11 +858,6 @@ impl Session {
         {
             stmt.columns = Some(columns);
         }
-        let outcome = response.outcome();
-        if code == COM_RESET_CONNECTION && matches!(outcome, Outcome::Ok { .. }) {
-            self.stmts.clear();
-        }
-        Ok((outcome, response.status()))
     }
 
     /// How the rows of the response to `cmd` are digested: only for captured commands
@@ -837,15 +885,49 @@ impl Session {
     /// TLS choice, so when the two hops differ it renumbers the login and every packet of
     /// the authentication exchange after it, in both directions.
     async fn connect(&self, mut c: Peer, mut s: Peer) -> Result<Connected, Error> {
+        let Some(info) = self.relay_greeting(&mut c, &mut s).await? else {
+            return Ok(Connected::Closed(CloseReason::ServerGone));
+        };
+        let Some(ClientLogin {
+            mut c,
+            mut raw,
+            ssl_request,
+        }) = self.read_login(c).await?
+        else {
+            return Ok(Connected::Closed(CloseReason::ClientGone));
+        };
+        let login = handshake::parse_login(&raw).map_err(Error::packet(Side::Client))?;
+        let upstream_tls = self.shared.tls.upstream.is_some();
+        let seq_shift = i8::from(upstream_tls) - i8::from(ssl_request.is_some());
+        if upstream_tls {
+            s = self
+                .upstream_tls(&mut c, s, &raw, &login, ssl_request.as_deref())
+                .await?;
+        }
+        handshake::set_login_ssl(&mut raw, upstream_tls);
+        shift_seq(&mut raw, seq_shift);
+        s.write(&raw).await?;
+        Ok(Connected::Ready {
+            c,
+            s,
+            info,
+            login,
+            seq_shift,
+        })
+    }
+
+    /// Relays the server's greeting, patched for what the recorder offers the client.
+    /// `None` when the server closed or refused the connection (a refusal is relayed).
+    async fn relay_greeting(&self, c: &mut Peer, s: &mut Peer) -> Result<Option<Greeting>, Error> {
         let tls = &self.shared.tls;
         let Some(n) = s.next_packet().await? else {
-            return Ok(Connected::Closed(CloseReason::ServerGone));
+            return Ok(None);
         };
         let mut greeting = s.buf.split_to(n);
         if handshake::is_refusal(&greeting) {
             // The server refuses us (too many connections, host blocked): pass it on.
             c.write(&greeting).await?;
-            return Ok(Connected::Closed(CloseReason::ServerGone));
+            return Ok(None);
         }
         // The client may use TLS only when we terminate it. Compression is offered as
         // the server offers it: the relay decodes the frames (see [`crate::codec::compress`]).
@@ -867,64 +949,73 @@ impl Session {
             return Err(Error::tls(Side::Server, reason));
         }
         c.write(&greeting).await?;
+        Ok(Some(info))
+    }
 
+    /// The client's login packet, read after switching to TLS if the client asks for it
+    /// first. `None` if the client closed.
+    async fn read_login(&self, mut c: Peer) -> Result<Option<ClientLogin>, Error> {
         let Some(n) = c.first_packet().await? else {
-            return Ok(Connected::Closed(CloseReason::ClientGone));
+            return Ok(None);
         };
-        let mut raw = c.buf.split_to(n);
-        let client_ssl_request = if handshake::is_ssl_request(&raw) {
-            let Some(acceptor) = &tls.acceptor else {
-                return Err(Error::malformed(
-                    Side::Client,
-                    "client insists on TLS, which this recorder does not terminate \
-                     (start it with --tls-cert and --tls-key)",
-                ));
-            };
-            c = c.accept_tls(acceptor).await?;
-            let ssl_request = raw;
-            let Some(n) = c.next_packet().await? else {
-                return Ok(Connected::Closed(CloseReason::ClientGone));
-            };
-            raw = c.buf.split_to(n);
-            Some(ssl_request)
-        } else {
-            None
-        };
-        let login = handshake::parse_login(&raw).map_err(Error::packet(Side::Client))?;
-        let client_tls = client_ssl_request.is_some();
-        let seq_shift = i8::from(tls.upstream.is_some()) - i8::from(client_tls);
-        if let Some((connector, name)) = &tls.upstream {
-            // The client's own SSLRequest if it sent one, else one made from its login.
-            let request = match client_ssl_request {
-                Some(request) => request.to_vec(),
-                None => handshake::ssl_request_packet(&login),
-            };
-            s.write(&request).await?;
-            s = match s.connect_tls(connector, name).await {
-                Ok(s) => s,
-                Err(e) => {
-                    // Tell the client why, in the sequence it expects after its login.
-                    let seq = framing::seq(&raw).unwrap_or(0).wrapping_add(1);
-                    c.write(&err_packet(
-                        seq,
-                        login.protocol_41(),
-                        &format!("recorder: {e}"),
-                    ))
-                    .await?;
-                    return Err(e);
-                }
-            };
+        let first = c.buf.split_to(n);
+        if !handshake::is_ssl_request(&first) {
+            return Ok(Some(ClientLogin {
+                c,
+                raw: first,
+                ssl_request: None,
+            }));
         }
-        handshake::set_login_ssl(&mut raw, tls.upstream.is_some());
-        shift_seq(&mut raw, seq_shift);
-        s.write(&raw).await?;
-        Ok(Connected::Ready {
+        let Some(acceptor) = &self.shared.tls.acceptor else {
+            return Err(Error::malformed(
+                Side::Client,
+                "client insists on TLS, which this recorder does not terminate \
+                 (start it with --tls-cert and --tls-key)",
+            ));
+        };
+        let mut c = c.accept_tls(acceptor).await?;
+        let Some(n) = c.next_packet().await? else {
+            return Ok(None);
+        };
+        let raw = c.buf.split_to(n);
+        Ok(Some(ClientLogin {
             c,
-            s,
-            info,
-            login,
-            seq_shift,
-        })
+            raw,
+            ssl_request: Some(first),
+        }))
+    }
+
+    /// Switches the upstream to TLS (--upstream-tls) with the client's own SSLRequest if
+    /// it sent one, else one made from its login (`login_raw`, `login`). A failure is also
+    /// told to the client, in the sequence it expects after its login.
+    async fn upstream_tls(
+        &self,
+        c: &mut Peer,
+        mut s: Peer,
+        login_raw: &[u8],
+        login: &Login,
+        ssl_request: Option<&[u8]>,
+    ) -> Result<Peer, Error> {
+        let Some((connector, name)) = &self.shared.tls.upstream else {
+            return Ok(s);
+        };
+        match ssl_request {
+            Some(request) => s.write(request).await?,
+            None => s.write(&handshake::ssl_request_packet(login)).await?,
+        }
+        match s.connect_tls(connector, name).await {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                let seq = framing::seq(login_raw).unwrap_or(0).wrapping_add(1);
+                c.write(&err_packet(
+                    seq,
+                    login.protocol_41(),
+                    &format!("recorder: {e}"),
+                ))
+                .await?;
+                Err(e)
+            }
+        }
     }
 
     /// Captures a command; `capture` false: it was not built (capture was off when it
@@ -968,33 +1059,19 @@ impl Session {
         asked: Asked,
         digest: Option<RowDigest>,
     ) -> Result<Response, Error> {
-        let Asked {
-            code,
-            expect,
-            cursor,
-        } = asked;
-        let mut resp = Response::new(expect, self.caps)
-            .skip_metadata_possible(self.cache_metadata && code == COM_STMT_EXECUTE)
-            .cursor_possible(cursor)
+        let mut resp = Response::new(asked.expect, self.caps)
+            .skip_metadata_possible(self.cache_metadata && asked.code == COM_STMT_EXECUTE)
+            .cursor_possible(asked.cursor)
             .digest(digest);
         let mut pieces = Pieces::default();
         loop {
-            let mut pos = 0;
-            let mut step = Step::More;
-            while step == Step::More
-                && let Some(piece) = pieces.next_in(&s.buf[pos..])
-            {
-                if let Some(first) = piece.first {
-                    step = resp.feed(first).map_err(Error::packet(Side::Server))?;
-                }
-                pos += piece.len;
-            }
-            if pos > 0 {
+            let (fed, step) = feed_buffered(&mut resp, &mut pieces, &s.buf)?;
+            if fed > 0 {
                 self.shared
                     .stats
                     .bytes_down
-                    .fetch_add(pos as u64, Ordering::Relaxed);
-                c.write(s.take(pos).wire()).await?;
+                    .fetch_add(fed as u64, Ordering::Relaxed);
+                c.write(s.take(fed).wire()).await?;
             }
             match step {
                 Step::Done => return Ok(resp),
@@ -1004,25 +1081,28 @@ impl Session {
                     }
                     self.local_infile(c, s).await?;
                 }
-                Step::More => {
-                    // Need more bytes: at least the rest of the packet at the front.
-                    let want = framing::front_len(&s.buf).max(s.buf.len() + 1);
-                    // Both reads only append to their buffers: the one cancelled loses
-                    // nothing.
-                    let filled = tokio::select! {
-                        filled = s.fill(want) => filled?,
-                        ahead = c.read_ahead() => { ahead?; continue; }
-                        () = reached(&mut self.phase, Phase::Stopping) => return Err(Error::Shutdown),
-                    };
-                    if !filled {
-                        return Err(Error::malformed(
-                            Side::Server,
-                            "closed in the middle of a response",
-                        ));
-                    }
-                }
+                Step::More => self.read_response(c, s).await?,
             }
         }
+    }
+
+    /// Reads more of a response (at least the rest of the packet at its front), watching
+    /// meanwhile for the client going away and for the shutdown cutting the command.
+    async fn read_response(&mut self, c: &mut Peer, s: &mut Peer) -> Result<(), Error> {
+        let want = framing::front_len(&s.buf).max(s.buf.len() + 1);
+        // Both reads only append to their buffers: the one cancelled loses nothing.
+        let filled = tokio::select! {
+            filled = s.fill(want) => filled?,
+            ahead = c.read_ahead() => return ahead,
+            () = reached(&mut self.phase, Phase::Stopping) => return Err(Error::Shutdown),
+        };
+        if !filled {
+            return Err(Error::malformed(
+                Side::Server,
+                "closed in the middle of a response",
+            ));
+        }
+        Ok(())
     }
 
     /// LOAD DATA LOCAL INFILE: the client streams the file as packets ending with an
@@ -1107,6 +1187,27 @@ impl Session {
         tokio::io::copy_bidirectional(&mut c.stream, &mut s.stream).await?;
         Ok(())
     }
+}
+
+/// Feeds the complete packets at the front of a response's buffer to its state machine
+/// (the first piece of each logical packet), until it needs no more. Returns how many
+/// bytes that took, and the last step.
+fn feed_buffered(
+    resp: &mut Response,
+    pieces: &mut Pieces,
+    buf: &[u8],
+) -> Result<(usize, Step), Error> {
+    let mut fed = 0;
+    let mut step = Step::More;
+    while step == Step::More
+        && let Some(piece) = pieces.next_in(&buf[fed..])
+    {
+        if let Some(first) = piece.first {
+            step = resp.feed(first).map_err(Error::packet(Side::Server))?;
+        }
+        fed += piece.len;
+    }
+    Ok((fed, step))
 }
 
 /// `--redact`: classes instead of literals, no values, no error messages (they quote
