@@ -1,7 +1,8 @@
 //! A transparent MySQL-protocol proxy that records every command.
 //!
 //! - [`listener`]: accepts clients, shuts down cleanly on SIGINT/SIGTERM;
-//! - [`relay`]: one task per client connection, relaying bytes as they arrive;
+//! - [`relay`]: one task per client connection, relaying bytes as they arrive (each
+//!   side a `peer::Peer`: socket, read buffer, whole packets);
 //! - [`codec`]: everything about MySQL packets: framing, compression, handshake,
 //!   commands, the response state machine;
 //! - [`digest`]: the digest of the rows a response carries;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod listener;
+mod peer;
 pub mod relay;
 pub mod secrets;
 pub mod sink;
