@@ -18,7 +18,7 @@ const CLIENT_MYSQL: CapabilityFlags = CapabilityFlags::CLIENT_LONG_PASSWORD;
 /// MariaDB capabilities stripped from the relayed greeting: bulk execution
 /// (COM_STMT_BULK_EXECUTE), which the relay cannot decode and would have to pass through
 /// uncaptured. Metadata caching is kept and followed (see
-/// `Response::skip_metadata_possible`).
+/// [`super::response::Response::skip_metadata_possible`]).
 const MARIADB_STRIPPED: MariadbCapabilities =
     MariadbCapabilities::MARIADB_CLIENT_STMT_BULK_OPERATIONS
         .union(MariadbCapabilities::MARIADB_CLIENT_BULK_UNIT_RESULTS);

@@ -23,9 +23,16 @@ pub mod response;
 /// A packet the codec cannot read (which side sent it is the caller's to say).
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
+    #[error("empty packet")]
+    Empty,
+
     /// A packet header announcing more than the connection accepts.
     #[error("packet of {size} bytes or more (limit {limit})")]
     TooLarge { size: usize, limit: usize },
+
+    /// A compressed frame that cannot be decoded.
+    #[error(transparent)]
+    Frame(#[from] compress::FrameError),
 
     /// A packet shorter than its fixed part, or than what its fields announce.
     #[error("short {0}")]
@@ -37,9 +44,6 @@ pub enum CodecError {
         what: &'static str,
         cause: std::io::Error,
     },
-
-    #[error("empty packet")]
-    Empty,
 
     /// A result set's column count that is not a length-encoded integer.
     #[error("bad column count")]
@@ -55,13 +59,9 @@ pub enum CodecError {
     #[error("a packet after the response was complete")]
     AfterEnd,
 
-    /// A parameter of a column type the protocol does not define.
+    /// An EXECUTE parameter of a column type the protocol does not define.
     #[error("unknown column type 0x{0:02x}")]
     UnknownType(u8),
-
-    /// A compressed frame that cannot be decoded.
-    #[error(transparent)]
-    Frame(#[from] compress::FrameError),
 }
 
 impl CodecError {
