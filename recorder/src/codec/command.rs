@@ -138,12 +138,12 @@ pub struct StmtInfo {
 /// Decodes a COM_STMT_EXECUTE payload into the captured command; an error for parameters
 /// that do not match the types bound, or of a type it does not know.
 pub fn parse_execute(payload: &[u8], stmt: Option<&mut StmtInfo>) -> Result<Cmd, CodecError> {
-    // code(1) stmt_id(4) flags(1) iterations(4)
-    let (Some(stmt_id), Some(&flags), true) =
-        (stmt_id(payload), payload.get(5), payload.len() >= 10)
-    else {
-        return Err(CodecError::Short("COM_STMT_EXECUTE"));
-    };
+    // code(1) stmt_id(4) flags(1) iterations(4), then the parameters.
+    let (fixed, params) = payload
+        .split_at_checked(10)
+        .ok_or(CodecError::Short("COM_STMT_EXECUTE"))?;
+    let stmt_id = u32::from_le_bytes([fixed[1], fixed[2], fixed[3], fixed[4]]);
+    let flags = fixed[5];
     let Some(stmt) = stmt else {
         // Prepared before we saw it (or by a failed PREPARE): keep the id.
         return Ok(Cmd::Execute {
@@ -153,7 +153,7 @@ pub fn parse_execute(payload: &[u8], stmt: Option<&mut StmtInfo>) -> Result<Cmd,
         });
     };
     let params = if stmt.params > 0 {
-        execute_params(&payload[10..], stmt)?
+        execute_params(params, stmt)?
     } else {
         Vec::new()
     };
@@ -192,7 +192,7 @@ fn execute_params(payload: &[u8], stmt: &mut StmtInfo) -> Result<Vec<Param>, Cod
             // Sent by SEND_LONG_DATA; not repeated in the EXECUTE packet.
             Value::Bytes(Vec::new())
         } else {
-            let col_type = ColumnType::try_from(ty).map_err(|_| CodecError::UnknownType(ty))?;
+            let col_type = param_type(ty)?;
             let col_flags = if unsigned {
                 ColumnFlags::UNSIGNED_FLAG
             } else {
@@ -210,6 +210,24 @@ fn execute_params(payload: &[u8], stmt: &mut StmtInfo) -> Result<Vec<Param>, Cod
         });
     }
     Ok(params)
+}
+
+/// The column type of a parameter, if mysql_common can decode its value: it panics on
+/// the types only replication and storage use (a client never binds them, but a
+/// broken one must not crash the recorder).
+fn param_type(ty: u8) -> Result<ColumnType, CodecError> {
+    use ColumnType::*;
+    match ColumnType::try_from(ty) {
+        Ok(
+            MYSQL_TYPE_TIMESTAMP2
+            | MYSQL_TYPE_DATETIME2
+            | MYSQL_TYPE_TIME2
+            | MYSQL_TYPE_TYPED_ARRAY
+            | MYSQL_TYPE_UNKNOWN,
+        )
+        | Err(_) => Err(CodecError::ParamType(ty)),
+        Ok(known) => Ok(known),
+    }
 }
 
 fn from_mysql(v: mysql_common::value::Value) -> Value {
@@ -358,7 +376,13 @@ mod tests {
         let unknown = [&execute[..], &[0, 1, 0x42, 0, 0]].concat();
         assert!(matches!(
             parse_execute(&unknown, Some(&mut stmt)),
-            Err(CodecError::UnknownType(0x42))
+            Err(CodecError::ParamType(0x42))
+        ));
+        // TIME2 (0x13): a type mysql_common panics on, refused before it is asked.
+        let time2 = [&execute[..], &[0, 1, 0x13, 0, 0]].concat();
+        assert!(matches!(
+            parse_execute(&time2, Some(&mut stmt)),
+            Err(CodecError::ParamType(0x13))
         ));
         let _ = parse_command(&[]);
         let _ = parse_command(&[COM_CHANGE_USER, 0xff]);

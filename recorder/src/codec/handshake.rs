@@ -53,6 +53,7 @@ pub fn patch_greeting(
     let payload = raw
         .get_mut(HEADER..)
         .ok_or(CodecError::Short("handshake"))?;
+    let at = GreetingLayout::of(payload)?;
     let (server_version, connection_id, capabilities, mariadb_capabilities) = {
         let hs: HandshakePacket<'_> = ParseBuf(payload)
             .parse(())
@@ -64,27 +65,16 @@ pub fn patch_greeting(
             hs.mariadb_ext_capabilities(),
         )
     };
-    // protocol(1) version\0 conn_id(4) auth1(8) filler(1) caps_lo(2) charset(1)
-    // status(2) caps_hi(2) auth_len(1) reserved(6) mariadb_caps(4)
-    let nul = payload
-        .iter()
-        .skip(1)
-        .position(|b| *b == 0)
-        .ok_or(CodecError::Short("handshake"))?
-        + 1;
-    let lo = nul + 1 + 4 + 8 + 1;
-    let hi = lo + 2 + 1 + 2;
     let patch = |bits: u16, shift: u32| {
         (bits & !((strip.bits() >> shift) as u16)) | (set.bits() >> shift) as u16
     };
-    for (at, shift) in [(lo, 0), (hi, 16)] {
+    for (at, shift) in [(at.caps_lo, 0), (at.caps_hi, 16)] {
         if let Some(half) = payload.get_mut(at..at + 2) {
             let patched = patch(u16::from_le_bytes([half[0], half[1]]), shift);
             half.copy_from_slice(&patched.to_le_bytes());
         }
     }
-    let ext = hi + 2 + 1 + 6;
-    let mariadb_capabilities = match payload.get_mut(ext..ext + 4) {
+    let mariadb_capabilities = match payload.get_mut(at.mariadb_caps..at.mariadb_caps + 4) {
         Some(field) if !capabilities.contains(CLIENT_MYSQL) => {
             let relayed = mariadb_capabilities.difference(MARIADB_STRIPPED);
             field.copy_from_slice(&relayed.bits().to_le_bytes());
@@ -99,6 +89,45 @@ pub fn patch_greeting(
         server_capabilities: capabilities,
         mariadb_capabilities,
     })
+}
+
+/// Where the fields patched in place sit in a greeting's payload: protocol(1)
+/// version\0 conn_id(4) auth1(8) filler(1) caps_lo(2) charset(1) status(2) caps_hi(2)
+/// auth_len(1) reserved(6) mariadb_caps(4).
+struct GreetingLayout {
+    caps_lo: usize,
+    caps_hi: usize,
+    mariadb_caps: usize,
+}
+
+impl GreetingLayout {
+    fn of(payload: &[u8]) -> Result<Self, CodecError> {
+        let nul = payload
+            .iter()
+            .skip(1)
+            .position(|b| *b == 0)
+            .ok_or(CodecError::Short("handshake"))?
+            + 1;
+        let caps_lo = nul + 1 + 4 + 8 + 1;
+        let caps_hi = caps_lo + 2 + 1 + 2;
+        let auth_len = caps_hi + 2;
+        // mysql_common computes `len as i8 - 8`, which overflows (a panic in a debug
+        // build) for these: refused first.
+        if let Some(len @ 0x80..=0x87) = payload.get(auth_len) {
+            return Err(CodecError::Bad {
+                what: "handshake",
+                cause: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("auth data length {len}"),
+                ),
+            });
+        }
+        Ok(GreetingLayout {
+            caps_lo,
+            caps_hi,
+            mariadb_caps: auth_len + 1 + 6,
+        })
+    }
 }
 
 /// The server version a greeting names, from its first bytes (the recorder's probe

@@ -59,9 +59,10 @@ pub enum CodecError {
     #[error("a packet after the response was complete")]
     AfterEnd,
 
-    /// An EXECUTE parameter of a column type the protocol does not define.
-    #[error("unknown column type 0x{0:02x}")]
-    UnknownType(u8),
+    /// An EXECUTE parameter of a column type the protocol does not define, or one
+    /// mysql_common cannot decode.
+    #[error("undecodable parameter type 0x{0:02x}")]
+    ParamType(u8),
 }
 
 impl CodecError {
@@ -76,4 +77,77 @@ impl CodecError {
 fn until_nul(bytes: &[u8]) -> &[u8] {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     &bytes[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use mysql_common::constants::CapabilityFlags;
+
+    use super::command::{self, Expect, StmtInfo};
+    use super::response::Response;
+    use super::{framing, handshake, packets};
+    use crate::digest::RowDigest;
+
+    /// Random packets (a fixed xorshift sequence, short and mostly valid-looking first
+    /// bytes) through every decoding function: errors are fine, panics are not.
+    #[test]
+    fn random_bytes_are_never_a_panic() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let firsts = [
+            0x00, 0x01, 0x03, 0x16, 0x17, 0x0a, 0xfb, 0xfc, 0xfd, 0xfe, 0xff,
+        ];
+        let expects = [
+            Expect::OkOrErr,
+            Expect::Results,
+            Expect::Prepare,
+            Expect::Fetch,
+            Expect::FieldList,
+            Expect::Statistics,
+        ];
+        for round in 0..20_000 {
+            let len = (next() % 48) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if let Some(b) = bytes.first_mut() {
+                *b = firsts[round % firsts.len()];
+            }
+            let caps = CapabilityFlags::from_bits_retain(next() as u32);
+            let mut response = Response::new(expects[round % expects.len()], caps)
+                .skip_metadata_possible(round % 2 == 0)
+                .cursor_possible(round % 3 == 0)
+                .digest(match round % 4 {
+                    0 => Some(RowDigest::text()),
+                    1 => Some(RowDigest::binary(None)),
+                    2 => Some(RowDigest::prepare()),
+                    _ => None,
+                });
+            for chunk in bytes.chunks(1 + round % 7) {
+                let _ = response.feed(chunk);
+            }
+            let _ = (response.outcome(), response.columns_seen());
+            let _ = command::parse_command(&bytes);
+            let mut stmt = StmtInfo {
+                params: (next() % 20) as u16,
+                ..Default::default()
+            };
+            let _ = command::parse_execute(&bytes, Some(&mut stmt));
+            let _ = command::stmt_effect(&bytes);
+            let _ = packets::err(&bytes, caps);
+            let _ = packets::prepare_ok(&bytes);
+            let _ = packets::terminator(&bytes, caps, round % 2 == 0);
+            let _ = framing::scan(&bytes);
+            let _ = framing::payload(&bytes);
+            framing::shift_seq(&mut bytes, 1);
+            let _ = handshake::patch_greeting(&mut bytes, caps, CapabilityFlags::empty());
+            let _ = handshake::parse_login(&bytes);
+            let _ = handshake::auth_reply(&bytes, caps);
+            let _ = handshake::server_version(&bytes);
+            handshake::set_login_ssl(&mut bytes, true);
+        }
+    }
 }
