@@ -8,6 +8,14 @@ pub enum Error {
     #[error("malformed packet from the {from}: {reason}")]
     Malformed { from: Side, reason: String },
 
+    /// A packet the codec cannot read. (The codec's error is shown in the message, not
+    /// chained as a source, so `{:#}` prints it once.)
+    #[error("malformed packet from the {from}: {error}")]
+    Packet {
+        from: Side,
+        error: crate::codec::CodecError,
+    },
+
     #[error("cannot reach upstream {upstream}: {source}")]
     Upstream {
         upstream: String,
@@ -78,6 +86,11 @@ impl Error {
             side,
             reason: reason.into(),
         }
+    }
+
+    /// For `map_err`: a codec error in a packet from `from`.
+    pub fn packet(from: Side) -> impl FnOnce(crate::codec::CodecError) -> Self {
+        move |error| Error::Packet { from, error }
     }
 
     pub fn malformed(from: Side, reason: impl Into<String>) -> Self {

@@ -1,20 +1,21 @@
 //! A transparent MySQL-protocol proxy that records every command.
 //!
 //! - [`listener`]: accepts clients, shuts down cleanly on SIGINT/SIGTERM;
-//! - [`relay`]: one task per client connection, relaying bytes as they arrive;
-//! - [`compress`]: the compressed protocol, decoded for the parser, relayed as is;
-//! - [`protocol`]: the state machine that knows where each response ends;
+//! - [`relay`]: one task per client connection, relaying bytes as they arrive (each
+//!   side a `peer::Peer`: socket, read buffer, whole packets);
+//! - [`codec`]: everything about MySQL packets: framing, compression, handshake,
+//!   commands, the response state machine;
 //! - [`digest`]: the digest of the rows a response carries;
 //! - [`sink`]: the bounded capture queue and its writer thread;
 //! - [`secrets`]: passwords in account statements are masked in the capture;
 //! - [`tls`]: TLS toward clients (terminated) and toward the upstream.
 
-pub mod compress;
+pub mod codec;
 pub mod config;
 pub mod digest;
 pub mod error;
 pub mod listener;
-pub mod protocol;
+mod peer;
 pub mod relay;
 pub mod secrets;
 pub mod sink;

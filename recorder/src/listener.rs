@@ -11,6 +11,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
+use crate::error::Error;
 use crate::relay::{Phase, Shared, Stats, handle};
 use crate::sink::{self, Sink, SinkStats, SinkWriter};
 
@@ -30,7 +31,7 @@ pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<String> {
+) -> Result<String, Error> {
     config.validate()?;
     let tls = crate::tls::Tls::from_config(&config)?;
     // Before the probe, which may wait: a bad --out fails at once.
@@ -94,7 +95,7 @@ fn open_capture(
     file: Option<std::fs::File>,
     server_version: Option<&str>,
     origin: Instant,
-) -> Result<(Sink, Option<SinkWriter>), crate::Error> {
+) -> Result<(Sink, Option<SinkWriter>), Error> {
     let (Some(path), Some(file)) = (&config.out, file) else {
         return Ok((Sink::disabled(), None));
     };
@@ -252,10 +253,5 @@ async fn probe_upstream(upstream: &str) -> Option<String> {
         .await
         .ok()?
         .ok()?;
-    let payload = buf.get(4..n)?;
-    if payload.first() != Some(&10) {
-        return None;
-    }
-    let end = payload.iter().skip(1).position(|b| *b == 0)? + 1;
-    Some(String::from_utf8_lossy(&payload[1..end]).into_owned())
+    crate::codec::handshake::server_version(buf.get(..n)?)
 }

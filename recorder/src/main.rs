@@ -45,7 +45,7 @@ fn run(config: Config) -> anyhow::Result<String> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        recorder::listener::serve(config, listener, shutdown).await
+        Ok(recorder::listener::serve(config, listener, shutdown).await?)
     });
     // The last datagram, partly filled, would be lost with the process.
     cli::statsd::flush();

@@ -10,47 +10,32 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use captures::fingerprint::Fingerprinter;
 use captures::{CloseReason, Cmd, Command, ConnClose, ConnOpen, LocalFile, Outcome, Record, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::compress::{Algorithm, Inflow};
+use crate::codec::command::{
+    self, COM_QUIT, COM_RESET_CONNECTION, COM_STMT_EXECUTE, COM_STMT_PREPARE, Expect, StmtEffect,
+    StmtInfo,
+};
+use crate::codec::framing::{self, Pieces, payload, shift_seq};
+use crate::codec::handshake::{self, AuthReply, Greeting, Login};
+use crate::codec::packets::err_packet;
+use crate::codec::response::{Response, Step};
 use crate::digest::RowDigest;
 use crate::error::{Error, Side};
-use crate::protocol::{
-    self, CLIENT_COMPRESS, CLIENT_SSL, CLIENT_ZSTD, COM_QUIT, COM_RESET_CONNECTION, COM_STMT_CLOSE,
-    COM_STMT_EXECUTE, COM_STMT_PREPARE, COM_STMT_RESET, COM_STMT_SEND_LONG_DATA, Expect,
-    MAX_PAYLOAD, Response, Step, StmtInfo,
-};
+use crate::peer::{MAX_PACKET, Peer};
 use crate::sink::Sink;
-use crate::tls::{Stream, Tls};
-
-/// CLIENT_DEPRECATE_EOF: result sets end with an OK packet instead of EOF.
-const CLIENT_DEPRECATE_EOF: u32 = 0x0100_0000;
-/// CLIENT_PROTOCOL_41: the client understands 4.1 packets (ERR with a SQL state).
-const CLIENT_PROTOCOL_41: u32 = 0x0200;
-
-/// Largest logical packet accepted from a client: MySQL's own max_allowed_packet limit.
-/// A bigger length is a broken or hostile client, not a query.
-const MAX_PACKET: usize = 1 << 30;
+use crate::tls::Tls;
 
 /// Largest packet a client may send before it has logged in. A handshake response is a
 /// few hundred bytes (plus connection attributes, at most a few KiB); an unauthenticated
 /// client must not make the recorder buffer more.
 const MAX_PACKET_BEFORE_LOGIN: usize = 64 * 1024;
 
-/// Initial read buffer per direction; grows for big packets, shrinks back after.
-const BUF: usize = 16 * 1024;
-
 /// At shutdown, how long an idle connection still waits for a command already sent.
 const LINGER: Duration = Duration::from_millis(100);
-
-/// While a response is awaited the client's socket is still read, to notice at once
-/// that it went away (the upstream is then closed, so the server aborts the statement as
-/// it would for a direct client). What a pipelining client sends meanwhile is kept, up
-/// to this much; beyond it the rest waits in the kernel until the response is done.
-const READ_AHEAD: usize = 1024 * 1024;
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -108,280 +93,6 @@ impl Shared {
     }
 }
 
-/// A socket (plain or TLS) with its read buffer. Reads only ever append to `buf`, so a
-/// read that is cancelled (in `select!`) loses nothing.
-struct Peer {
-    stream: Stream,
-    buf: BytesMut,
-    side: Side,
-    /// Largest logical packet accepted (headers included).
-    max_packet: usize,
-    /// Set once the connection speaks the compressed protocol: `buf` then holds the
-    /// frames' decompressed content, and what is relayed is the frames themselves.
-    comp: Option<Box<Inflow>>,
-}
-
-impl Peer {
-    fn new(stream: TcpStream, side: Side) -> Self {
-        Peer {
-            stream: Stream::Tcp(stream),
-            buf: BytesMut::with_capacity(BUF),
-            side,
-            max_packet: MAX_PACKET,
-            comp: None,
-        }
-    }
-
-    /// Switches to the compressed protocol (after the login's OK, as clients and servers
-    /// do). Anything already read is frames.
-    fn compress(&mut self, algorithm: Algorithm) {
-        let read = self.buf.split();
-        self.comp = Some(Box::new(Inflow::new(algorithm, read)));
-    }
-
-    /// Takes the first `n` bytes of the (plain) buffer: the packet bytes, and what to
-    /// relay for them — the same bytes, or under compression the frames that carried
-    /// them (see [`crate::compress`]).
-    fn take(&mut self, n: usize) -> Taken {
-        let plain = self.buf.split_to(n);
-        let frames = self.comp.as_mut().map(|z| z.consume(n));
-        Taken { plain, frames }
-    }
-
-    /// Everything read and not yet relayed, for a switch to blind relaying.
-    fn leftover(&mut self) -> BytesMut {
-        match &mut self.comp {
-            Some(z) => {
-                self.buf.clear();
-                z.leftover()
-            }
-            None => self.buf.split(),
-        }
-    }
-
-    /// Decodes the compressed frames read so far into `buf` (nothing when plain).
-    fn decode(&mut self) -> Result<(), Error> {
-        if let Some(z) = &mut self.comp {
-            z.decode(&mut self.buf)
-                .map_err(|e| Error::malformed(self.side, e.to_string()))?;
-        }
-        Ok(())
-    }
-
-    /// Reads once from the socket into the buffer reads go to: `buf`, or the undecoded
-    /// frames. Returns the bytes read (0 at end of stream).
-    async fn read_some(&mut self) -> std::io::Result<usize> {
-        let to = match &mut self.comp {
-            Some(z) => z.raw_mut(),
-            None => &mut self.buf,
-        };
-        to.reserve(BUF);
-        self.stream.read_buf(to).await
-    }
-
-    /// The client's first packet, read without reading past it: if it is an SSLRequest,
-    /// the bytes after it are the TLS ClientHello, which belong to the TLS layer, not to
-    /// our buffer. (Only a 32-byte packet can be an SSLRequest; others read as usual.)
-    async fn first_packet(&mut self) -> Result<Option<usize>, Error> {
-        debug_assert!(self.buf.is_empty());
-        let mut header = [0u8; 4];
-        match self.stream.read_exact(&mut header).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e.into()),
-        }
-        self.buf.extend_from_slice(&header);
-        if header[..3] == [32, 0, 0] {
-            self.buf.resize(4 + 32, 0);
-            self.stream.read_exact(&mut self.buf[4..]).await?;
-        }
-        self.next_packet().await
-    }
-
-    /// The plain socket and buffer of a peer about to switch to TLS: only a plain socket
-    /// can switch, and only with nothing buffered (what follows belongs to TLS).
-    fn into_plain(self) -> Result<(TcpStream, BytesMut), Error> {
-        let Stream::Tcp(tcp) = self.stream else {
-            return Err(Error::tls(self.side, "TLS requested twice"));
-        };
-        if !self.buf.is_empty() {
-            return Err(Error::malformed(self.side, "data before the TLS handshake"));
-        }
-        Ok((tcp, self.buf))
-    }
-
-    /// Switches a client that sent an SSLRequest to TLS, the recorder acting as server.
-    async fn accept_tls(self, acceptor: &TlsAcceptor) -> Result<Peer, Error> {
-        let (side, max_packet) = (self.side, self.max_packet);
-        let (tcp, buf) = self.into_plain()?;
-        let tls = acceptor
-            .accept(tcp)
-            .await
-            .map_err(|e| Error::tls(side, format!("handshake failed: {e}")))?;
-        Ok(Peer {
-            stream: Stream::Server(Box::new(tls)),
-            buf,
-            side,
-            max_packet,
-            comp: None,
-        })
-    }
-
-    /// Switches the upstream to TLS after the SSLRequest was sent, the recorder acting as
-    /// client.
-    async fn connect_tls(
-        self,
-        connector: &TlsConnector,
-        name: &rustls::pki_types::ServerName<'static>,
-    ) -> Result<Peer, Error> {
-        let (side, max_packet) = (self.side, self.max_packet);
-        let (tcp, buf) = self.into_plain()?;
-        let tls = connector
-            .connect(name.clone(), tcp)
-            .await
-            .map_err(|e| Error::tls(side, format!("handshake failed: {e}")))?;
-        Ok(Peer {
-            stream: Stream::Client(Box::new(tls)),
-            buf,
-            side,
-            max_packet,
-            comp: None,
-        })
-    }
-
-    /// Reads until `n` bytes are buffered; `false` at a clean end of stream.
-    async fn fill(&mut self, n: usize) -> Result<bool, Error> {
-        loop {
-            // Decoding right after each read (never across an await) keeps a cancelled
-            // fill from losing anything: the read bytes stay in the frame buffer.
-            self.decode()?;
-            if self.buf.len() >= n {
-                return Ok(true);
-            }
-            if self.comp.is_none() {
-                self.buf.reserve(n - self.buf.len());
-            }
-            if self.read_some().await? == 0 {
-                let partial = self.comp.as_ref().is_some_and(|z| z.has_raw());
-                if self.buf.is_empty() && !partial {
-                    return Ok(false);
-                }
-                return Err(Error::malformed(
-                    self.side,
-                    "connection closed inside a packet",
-                ));
-            }
-        }
-    }
-
-    /// Length of the complete logical packet (all continuation pieces, headers
-    /// included) at the front of the buffer, reading as needed. `None` at end of stream.
-    async fn next_packet(&mut self) -> Result<Option<usize>, Error> {
-        let mut at = 0;
-        loop {
-            if !self.fill(at + 4).await? {
-                return Ok(None);
-            }
-            let len = usize::from(self.buf[at])
-                | usize::from(self.buf[at + 1]) << 8
-                | usize::from(self.buf[at + 2]) << 16;
-            // Checked on the header, before the body is read: refused, it costs nothing.
-            if at + 4 + len > self.max_packet {
-                return Err(Error::malformed(
-                    self.side,
-                    format!(
-                        "packet of {} bytes or more (limit {})",
-                        at + 4 + len,
-                        self.max_packet
-                    ),
-                ));
-            }
-            if !self.fill(at + 4 + len).await? {
-                return Ok(None);
-            }
-            at += 4 + len;
-            if len < MAX_PAYLOAD {
-                return Ok(Some(at));
-            }
-        }
-    }
-
-    /// Reads whatever the peer sends next into the buffer (kept for later), up to
-    /// [`READ_AHEAD`] buffered bytes; past that it waits forever, so that it can sit in a
-    /// `select!` beside the read that matters. An end of stream or a failed read is
-    /// [`Error::ClientGone`]: the only reader is the wait for a response.
-    async fn read_ahead(&mut self) -> Result<(), Error> {
-        let buffered = self.buf.len() + self.comp.as_ref().map_or(0, |z| z.buffered());
-        if buffered >= READ_AHEAD {
-            std::future::pending::<()>().await;
-        }
-        match self.read_some().await {
-            Ok(0) | Err(_) => Err(Error::ClientGone),
-            Ok(_) => Ok(()),
-        }
-    }
-
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        self.stream.write_all(bytes).await?;
-        // A no-op on TCP; over TLS it pushes out records rustls may still hold.
-        self.stream.flush().await?;
-        Ok(())
-    }
-}
-
-/// The compression a session negotiated: both sides switch to it once logged in.
-/// (MySQL clients set at most one of the two flags.)
-fn compression(caps: u32) -> Option<Algorithm> {
-    if caps & CLIENT_COMPRESS != 0 {
-        Some(Algorithm::Zlib)
-    } else if caps & CLIENT_ZSTD != 0 {
-        Some(Algorithm::Zstd)
-    } else {
-        None
-    }
-}
-
-/// A packet taken off a peer's buffer, and what relays it.
-struct Taken {
-    plain: BytesMut,
-    /// Under compression, the frames to relay instead of `plain`.
-    frames: Option<BytesMut>,
-}
-
-impl Taken {
-    /// The bytes to send the other side.
-    fn wire(&self) -> &[u8] {
-        self.frames.as_deref().unwrap_or(&self.plain)
-    }
-}
-
-/// Gives memory back after an unusually large packet.
-fn shrink(peer: &mut Peer) {
-    const ABOVE: usize = 4 * 1024 * 1024;
-    if peer.buf.capacity() > ABOVE && peer.buf.is_empty() {
-        peer.buf = BytesMut::with_capacity(BUF);
-    }
-    if let Some(z) = &mut peer.comp {
-        z.shrink(ABOVE);
-    }
-}
-
-/// The payload of a logical packet (`raw` holds headers and pieces).
-fn payload(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if raw.len() < 4 + MAX_PAYLOAD {
-        return std::borrow::Cow::Borrowed(&raw[4.min(raw.len())..]);
-    }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut at = 0;
-    while at + 4 <= raw.len() {
-        let len =
-            usize::from(raw[at]) | usize::from(raw[at + 1]) << 8 | usize::from(raw[at + 2]) << 16;
-        out.extend_from_slice(&raw[at + 4..(at + 4 + len).min(raw.len())]);
-        at += 4 + len;
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// Handles one accepted client until either side closes.
 pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -413,7 +124,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         stmts: HashMap::new(),
         fp: Fingerprinter::new(),
         opened: false,
-        caps: 0,
+        caps: CapabilityFlags::empty(),
         cache_metadata: false,
         phase: shared.phase.clone(),
         infiles: None,
@@ -424,7 +135,9 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             shared.stats.failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(conn, %peer, "connection closed: {e}");
             match e {
-                Error::Malformed { .. } | Error::Tls { .. } => CloseReason::ProtocolError,
+                Error::Malformed { .. } | Error::Packet { .. } | Error::Tls { .. } => {
+                    CloseReason::ProtocolError
+                }
                 Error::ClientGone => CloseReason::ClientGone,
                 Error::Shutdown => CloseReason::Shutdown,
                 _ => CloseReason::ServerGone,
@@ -462,46 +175,6 @@ async fn refuse(mut client: TcpStream, message: &str) {
     let _ = client.shutdown().await;
 }
 
-/// ER_UNKNOWN_ERROR, the code servers use for errors without a code of their own. Not a
-/// client-side code (CR_*, 2000..): clients take those from a server for a protocol error
-/// (the mariadb client then reports "ERROR 2027 Received malformed packet").
-const ER_UNKNOWN_ERROR: u16 = 1105;
-
-/// An ERR packet (ER_UNKNOWN_ERROR) with sequence id `seq`, for failures the recorder
-/// itself reports to a client during the connection phase. `after_login`: the client has
-/// sent its capabilities, so (as a server would) the packet carries a SQL state, which
-/// 4.1 clients then expect; before the login it must not.
-fn err_packet(seq: u8, after_login: bool, message: &str) -> Vec<u8> {
-    let mut payload = vec![0xff];
-    payload.extend_from_slice(&ER_UNKNOWN_ERROR.to_le_bytes());
-    if after_login {
-        payload.extend_from_slice(b"#HY000");
-    }
-    payload.extend_from_slice(message.as_bytes());
-    let len = payload.len().min(MAX_PAYLOAD - 1);
-    let mut packet = Vec::with_capacity(4 + len);
-    packet.extend_from_slice(&(len as u32).to_le_bytes()[..3]);
-    packet.push(seq);
-    packet.extend_from_slice(&payload[..len]);
-    packet
-}
-
-/// Adds `delta` to the sequence id of every physical packet in `raw` (whole packets).
-/// Where TLS is on for one hop and not the other, the SSLRequest took a sequence id on
-/// that hop only, so the rest of the connection phase is numbered one apart.
-fn shift_seq(raw: &mut [u8], delta: i8) {
-    if delta == 0 {
-        return;
-    }
-    let mut at = 0;
-    while at + 4 <= raw.len() {
-        let len =
-            usize::from(raw[at]) | usize::from(raw[at + 1]) << 8 | usize::from(raw[at + 2]) << 16;
-        raw[at + 3] = raw[at + 3].wrapping_add_signed(delta);
-        at += 4 + len;
-    }
-}
-
 /// The connection phase up to the login relayed upstream.
 // Made and taken apart once per connection, on the stack: boxing the big variant would
 // only add an allocation.
@@ -513,11 +186,20 @@ enum Connected {
     Ready {
         c: Peer,
         s: Peer,
-        info: protocol::Greeting,
-        login: protocol::Login,
+        info: Greeting,
+        login: Login,
         seq_shift: i8,
     },
     Closed(CloseReason),
+}
+
+/// The client's login as read, before it is relayed.
+struct ClientLogin {
+    c: Peer,
+    /// The login packet.
+    raw: BytesMut,
+    /// The SSLRequest the client sent first, if it switched to TLS.
+    ssl_request: Option<BytesMut>,
 }
 
 /// The command a response answers: its code, what kind of response it gets, and
@@ -529,13 +211,23 @@ struct Asked {
     cursor: bool,
 }
 
+/// A command relayed upstream, waiting for its answer.
+struct Sent {
+    t_start: u64,
+    asked: Asked,
+    /// Whether it is captured (`cmd` is a placeholder otherwise): capture was on when it
+    /// started.
+    capture: bool,
+    cmd: Cmd,
+}
+
 struct Session {
     conn: u64,
     shared: Arc<Shared>,
     stmts: HashMap<u32, StmtInfo>,
     fp: Fingerprinter,
     opened: bool,
-    caps: u32,
+    caps: CapabilityFlags,
     /// Negotiated MARIADB_CLIENT_CACHE_METADATA: EXECUTE results may omit column definitions.
     cache_metadata: bool,
     phase: watch::Receiver<Phase>,
@@ -639,10 +331,8 @@ impl Session {
             Connected::Closed(reason) => return Ok(LoggedIn::Closed(reason)),
         };
         self.caps = login.capabilities & info.capabilities;
-        self.cache_metadata = login.mariadb_capabilities
-            & info.mariadb_capabilities
-            & protocol::MARIADB_CLIENT_CACHE_METADATA
-            != 0;
+        self.cache_metadata = (login.mariadb_capabilities & info.mariadb_capabilities)
+            .contains(MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA);
         let mut auth_plugin = login.auth_plugin;
         if matches!(
             self.auth(&mut c, &mut s, seq_shift, &mut auth_plugin)
@@ -659,13 +349,13 @@ impl Session {
             client_addr: peer.to_string(),
             user: login.user,
             db: login.db,
-            capabilities: self.caps,
+            capabilities: self.caps.bits(),
             charset: login.charset,
             auth_plugin,
             server_conn_id: info.connection_id,
         }));
         c.max_packet = MAX_PACKET;
-        if let Some(algorithm) = compression(self.caps) {
+        if let Some(algorithm) = handshake::compression(self.caps) {
             c.compress(algorithm);
             s.compress(algorithm);
         }
@@ -679,62 +369,95 @@ impl Session {
             if let Some(reason) = self.wait_for_command(c).await? {
                 return Ok(reason);
             }
-            let t_start = self.shared.now();
-            let Some(n) = c.next_packet().await? else {
+            let Some(sent) = self.relay_command(c, s).await? else {
                 return Ok(CloseReason::ClientGone);
             };
-            let taken = c.take(n);
-            self.shared
-                .stats
-                .bytes_up
-                .fetch_add(n as u64, Ordering::Relaxed);
-            let body = payload(&taken.plain);
-            let code = *body
-                .first()
-                .ok_or_else(|| Error::malformed(Side::Client, "empty command"))?;
-            let expect = protocol::expect_for(code);
-            let cursor = protocol::execute_opens_cursor(&body);
-            let capture = self.shared.sink.enabled();
-            let mut cmd = self.build_cmd(code, &body, capture);
-            self.track_statements(code, &body);
-            drop(body);
-            s.write(taken.wire()).await?;
-
-            let (outcome, status) = match expect {
-                Expect::Nothing => (Outcome::NoResponse, None),
-                Expect::Unknown => {
-                    return self.follow_unknown(c, s, code, capture, cmd, t_start).await;
-                }
-                Expect::Auth => {
-                    self.stmts.clear();
-                    self.auth(c, s, 0, &mut String::new()).await?
-                }
-                _ => match self.response_to(c, s, code, expect, cursor, &mut cmd).await {
-                    Ok(done) => done,
-                    Err(e @ (Error::ClientGone | Error::Shutdown)) => {
-                        // Returning drops the upstream socket: the server sees the
-                        // client leave and stops the statement.
-                        self.record(capture, cmd, t_start, Outcome::Dropped, None);
-                        return Ok(match e {
-                            Error::Shutdown => CloseReason::Shutdown,
-                            _ => CloseReason::ClientGone,
-                        });
-                    }
-                    Err(e) => return Err(e),
-                },
-            };
-            self.record(capture, cmd, t_start, outcome, status);
-            self.shared.stats.commands.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("recorder.commands").increment(1);
-            if code == COM_QUIT {
-                return Ok(CloseReason::Quit);
+            if let Some(reason) = self.answer(c, s, sent).await? {
+                return Ok(reason);
             }
             if *self.phase.borrow() >= Phase::Draining {
                 return Ok(CloseReason::Shutdown);
             }
-            shrink(c);
-            shrink(s);
+            c.shrink();
+            s.shrink();
         }
+    }
+
+    /// Reads the client's next command, keeps what the capture and the response need of
+    /// it, and relays it upstream. `None` if the client closed instead.
+    async fn relay_command(&mut self, c: &mut Peer, s: &mut Peer) -> Result<Option<Sent>, Error> {
+        let t_start = self.shared.now();
+        let Some(n) = c.next_packet().await? else {
+            return Ok(None);
+        };
+        let taken = c.take(n);
+        self.shared
+            .stats
+            .bytes_up
+            .fetch_add(n as u64, Ordering::Relaxed);
+        let body = payload(&taken.plain);
+        let code = command::code(&body).map_err(Error::packet(Side::Client))?;
+        let capture = self.shared.sink.enabled();
+        let sent = Sent {
+            t_start,
+            asked: Asked {
+                code,
+                expect: command::expect_for(code),
+                cursor: command::execute_opens_cursor(&body),
+            },
+            capture,
+            cmd: self.build_cmd(code, &body, capture),
+        };
+        self.track_statements(&body);
+        drop(body);
+        s.write(taken.wire()).await?;
+        Ok(Some(sent))
+    }
+
+    /// Relays the answer to a command and captures the command with its outcome. `Some`
+    /// when the connection is over.
+    async fn answer(
+        &mut self,
+        c: &mut Peer,
+        s: &mut Peer,
+        sent: Sent,
+    ) -> Result<Option<CloseReason>, Error> {
+        let Sent {
+            t_start,
+            asked,
+            capture,
+            mut cmd,
+        } = sent;
+        let (outcome, status) = match asked.expect {
+            Expect::Nothing => (Outcome::NoResponse, None),
+            Expect::Unknown => {
+                let reason = self
+                    .follow_unknown(c, s, asked.code, capture, cmd, t_start)
+                    .await?;
+                return Ok(Some(reason));
+            }
+            Expect::Auth => {
+                self.stmts.clear();
+                self.auth(c, s, 0, &mut String::new()).await?
+            }
+            _ => match self.response_to(c, s, asked, &mut cmd).await {
+                Ok(done) => done,
+                Err(e @ (Error::ClientGone | Error::Shutdown)) => {
+                    // Returning drops the upstream socket: the server sees the client
+                    // leave and stops the statement.
+                    self.record(capture, cmd, t_start, Outcome::Dropped, None);
+                    return Ok(Some(match e {
+                        Error::Shutdown => CloseReason::Shutdown,
+                        _ => CloseReason::ClientGone,
+                    }));
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        self.record(capture, cmd, t_start, outcome, status);
+        self.shared.stats.commands.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("recorder.commands").increment(1);
+        Ok((asked.code == COM_QUIT).then_some(CloseReason::Quit))
     }
 
     /// Waits for the next command's first byte, without holding a timestamp. An idle
@@ -764,45 +487,39 @@ impl Session {
             return Cmd::Ping;
         }
         if code != COM_STMT_EXECUTE {
-            return protocol::parse_command(body);
+            return command::parse_command(body);
         }
-        let stmt_id = body
-            .get(1..5)
-            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let stmt_id = command::stmt_id(body).unwrap_or(0);
         // One the recorder cannot decode (parameters that do not match the types bound, a
         // type it does not know) is still relayed, and the server answers it as it would
         // directly; the capture keeps it raw.
-        protocol::parse_execute(body, self.stmts.get_mut(&stmt_id)).unwrap_or_else(|| {
-            tracing::debug!(conn = self.conn, stmt_id, "undecodable COM_STMT_EXECUTE");
-            Cmd::Other {
-                code,
-                payload: body[1..].to_vec(),
-            }
+        command::parse_execute(body, self.stmts.get_mut(&stmt_id)).unwrap_or_else(|e| {
+            tracing::debug!(
+                conn = self.conn,
+                stmt_id,
+                "undecodable COM_STMT_EXECUTE: {e}"
+            );
+            command::undecoded(body)
         })
     }
 
     /// Statement bookkeeping that needs no response.
-    fn track_statements(&mut self, code: u8, body: &[u8]) {
-        let id = body
-            .get(1..5)
-            .map(|id| u32::from_le_bytes([id[0], id[1], id[2], id[3]]));
-        match (code, id) {
-            (COM_STMT_SEND_LONG_DATA, Some(id)) => {
-                if let Some(p) = body.get(5..7)
-                    && let Some(st) = self.stmts.get_mut(&id)
-                {
-                    st.long_data.push(u16::from_le_bytes([p[0], p[1]]));
+    fn track_statements(&mut self, body: &[u8]) {
+        match command::stmt_effect(body) {
+            Some(StmtEffect::LongData { stmt_id, param }) => {
+                if let Some(st) = self.stmts.get_mut(&stmt_id) {
+                    st.long_data.push(param);
                 }
             }
-            (COM_STMT_CLOSE, Some(id)) => {
-                self.stmts.remove(&id);
+            Some(StmtEffect::Close(stmt_id)) => {
+                self.stmts.remove(&stmt_id);
             }
-            (COM_STMT_RESET, Some(id)) => {
-                if let Some(st) = self.stmts.get_mut(&id) {
+            Some(StmtEffect::Reset(stmt_id)) => {
+                if let Some(st) = self.stmts.get_mut(&stmt_id) {
                     st.long_data.clear();
                 }
             }
-            _ => {}
+            None => {}
         }
     }
 
@@ -837,30 +554,15 @@ impl Session {
         &mut self,
         c: &mut Peer,
         s: &mut Peer,
-        code: u8,
-        expect: Expect,
-        cursor: bool,
+        asked: Asked,
         cmd: &mut Cmd,
     ) -> Result<(Outcome, Option<u16>), Error> {
-        let deprecate_eof = self.caps & CLIENT_DEPRECATE_EOF != 0;
         // Only a captured query can meet a LOCAL INFILE request (the placeholder of an
         // uncaptured command is a Ping): only then is the content kept.
         self.infiles =
             matches!(cmd, Cmd::Query { .. }).then(|| Infiles::new(self.shared.max_infile_bytes));
         let digest = self.row_digest(cmd);
-        let response = self
-            .response(
-                c,
-                s,
-                Asked {
-                    code,
-                    expect,
-                    cursor,
-                },
-                deprecate_eof,
-                digest,
-            )
-            .await?;
+        let response = self.response(c, s, asked, digest).await?;
         if let Some(infiles) = self.infiles.take()
             && !infiles.files.is_empty()
             && let Cmd::Query { sql } = cmd
@@ -870,23 +572,35 @@ impl Session {
                 files: infiles.files,
             };
         }
-        if let (Some((id, params, columns)), COM_STMT_PREPARE) = (response.prepared, code) {
+        self.learn_statements(&response, asked.code, cmd);
+        let outcome = response.outcome();
+        if asked.code == COM_RESET_CONNECTION && matches!(outcome, Outcome::Ok { .. }) {
+            self.stmts.clear();
+        }
+        Ok((outcome, response.status()))
+    }
+
+    /// What a response tells about prepared statements: a PREPARE_OK's statement (its id
+    /// also completes the captured command), the columns an EXECUTE's rows came with.
+    fn learn_statements(&mut self, response: &Response, code: u8, cmd: &mut Cmd) {
+        if let (Some(prepared), COM_STMT_PREPARE) = (response.prepared(), code) {
             self.stmts.insert(
-                id,
+                prepared.stmt_id,
                 StmtInfo {
-                    params,
+                    params: prepared.params,
                     columns: response.columns_seen(),
                     ..Default::default()
                 },
             );
             if let Cmd::Prepare {
                 stmt_id,
-                params: p,
-                columns: col,
+                params,
+                columns,
                 ..
             } = cmd
             {
-                (*stmt_id, *p, *col) = (id, params, columns);
+                (*stmt_id, *params, *columns) =
+                    (prepared.stmt_id, prepared.params, prepared.columns);
             }
         }
         if let (Cmd::Execute { stmt_id, .. }, Some(columns)) = (&*cmd, response.columns_seen())
@@ -894,11 +608,6 @@ impl Session {
         {
             stmt.columns = Some(columns);
         }
-        let outcome = response.outcome();
-        if code == COM_RESET_CONNECTION && matches!(outcome, Outcome::Ok { .. }) {
-            self.stmts.clear();
-        }
-        Ok((outcome, response.status()))
     }
 
     /// How the rows of the response to `cmd` are digested: only for captured commands
@@ -926,89 +635,26 @@ impl Session {
     /// TLS choice, so when the two hops differ it renumbers the login and every packet of
     /// the authentication exchange after it, in both directions.
     async fn connect(&self, mut c: Peer, mut s: Peer) -> Result<Connected, Error> {
-        let tls = &self.shared.tls;
-        let Some(n) = s.next_packet().await? else {
+        let Some(info) = self.relay_greeting(&mut c, &mut s).await? else {
             return Ok(Connected::Closed(CloseReason::ServerGone));
         };
-        let mut greeting = s.buf.split_to(n);
-        if greeting.get(4) == Some(&0xff) {
-            // The server refuses us (too many connections, host blocked): pass it on.
-            c.write(&greeting).await?;
-            return Ok(Connected::Closed(CloseReason::ServerGone));
-        }
-        // The client may use TLS only when we terminate it. Compression is offered as
-        // the server offers it: the relay decodes the frames (see [`crate::compress`]).
-        let (strip, set) = if tls.acceptor.is_some() {
-            (0, CLIENT_SSL)
-        } else {
-            (CLIENT_SSL, 0)
-        };
-        let info = protocol::patch_greeting(&mut greeting[4..], strip, set)
-            .ok_or_else(|| Error::malformed(Side::Server, "unparseable handshake"))?;
-        if tls.upstream.is_some() && info.server_capabilities & CLIENT_SSL == 0 {
-            let reason = "the upstream does not offer TLS, which --upstream-tls requires";
-            c.write(&err_packet(0, false, &format!("recorder: {reason}")))
-                .await?;
-            return Err(Error::tls(Side::Server, reason));
-        }
-        c.write(&greeting).await?;
-
-        let Some(n) = c.first_packet().await? else {
+        let Some(ClientLogin {
+            mut c,
+            mut raw,
+            ssl_request,
+        }) = self.read_login(c).await?
+        else {
             return Ok(Connected::Closed(CloseReason::ClientGone));
         };
-        let mut raw = c.buf.split_to(n);
-        let client_ssl_request = if protocol::is_ssl_request(&raw[4..]) {
-            let Some(acceptor) = &tls.acceptor else {
-                return Err(Error::malformed(
-                    Side::Client,
-                    "client insists on TLS, which this recorder does not terminate \
-                     (start it with --tls-cert and --tls-key)",
-                ));
-            };
-            c = c.accept_tls(acceptor).await?;
-            let ssl_request = raw;
-            let Some(n) = c.next_packet().await? else {
-                return Ok(Connected::Closed(CloseReason::ClientGone));
-            };
-            raw = c.buf.split_to(n);
-            Some(ssl_request)
-        } else {
-            None
-        };
-        let login = protocol::parse_login(&raw[4..])
-            .ok_or_else(|| Error::malformed(Side::Client, "unparseable handshake response"))?;
-        let client_tls = client_ssl_request.is_some();
-        let seq_shift = i8::from(tls.upstream.is_some()) - i8::from(client_tls);
-        if let Some((connector, name)) = &tls.upstream {
-            // The client's own SSLRequest if it sent one, else one made from its login.
-            let request = match client_ssl_request {
-                Some(request) => request.to_vec(),
-                None => {
-                    let payload = protocol::ssl_request(&login);
-                    let mut packet = Vec::with_capacity(4 + payload.len());
-                    packet.extend_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
-                    packet.push(1);
-                    packet.extend_from_slice(&payload);
-                    packet
-                }
-            };
-            s.write(&request).await?;
-            s = match s.connect_tls(connector, name).await {
-                Ok(s) => s,
-                Err(e) => {
-                    // Tell the client why, in the sequence it expects after its login.
-                    let seq = raw[3].wrapping_add(1);
-                    c.write(&err_packet(
-                        seq,
-                        login.capabilities & CLIENT_PROTOCOL_41 != 0,
-                        &format!("recorder: {e}"),
-                    ))
-                    .await?;
-                    return Err(e);
-                }
-            };
+        let login = handshake::parse_login(&raw).map_err(Error::packet(Side::Client))?;
+        let upstream_tls = self.shared.tls.upstream.is_some();
+        let seq_shift = i8::from(upstream_tls) - i8::from(ssl_request.is_some());
+        if upstream_tls {
+            s = self
+                .upstream_tls(&mut c, s, &raw, &login, ssl_request.as_deref())
+                .await?;
         }
-        protocol::set_login_ssl(&mut raw[4..], tls.upstream.is_some());
+        handshake::set_login_ssl(&mut raw, upstream_tls);
         shift_seq(&mut raw, seq_shift);
         s.write(&raw).await?;
         Ok(Connected::Ready {
@@ -1018,6 +664,108 @@ impl Session {
             login,
             seq_shift,
         })
+    }
+
+    /// Relays the server's greeting, patched for what the recorder offers the client.
+    /// `None` when the server closed or refused the connection (a refusal is relayed).
+    async fn relay_greeting(&self, c: &mut Peer, s: &mut Peer) -> Result<Option<Greeting>, Error> {
+        let tls = &self.shared.tls;
+        let Some(n) = s.next_packet().await? else {
+            return Ok(None);
+        };
+        let mut greeting = s.buf.split_to(n);
+        if handshake::is_refusal(&greeting) {
+            // The server refuses us (too many connections, host blocked): pass it on.
+            c.write(&greeting).await?;
+            return Ok(None);
+        }
+        // The client may use TLS only when we terminate it. Compression is offered as
+        // the server offers it: the relay decodes the frames (see [`crate::codec::compress`]).
+        let (strip, set) = if tls.acceptor.is_some() {
+            (CapabilityFlags::empty(), CapabilityFlags::CLIENT_SSL)
+        } else {
+            (CapabilityFlags::CLIENT_SSL, CapabilityFlags::empty())
+        };
+        let info = handshake::patch_greeting(&mut greeting, strip, set)
+            .map_err(Error::packet(Side::Server))?;
+        if tls.upstream.is_some()
+            && !info
+                .server_capabilities
+                .contains(CapabilityFlags::CLIENT_SSL)
+        {
+            let reason = "the upstream does not offer TLS, which --upstream-tls requires";
+            c.write(&err_packet(0, false, &format!("recorder: {reason}")))
+                .await?;
+            return Err(Error::tls(Side::Server, reason));
+        }
+        c.write(&greeting).await?;
+        Ok(Some(info))
+    }
+
+    /// The client's login packet, read after switching to TLS if the client asks for it
+    /// first. `None` if the client closed.
+    async fn read_login(&self, mut c: Peer) -> Result<Option<ClientLogin>, Error> {
+        let Some(n) = c.first_packet().await? else {
+            return Ok(None);
+        };
+        let first = c.buf.split_to(n);
+        if !handshake::is_ssl_request(&first) {
+            return Ok(Some(ClientLogin {
+                c,
+                raw: first,
+                ssl_request: None,
+            }));
+        }
+        let Some(acceptor) = &self.shared.tls.acceptor else {
+            return Err(Error::malformed(
+                Side::Client,
+                "client insists on TLS, which this recorder does not terminate \
+                 (start it with --tls-cert and --tls-key)",
+            ));
+        };
+        let mut c = c.accept_tls(acceptor).await?;
+        let Some(n) = c.next_packet().await? else {
+            return Ok(None);
+        };
+        let raw = c.buf.split_to(n);
+        Ok(Some(ClientLogin {
+            c,
+            raw,
+            ssl_request: Some(first),
+        }))
+    }
+
+    /// Switches the upstream to TLS (--upstream-tls) with the client's own SSLRequest if
+    /// it sent one, else one made from its login (`login_raw`, `login`). A failure is also
+    /// told to the client, in the sequence it expects after its login.
+    async fn upstream_tls(
+        &self,
+        c: &mut Peer,
+        mut s: Peer,
+        login_raw: &[u8],
+        login: &Login,
+        ssl_request: Option<&[u8]>,
+    ) -> Result<Peer, Error> {
+        let Some((connector, name)) = &self.shared.tls.upstream else {
+            return Ok(s);
+        };
+        match ssl_request {
+            Some(request) => s.write(request).await?,
+            None => s.write(&handshake::ssl_request_packet(login)).await?,
+        }
+        match s.connect_tls(connector, name).await {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                let seq = framing::seq(login_raw).unwrap_or(0).wrapping_add(1);
+                c.write(&err_packet(
+                    seq,
+                    login.protocol_41(),
+                    &format!("recorder: {e}"),
+                ))
+                .await?;
+                Err(e)
+            }
+        }
     }
 
     /// Captures a command; `capture` false: it was not built (capture was off when it
@@ -1059,47 +807,21 @@ impl Session {
         c: &mut Peer,
         s: &mut Peer,
         asked: Asked,
-        deprecate_eof: bool,
         digest: Option<RowDigest>,
     ) -> Result<Response, Error> {
-        let Asked {
-            code,
-            expect,
-            cursor,
-        } = asked;
-        let mut resp = Response::new(expect, deprecate_eof, self.caps)
-            .skip_metadata_possible(self.cache_metadata && code == COM_STMT_EXECUTE)
-            .cursor_possible(cursor)
+        let mut resp = Response::new(asked.expect, self.caps)
+            .skip_metadata_possible(self.cache_metadata && asked.code == COM_STMT_EXECUTE)
+            .cursor_possible(asked.cursor)
             .digest(digest);
-        let mut continuation = false;
+        let mut pieces = Pieces::default();
         loop {
-            let mut pos = 0;
-            let mut step = Step::More;
-            while s.buf.len() >= pos + 4 {
-                let len = usize::from(s.buf[pos])
-                    | usize::from(s.buf[pos + 1]) << 8
-                    | usize::from(s.buf[pos + 2]) << 16;
-                if s.buf.len() < pos + 4 + len {
-                    break;
-                }
-                if !continuation {
-                    let body = &s.buf[pos + 4..pos + 4 + len];
-                    step = resp
-                        .feed(body, expect)
-                        .map_err(|reason| Error::malformed(Side::Server, reason))?;
-                }
-                continuation = len == MAX_PAYLOAD;
-                pos += 4 + len;
-                if step != Step::More {
-                    break;
-                }
-            }
-            if pos > 0 {
+            let (fed, step) = feed_buffered(&mut resp, &mut pieces, &s.buf)?;
+            if fed > 0 {
                 self.shared
                     .stats
                     .bytes_down
-                    .fetch_add(pos as u64, Ordering::Relaxed);
-                c.write(s.take(pos).wire()).await?;
+                    .fetch_add(fed as u64, Ordering::Relaxed);
+                c.write(s.take(fed).wire()).await?;
             }
             match step {
                 Step::Done => return Ok(resp),
@@ -1109,32 +831,28 @@ impl Session {
                     }
                     self.local_infile(c, s).await?;
                 }
-                Step::More => {
-                    // Need more bytes: at least the rest of the packet at the front.
-                    let need = if s.buf.len() >= 4 {
-                        4 + (usize::from(s.buf[0])
-                            | usize::from(s.buf[1]) << 8
-                            | usize::from(s.buf[2]) << 16)
-                    } else {
-                        4
-                    };
-                    let want = need.max(s.buf.len() + 1);
-                    // Both reads only append to their buffers: the one cancelled loses
-                    // nothing.
-                    let filled = tokio::select! {
-                        filled = s.fill(want) => filled?,
-                        ahead = c.read_ahead() => { ahead?; continue; }
-                        () = reached(&mut self.phase, Phase::Stopping) => return Err(Error::Shutdown),
-                    };
-                    if !filled {
-                        return Err(Error::malformed(
-                            Side::Server,
-                            "closed in the middle of a response",
-                        ));
-                    }
-                }
+                Step::More => self.read_response(c, s).await?,
             }
         }
+    }
+
+    /// Reads more of a response (at least the rest of the packet at its front), watching
+    /// meanwhile for the client going away and for the shutdown cutting the command.
+    async fn read_response(&mut self, c: &mut Peer, s: &mut Peer) -> Result<(), Error> {
+        let want = framing::front_len(&s.buf).max(s.buf.len() + 1);
+        // Both reads only append to their buffers: the one cancelled loses nothing.
+        let filled = tokio::select! {
+            filled = s.fill(want) => filled?,
+            ahead = c.read_ahead() => return ahead,
+            () = reached(&mut self.phase, Phase::Stopping) => return Err(Error::Shutdown),
+        };
+        if !filled {
+            return Err(Error::malformed(
+                Side::Server,
+                "closed in the middle of a response",
+            ));
+        }
+        Ok(())
     }
 
     /// LOAD DATA LOCAL INFILE: the client streams the file as packets ending with an
@@ -1144,12 +862,13 @@ impl Session {
             let Some(n) = c.next_packet().await? else {
                 return Err(Error::malformed(Side::Client, "closed during LOCAL INFILE"));
             };
-            let empty = n == 4;
             self.shared
                 .stats
                 .bytes_up
                 .fetch_add(n as u64, Ordering::Relaxed);
             let taken = c.take(n);
+            // An empty packet ends the file.
+            let empty = framing::payload_len(&taken.plain) == Some(0);
             s.write(taken.wire()).await?;
             if let Some(infiles) = &mut self.infiles {
                 infiles.add(&payload(&taken.plain));
@@ -1182,23 +901,15 @@ impl Session {
                     let mut taken = s.take(n);
                     shift_seq(&mut taken.plain, -seq_shift);
                     c.write(taken.wire()).await?;
-                    let raw = taken.plain;
-                    match raw.get(4) {
-                        Some(0x00) => {
-                            let status = raw.get(4..).and_then(|ok| protocol::ok_status(ok, self.caps));
+                    match handshake::auth_reply(&taken.plain, self.caps) {
+                        AuthReply::Ok(status) => {
                             return Ok((Outcome::Ok { affected_rows: 0, last_insert_id: 0, warnings: 0 }, status));
                         }
-                        Some(0xff) => {
-                            let code = raw.get(5..7).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+                        AuthReply::Err(code) => {
                             return Ok((Outcome::Err { code, sqlstate: String::new(), message: String::new() }, None));
                         }
-                        Some(0xfe) if raw.len() > 5 => {
-                            // Auth switch: the plugin name, NUL-terminated, then its data.
-                            let name = &raw[5..];
-                            let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-                            *plugin = String::from_utf8_lossy(&name[..end]).into_owned();
-                        }
-                        _ => {} // more data (0x01), old-style switch (a lone 0xfe)
+                        AuthReply::Switch(name) => *plugin = name,
+                        AuthReply::More => {}
                     }
                 }
                 n = c.next_packet() => {
@@ -1226,6 +937,27 @@ impl Session {
         tokio::io::copy_bidirectional(&mut c.stream, &mut s.stream).await?;
         Ok(())
     }
+}
+
+/// Feeds the complete packets at the front of a response's buffer to its state machine
+/// (the first piece of each logical packet), until it needs no more. Returns how many
+/// bytes that took, and the last step.
+fn feed_buffered(
+    resp: &mut Response,
+    pieces: &mut Pieces,
+    buf: &[u8],
+) -> Result<(usize, Step), Error> {
+    let mut fed = 0;
+    let mut step = Step::More;
+    while step == Step::More
+        && let Some(piece) = pieces.next_in(&buf[fed..])
+    {
+        if let Some(first) = piece.first {
+            step = resp.feed(first).map_err(Error::packet(Side::Server))?;
+        }
+        fed += piece.len;
+    }
+    Ok((fed, step))
 }
 
 /// `--redact`: classes instead of literals, no values, no error messages (they quote

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 pub struct Running {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<String>>,
+    task: tokio::task::JoinHandle<Result<String, recorder::Error>>,
 }
 
 impl Running {

@@ -25,6 +25,8 @@ use std::collections::VecDeque;
 use bytes::{Buf, BytesMut};
 use mysql_common::proto::codec::CompDecoder;
 
+use super::framing::le_u24;
+
 /// Size of a compressed frame's header.
 pub const HEADER: usize = 7;
 
@@ -99,11 +101,11 @@ impl Inflow {
     /// Decodes every complete frame read so far, appending its content to `plain`.
     pub fn decode(&mut self, plain: &mut BytesMut) -> Result<(), FrameError> {
         while self.raw.len() >= HEADER {
-            let clen = u24(&self.raw[0..3]);
+            let clen = le_u24([self.raw[0], self.raw[1], self.raw[2]]);
             if self.raw.len() < HEADER + clen {
                 break;
             }
-            let ulen = u24(&self.raw[4..7]);
+            let ulen = le_u24([self.raw[4], self.raw[5], self.raw[6]]);
             let before = plain.len();
             self.pending.extend_from_slice(&self.raw[..HEADER + clen]);
             match (self.algorithm, ulen) {
@@ -183,10 +185,6 @@ impl Inflow {
         self.raw.clear();
         out
     }
-}
-
-fn u24(b: &[u8]) -> usize {
-    usize::from(b[0]) | usize::from(b[1]) << 8 | usize::from(b[2]) << 16
 }
 
 #[cfg(test)]
