@@ -170,7 +170,7 @@ pub fn tmp(dir: &tempfile::TempDir, name: &str) -> PathBuf {
 pub struct Recorder {
     pub port: u16,
     stop: tokio::sync::oneshot::Sender<()>,
-    proxy: tokio::task::JoinHandle<anyhow::Result<String>>,
+    proxy: tokio::task::JoinHandle<Result<String, recorder::Error>>,
 }
 
 impl Recorder {
