@@ -4,15 +4,13 @@
 //! - [`relay`]: one task per client connection, relaying bytes as they arrive (each
 //!   side a `peer::Peer`: socket, read buffer, whole packets);
 //! - [`codec`]: everything about MySQL packets: framing, compression, handshake,
-//!   commands, the response state machine;
-//! - [`digest`]: the digest of the rows a response carries;
+//!   commands, the response state machine and the digest of its rows;
 //! - [`sink`]: the bounded capture queue and its writer thread;
 //! - [`secrets`]: passwords in account statements are masked in the capture;
 //! - [`tls`]: TLS toward clients (terminated) and toward the upstream.
 
 pub mod codec;
 pub mod config;
-pub mod digest;
 pub mod error;
 pub mod listener;
 mod peer;

@@ -19,11 +19,11 @@ use crate::codec::command::{
     self, COM_QUIT, COM_RESET_CONNECTION, COM_STMT_EXECUTE, COM_STMT_PREPARE, Expect, StmtEffect,
     StmtInfo,
 };
+use crate::codec::digest::RowDigest;
 use crate::codec::framing::{self, Pieces, payload, shift_seq};
 use crate::codec::handshake::{self, AuthReply, Greeting, Login};
 use crate::codec::packets::err_packet;
 use crate::codec::response::{Response, Step};
-use crate::digest::RowDigest;
 use crate::error::{Error, Side};
 use crate::peer::{MAX_PACKET, Peer};
 use crate::sink::Sink;

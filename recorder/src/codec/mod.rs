@@ -6,6 +6,7 @@
 //!   capabilities the relay changes or follows;
 //! - [`packets`]: OK, ERR, EOF, PREPARE_OK, and the ERR the recorder sends itself;
 //! - [`response`]: the state machine that knows where each response ends;
+//! - [`digest`]: the digest of the rows a response carries, folded in as they pass;
 //! - [`command`]: client commands, their statement ids and parameters;
 //! - [`compress`]: the compressed protocol's frames, decoded for the parser, relayed as
 //!   they came;
@@ -15,6 +16,7 @@
 
 pub mod command;
 pub mod compress;
+pub mod digest;
 pub mod framing;
 pub mod handshake;
 pub mod packets;
@@ -84,9 +86,9 @@ mod tests {
     use mysql_common::constants::CapabilityFlags;
 
     use super::command::{self, Expect, StmtInfo};
+    use super::digest::RowDigest;
     use super::response::Response;
     use super::{framing, handshake, packets};
-    use crate::digest::RowDigest;
 
     /// Random packets (a fixed xorshift sequence, short and mostly valid-looking first
     /// bytes) through every decoding function: errors are fine, panics are not.

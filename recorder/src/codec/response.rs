@@ -10,8 +10,8 @@ use mysql_common::io::ParseBuf;
 
 use super::CodecError;
 use super::command::Expect;
+use super::digest::RowDigest;
 use super::packets::{self, EOF, ERR, LOCAL_INFILE, OK, Prepared, ServerErr};
-use crate::digest::RowDigest;
 
 /// The response state machine: feed it each server packet's payload in order; it says
 /// when the response is complete and what it amounted to.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use captures::Digest;
 use captures::digest::{ColumnSpec, Columns, Digester};
 
-use crate::codec::framing::MAX_PAYLOAD;
+use super::framing::MAX_PAYLOAD;
 
 /// The running digest of one response.
 #[derive(Debug)]
