@@ -215,10 +215,9 @@ struct Asked {
 struct Sent {
     t_start: u64,
     asked: Asked,
-    /// Whether it is captured (`cmd` is a placeholder otherwise): capture was on when it
-    /// started.
-    capture: bool,
-    cmd: Cmd,
+    /// The command as captured; `None` when capture was off as it started (nothing is
+    /// built for it, nothing recorded).
+    cmd: Option<Cmd>,
 }
 
 struct Session {
@@ -405,8 +404,7 @@ impl Session {
                 expect: command::expect_for(code),
                 cursor: command::execute_opens_cursor(&body),
             },
-            capture,
-            cmd: self.build_cmd(code, &body, capture),
+            cmd: capture.then(|| self.build_cmd(code, &body)),
         };
         self.track_statements(&body);
         drop(body);
@@ -425,15 +423,12 @@ impl Session {
         let Sent {
             t_start,
             asked,
-            capture,
             mut cmd,
         } = sent;
         let (outcome, status) = match asked.expect {
             Expect::Nothing => (Outcome::NoResponse, None),
             Expect::Unknown => {
-                let reason = self
-                    .follow_unknown(c, s, asked.code, capture, cmd, t_start)
-                    .await?;
+                let reason = self.follow_unknown(c, s, asked.code, cmd, t_start).await?;
                 return Ok(Some(reason));
             }
             Expect::Auth => {
@@ -445,7 +440,7 @@ impl Session {
                 Err(e @ (Error::ClientGone | Error::Shutdown)) => {
                     // Returning drops the upstream socket: the server sees the client
                     // leave and stops the statement.
-                    self.record(capture, cmd, t_start, Outcome::Dropped, None);
+                    self.record(cmd, t_start, Outcome::Dropped, None);
                     return Ok(Some(match e {
                         Error::Shutdown => CloseReason::Shutdown,
                         _ => CloseReason::ClientGone,
@@ -454,7 +449,7 @@ impl Session {
                 Err(e) => return Err(e),
             },
         };
-        self.record(capture, cmd, t_start, outcome, status);
+        self.record(cmd, t_start, outcome, status);
         self.shared.stats.commands.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("recorder.commands").increment(1);
         Ok((asked.code == COM_QUIT).then_some(CloseReason::Quit))
@@ -481,11 +476,8 @@ impl Session {
         Ok((!filled).then_some(CloseReason::ClientGone))
     }
 
-    /// The command to capture (a placeholder when capture is off).
-    fn build_cmd(&mut self, code: u8, body: &[u8], capture: bool) -> Cmd {
-        if !capture {
-            return Cmd::Ping;
-        }
+    /// The command as the capture keeps it.
+    fn build_cmd(&mut self, code: u8, body: &[u8]) -> Cmd {
         if code != COM_STMT_EXECUTE {
             return command::parse_command(body);
         }
@@ -530,8 +522,7 @@ impl Session {
         c: &mut Peer,
         s: &mut Peer,
         code: u8,
-        capture: bool,
-        cmd: Cmd,
+        cmd: Option<Cmd>,
         t_start: u64,
     ) -> Result<CloseReason, Error> {
         tracing::info!(
@@ -539,7 +530,7 @@ impl Session {
             code,
             "unknown command: relaying the rest of the connection untouched"
         );
-        self.record(capture, cmd, t_start, Outcome::NoResponse, None);
+        self.record(cmd, t_start, Outcome::NoResponse, None);
         let mut phase = self.phase.clone();
         tokio::select! {
             r = self.passthrough(c, s) => r?,
@@ -555,24 +546,23 @@ impl Session {
         c: &mut Peer,
         s: &mut Peer,
         asked: Asked,
-        cmd: &mut Cmd,
+        cmd: &mut Option<Cmd>,
     ) -> Result<(Outcome, Option<u16>), Error> {
-        // Only a captured query can meet a LOCAL INFILE request (the placeholder of an
-        // uncaptured command is a Ping): only then is the content kept.
-        self.infiles =
-            matches!(cmd, Cmd::Query { .. }).then(|| Infiles::new(self.shared.max_infile_bytes));
-        let digest = self.row_digest(cmd);
+        // Only a captured query can meet a LOCAL INFILE request worth keeping.
+        self.infiles = matches!(cmd, Some(Cmd::Query { .. }))
+            .then(|| Infiles::new(self.shared.max_infile_bytes));
+        let digest = self.row_digest(cmd.as_ref());
         let response = self.response(c, s, asked, digest).await?;
         if let Some(infiles) = self.infiles.take()
             && !infiles.files.is_empty()
-            && let Cmd::Query { sql } = cmd
+            && let Some(Cmd::Query { sql }) = cmd
         {
-            *cmd = Cmd::LoadLocal {
+            *cmd = Some(Cmd::LoadLocal {
                 sql: std::mem::take(sql),
                 files: infiles.files,
-            };
+            });
         }
-        self.learn_statements(&response, asked.code, cmd);
+        self.learn_statements(&response, asked.code, cmd.as_mut());
         let outcome = response.outcome();
         if asked.code == COM_RESET_CONNECTION && matches!(outcome, Outcome::Ok { .. }) {
             self.stmts.clear();
@@ -582,7 +572,7 @@ impl Session {
 
     /// What a response tells about prepared statements: a PREPARE_OK's statement (its id
     /// also completes the captured command), the columns an EXECUTE's rows came with.
-    fn learn_statements(&mut self, response: &Response, code: u8, cmd: &mut Cmd) {
+    fn learn_statements(&mut self, response: &Response, code: u8, mut cmd: Option<&mut Cmd>) {
         if let (Some(prepared), COM_STMT_PREPARE) = (response.prepared(), code) {
             self.stmts.insert(
                 prepared.stmt_id,
@@ -592,32 +582,33 @@ impl Session {
                     ..Default::default()
                 },
             );
-            if let Cmd::Prepare {
+            if let Some(Cmd::Prepare {
                 stmt_id,
                 params,
                 columns,
                 ..
-            } = cmd
+            }) = cmd.as_deref_mut()
             {
                 (*stmt_id, *params, *columns) =
                     (prepared.stmt_id, prepared.params, prepared.columns);
             }
         }
-        if let (Cmd::Execute { stmt_id, .. }, Some(columns)) = (&*cmd, response.columns_seen())
+        if let (Some(Cmd::Execute { stmt_id, .. }), Some(columns)) =
+            (cmd.as_deref(), response.columns_seen())
             && let Some(stmt) = self.stmts.get_mut(stmt_id)
         {
             stmt.columns = Some(columns);
         }
     }
 
-    /// How the rows of the response to `cmd` are digested: only for captured commands
-    /// (an uncaptured one is a placeholder `Ping`), and not for cursor fetches (a replay
+    /// How the rows of the response to `cmd` are digested: only for captured commands,
+    /// and not for cursor fetches (a replay
     /// does not compare them).
-    fn row_digest(&self, cmd: &Cmd) -> Option<RowDigest> {
+    fn row_digest(&self, cmd: Option<&Cmd>) -> Option<RowDigest> {
         if !self.shared.result_digest {
             return None;
         }
-        match cmd {
+        match cmd? {
             Cmd::Query { .. } => Some(RowDigest::text()),
             Cmd::Prepare { .. } => Some(RowDigest::prepare()),
             Cmd::Execute { stmt_id, .. } => Some(RowDigest::binary(
@@ -768,20 +759,19 @@ impl Session {
         }
     }
 
-    /// Captures a command; `capture` false: it was not built (capture was off when it
-    /// started), only counted if that is a loss.
+    /// Captures a command; `None`: it was not built (capture was off when it started),
+    /// only counted if that is a loss.
     fn record(
         &mut self,
-        capture: bool,
-        mut cmd: Cmd,
+        cmd: Option<Cmd>,
         t_start: u64,
         mut outcome: Outcome,
         status: Option<u16>,
     ) {
-        if !capture {
+        let Some(mut cmd) = cmd else {
             self.shared.sink.skip();
             return;
-        }
+        };
         // Always, not only with --redact: a capture is a file people copy around.
         if let Cmd::Query { sql } | Cmd::Prepare { sql, .. } | Cmd::LoadLocal { sql, .. } = &mut cmd
         {
