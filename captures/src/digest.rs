@@ -182,11 +182,15 @@ pub struct Columns {
     /// Whether a text row must be re-encoded (it has a float column) rather than hashed
     /// as it came.
     any_float: bool,
+    /// Whether every column travels as a length-encoded string in a binary row too, so
+    /// a binary row without NULLs is already canonical after its header and bitmap.
+    all_text: bool,
 }
 
 impl Columns {
     pub fn push(&mut self, spec: ColumnSpec) {
         self.any_float |= spec.is_float();
+        self.all_text = (self.specs.is_empty() || self.all_text) && spec.binary_is_text();
         self.specs.push(spec);
     }
 
@@ -292,6 +296,11 @@ impl Digester {
         let nulls: NullBitmap<ServerSide, Cow<'_, [u8]>> = buf
             .parse(columns.len())
             .map_err(|_| DigestError("short NULL bitmap"))?;
+        if columns.all_text && nulls.as_ref().iter().all(|b| *b == 0) {
+            // Strings only, none NULL: the values are the text row's bytes already.
+            self.add(xxh3_64(buf.0));
+            return Ok(());
+        }
         self.row.clear();
         for (i, spec) in columns.specs.iter().enumerate() {
             if nulls.is_null(i) {
@@ -561,6 +570,34 @@ mod tests {
         row.push(0);
         assert!(Digester::new().binary_row(&row, &columns).is_err());
         assert!(Digester::new().binary_row(&[], &columns).is_err());
+    }
+
+    #[test]
+    fn string_rows_digest_alike_with_and_without_nulls() {
+        let columns: Columns = [
+            spec(ColumnType::MYSQL_TYPE_VAR_STRING, 0),
+            spec(ColumnType::MYSQL_TYPE_NEWDECIMAL, 2),
+        ]
+        .into_iter()
+        .collect();
+        let binary = |bitmap: u8, values: &[&[u8]]| {
+            let mut row = vec![0x00, bitmap];
+            for v in values {
+                row.put_lenenc_str(v);
+            }
+            let mut d = Digester::new();
+            d.binary_row(&row, &columns).unwrap();
+            d.digest()
+        };
+        // No NULL: hashed as it came (the fast path); one NULL: re-encoded.
+        assert_eq!(
+            binary(0, &[b"abc", b"1.50"]),
+            digest_text(&[Some(b"abc"), Some(b"1.50")], &columns)
+        );
+        assert_eq!(
+            binary(0b0000_0100, &[b"1.50"]),
+            digest_text(&[None, Some(b"1.50")], &columns)
+        );
     }
 
     #[test]
