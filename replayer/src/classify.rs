@@ -107,9 +107,16 @@ impl Classifier {
     }
 
     /// Only the class id of a statement: what a command is, for a caller that needs no
-    /// effect (explaining routes, tallying).
+    /// effect (explaining routes).
     pub fn class_id(&mut self, sql: &[u8]) -> u64 {
         class_id(self.fp.fingerprint(sql))
+    }
+
+    /// The class id and fingerprint of a statement, for a caller that shows them
+    /// (tallying a capture).
+    pub fn fingerprint(&mut self, sql: &[u8]) -> (u64, &str) {
+        let text = self.fp.fingerprint(sql);
+        (class_id(text), text)
     }
 
     /// Class of a command without SQL, named the way pt-query-digest names them.

@@ -4,10 +4,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
-use captures::fingerprint::{Fingerprinter, class_id, class_id_hex};
+use captures::fingerprint::ClassId;
 use captures::{CaptureReader, Cmd, Command, Outcome, Record};
 use serde::Serialize;
 
+use crate::classify::Classifier;
 use crate::error::Error;
 
 #[derive(Debug, Serialize)]
@@ -39,7 +40,7 @@ pub struct Inspection {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClassLine {
-    pub id: String,
+    pub id: ClassId,
     pub fingerprint: String,
     pub count: u64,
     pub total_ms: f64,
@@ -117,7 +118,7 @@ pub fn inspect(path: &Path, top: usize) -> Result<Inspection, Error> {
 /// The query classes of a capture: queries, prepares and LOAD DATA LOCAL by their
 /// fingerprint, executes under the class of the statement they run.
 struct Classes {
-    fp: Fingerprinter,
+    classifier: Classifier,
     lines: HashMap<u64, ClassLine>,
     /// (connection, statement id) → the class it was prepared from.
     stmt_class: HashMap<(u64, u32), u64>,
@@ -126,7 +127,7 @@ struct Classes {
 impl Classes {
     fn new() -> Self {
         Classes {
-            fp: Fingerprinter::new(),
+            classifier: Classifier::new(),
             lines: HashMap::new(),
             stmt_class: HashMap::new(),
         }
@@ -135,13 +136,12 @@ impl Classes {
     fn count(&mut self, c: &Command, failed: bool) {
         let id = match &c.cmd {
             Cmd::Query { sql } | Cmd::Prepare { sql, .. } | Cmd::LoadLocal { sql, .. } => {
-                let text = self.fp.fingerprint(sql);
-                let id = class_id(text);
+                let (id, text) = self.classifier.fingerprint(sql);
                 if let Cmd::Prepare { stmt_id, .. } = &c.cmd {
                     self.stmt_class.insert((c.conn, *stmt_id), id);
                 }
                 self.lines.entry(id).or_insert_with(|| ClassLine {
-                    id: class_id_hex(id),
+                    id: ClassId(id),
                     fingerprint: text.to_string(),
                     count: 0,
                     total_ms: 0.0,

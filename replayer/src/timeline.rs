@@ -67,13 +67,10 @@ struct Acc {
 
 impl Acc {
     fn new() -> Self {
-        // 1 µs .. 1 h at 2 significant digits: a few KiB each.
-        #[allow(clippy::expect_used)] // constant, valid bounds: cannot fail
-        let hist = Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid histogram bounds");
         Self {
             commands: 0,
             errors: 0,
-            hist,
+            hist: crate::histogram::coarse_histogram(),
         }
     }
 
