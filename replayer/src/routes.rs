@@ -23,18 +23,26 @@ pub struct Routing {
     /// Route opcode, e.g. `EqualUnique`, `Scatter`, `Unsharded`.
     pub opcode: String,
     pub keyspace: Option<String>,
-    /// Shards touched, if known (`1`, `some`, [`ALL_SHARDS`]).
-    pub shards: Option<String>,
+    /// Shards touched, if known.
+    pub shards: Option<Shards>,
 }
 
-/// `Routing::shards` of a route that touches every shard.
-pub const ALL_SHARDS: &str = "all";
+/// How many shards a route touches (`"1"`, `"some"`, `"all"` in the sidecar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Shards {
+    #[serde(rename = "1")]
+    One,
+    #[serde(rename = "some")]
+    Some,
+    #[serde(rename = "all")]
+    All,
+}
 
 impl Routing {
     /// Whether vtgate sends the class to every shard: the question users ask first
     /// after sharding.
     pub fn is_scatter(&self) -> bool {
-        self.shards.as_deref() == Some(ALL_SHARDS) || self.opcode.contains("Scatter")
+        self.shards == Some(Shards::All) || self.opcode.contains("Scatter")
     }
 }
 
@@ -229,14 +237,14 @@ pub fn summarise(plan: &Json) -> Routing {
         .iter()
         .any(|v| v == "Scatter" || v == "ByDestination")
     {
-        ALL_SHARDS
+        Shards::All
     } else if variants
         .iter()
         .any(|v| v == "IN" || v == "MultiEqual" || v == "Sharded")
     {
-        "some"
+        Shards::Some
     } else {
-        "1"
+        Shards::One
     };
     let top = plan
         .get("OperatorType")
@@ -251,7 +259,7 @@ pub fn summarise(plan: &Json) -> Routing {
         opcode,
         keyspace: (!keyspaces.is_empty())
             .then(|| keyspaces.into_iter().collect::<Vec<_>>().join(",")),
-        shards: Some(shards.into()),
+        shards: Some(shards),
     }
 }
 
@@ -298,7 +306,7 @@ mod tests {
             Routing {
                 opcode: "Scatter".into(),
                 keyspace: Some("customer".into()),
-                shards: Some("all".into())
+                shards: Some(Shards::All)
             }
         );
         let join = serde_json::json!({"OperatorType": "Join", "Variant": "Join", "Inputs": [
@@ -307,6 +315,8 @@ mod tests {
         let r = summarise(&join);
         assert_eq!(r.opcode, "Join(EqualUnique+Unsharded)");
         assert_eq!(r.keyspace.as_deref(), Some("commerce,customer"));
-        assert_eq!(r.shards.as_deref(), Some("1"));
+        assert_eq!(r.shards, Some(Shards::One));
+        // The sidecar spells them as before.
+        assert_eq!(serde_json::to_string(&Shards::One).unwrap(), "\"1\"");
     }
 }
