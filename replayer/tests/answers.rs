@@ -49,7 +49,7 @@ const UNTOUCHED: [&str; 2] = [
     "SELECT price FROM product WHERE id = 1",
     "SELECT name FROM customer ORDER BY id",
 ];
-const NO_ORDER_BY: &str = "SELECT id, v FROM ord";
+const NO_ORDER_BY: &str = "SELECT id, v FROM ord LIMIT 10";
 const TIES: &str = "SELECT id, g FROM ord ORDER BY g";
 const VOLATILE: &str = "SELECT NOW(6)";
 const MISSING: &str = "SELECT COUNT(*) FROM legacy";
