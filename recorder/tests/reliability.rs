@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use captures::{CloseReason, Outcome, Record};
-use common::{capturing, free_port, read_capture, sigterm, start, url, wait_listening};
+use common::{captured, capturing, free_port, read_capture, sigterm, start, url, wait_listening};
 use mysql_async::prelude::*;
 use testkit::MariaDb;
 
@@ -592,4 +592,40 @@ fn bad_flag_values_are_refused_at_startup() {
         let err = recorder_fails_with(args);
         assert!(err.contains(shown), "{args:?}: {err}");
     }
+}
+
+/// `--max-capture-time`: capture stops on purpose when the limit is reached (a limit is
+/// not a failure: nothing is counted as dropped, the capture ends cleanly) and the
+/// traffic goes on through the recorder.
+#[tokio::test]
+async fn a_capture_limit_stops_capture_not_traffic() {
+    let server = MariaDb::shared().unwrap();
+    let db = server.fresh_database("limit").unwrap();
+    let (_dir, cap, rec) = capturing(&["--max-capture-time", "1s"]).await;
+    let mut conn = mysql_async::Conn::from_url(url(rec.addr, &db))
+        .await
+        .unwrap();
+    conn.query_drop("SELECT 'before the limit'").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after: Option<String> = conn.query_first("SELECT 'after the limit'").await.unwrap();
+    assert_eq!(
+        after.as_deref(),
+        Some("after the limit"),
+        "relaying goes on"
+    );
+    conn.disconnect().await.unwrap();
+    let summary = rec.stop().await;
+    assert!(summary.contains(", 0 dropped"), "{summary}");
+    let records = read_capture(&cap);
+    assert!(captured(&records, "SELECT 'before the limit'"));
+    assert!(!captured(&records, "SELECT 'after the limit'"));
+    let end = records.iter().find_map(|r| match r {
+        Record::End(end) => Some(end.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        end.map(|e| e.dropped),
+        Some(0),
+        "ends cleanly, nothing lost"
+    );
 }
