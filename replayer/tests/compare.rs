@@ -19,6 +19,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A results file whose class `c` has latencies `f(i)` µs for i in 0..n.
 fn synthetic(path: &Path, label: &str, classes: &[(u64, &dyn Fn(u64) -> u64)], n: u64) {
+    synthetic_with(path, label, classes, n, &|_, _| Divergence::None);
+}
+
+/// [`synthetic`], execution `i` of class `c` diverging as `divergence(c, i)` says.
+fn synthetic_with(
+    path: &Path,
+    label: &str,
+    classes: &[(u64, &dyn Fn(u64) -> u64)],
+    n: u64,
+    divergence: &dyn Fn(u64, u64) -> Divergence,
+) {
     let meta = RunMeta {
         tool: "t".into(),
         run_id: label.into(),
@@ -56,7 +67,7 @@ fn synthetic(path: &Path, label: &str, classes: &[(u64, &dyn Fn(u64) -> u64)], n
                 error: None,
                 warnings: 0,
                 digest: None,
-                divergence: Divergence::None,
+                divergence: divergence(*c, i),
             }))
             .unwrap();
         }
@@ -410,4 +421,39 @@ fn no_runs_compare_to_an_empty_comparison() {
     // The renderers cope with it too.
     assert!(replayer::report::text::render(&c, 25).contains("answers that changed"));
     assert!(replayer::report::html::render(&c, &[]).contains("Answers that changed"));
+}
+
+#[test]
+fn noise_is_judged_by_family_not_by_kind() {
+    use Divergence::*;
+    let dir = tempfile::tempdir().unwrap();
+    let (base, run) = (tmp(&dir, "base.sqlres"), tmp(&dir, "run.sqlres"));
+    let flat = |_| 100;
+    // Class 1 races writes in the baseline already (its rows move); class 2 does not.
+    synthetic_with(&base, "base", &[(1, &flat), (2, &flat)], 40, &|c, i| {
+        if c == 1 && i < 2 { RowsDiffer } else { None }
+    });
+    synthetic_with(
+        &run,
+        "run",
+        &[(1, &flat), (2, &flat)],
+        40,
+        &|c, i| match (c, i) {
+            (1, 0..3) => RowCount, // the same race, another symptom: noise
+            (1, 3..5) => Warnings, // a family the baseline never showed: wrong
+            (2, 0..1) => Affected, // a class that was steady: wrong
+            _ => None,
+        },
+    );
+    let runs = vec![load_run(&base).unwrap(), load_run(&run).unwrap()];
+    let c = compare(&runs, &compare_args(vec![base, run]).options());
+    let summary = &c.answers.runs[1];
+    assert_eq!((summary.wrong_classes, summary.wrong_commands), (2, 3));
+    assert_eq!(
+        (summary.volatile_classes, summary.volatile_commands),
+        (1, 3)
+    );
+    let class1 = c.answers.classes.iter().find(|k| k.id.0 == 1).unwrap();
+    assert!(class1.volatile);
+    assert_eq!(class1.runs[1].as_ref().unwrap().wrong_commands, 2);
 }

@@ -3,10 +3,11 @@
 //!
 //! - A class is *volatile* when its answers already differ in the baseline: a replay
 //!   against the kind of target the capture was recorded on (`NOW()`, `RAND()`, `UUID()`,
-//!   auto-increment values, or reads that raced writes). The kinds it diverged in there
-//!   are noise for that class: in other runs they are reported apart and never fail
-//!   `--fail-on-divergence`; a kind the baseline did not show (warnings where only row
-//!   counts moved, an error) still does.
+//!   auto-increment values, or reads that raced writes). What it diverged in there is
+//!   noise for that class, by family — the data (row counts, rows, affected rows: a race
+//!   moves any of them), the warnings, the errors: in other runs those are reported
+//!   apart and never fail `--fail-on-divergence`; a family the baseline did not show
+//!   (warnings where only rows moved, an error) still does.
 //! - "Order differs only" is never a wrong answer: without `ORDER BY` any order is
 //!   correct (a sharded target merges shards in its own), with it only ties can move.
 //! - Errors are also compared between runs: an error code a run has and the baseline
@@ -35,8 +36,8 @@ pub struct Answers {
 #[derive(Debug, Default, Serialize)]
 pub struct RunAnswers {
     pub label: String,
-    /// Classes with a wrong answer: diverged in a way the baseline did not show for them
-    /// (order aside).
+    /// Classes with a wrong answer: diverged in a family the baseline did not show for
+    /// them (order aside).
     pub wrong_classes: u64,
     /// Their commands that gave a wrong answer.
     pub wrong_commands: u64,
@@ -69,7 +70,7 @@ pub struct ClassRunAnswers {
     pub errors_vs_baseline: Vec<ErrorShift>,
     /// A wrong answer in this run: what `--fail-on-divergence` fails on.
     pub wrong: bool,
-    /// Commands whose divergence is a wrong answer (kinds the baseline did not show,
+    /// Commands whose divergence is a wrong answer (families the baseline did not show,
     /// order aside); the rest of `kinds` is noise.
     pub wrong_commands: u64,
 }
@@ -139,9 +140,9 @@ pub fn answers(
         return Answers::default();
     };
     // With the baseline alone, nothing tells noise from change: nothing is volatile.
-    let noise = |id: u64| -> BTreeSet<Divergence> {
+    let noise = |id: u64| -> BTreeSet<Family> {
         match base.classes.get(&id) {
-            Some(c) if runs.len() > 1 => c.diverged.keys().copied().collect(),
+            Some(c) if runs.len() > 1 => c.diverged.keys().filter_map(|k| family(*k)).collect(),
             _ => BTreeSet::new(),
         }
     };
@@ -156,7 +157,7 @@ pub fn answers(
             let fingerprint = fingerprint(id);
             let ordered = fingerprint.contains("order by");
             let noise = noise(id);
-            let volatile = noise.iter().any(|k| *k != Divergence::OrderOnly);
+            let volatile = !noise.is_empty();
             let per_run: Vec<Option<ClassRunAnswers>> = runs
                 .iter()
                 .enumerate()
@@ -210,14 +211,14 @@ pub fn answers(
 }
 
 /// One class in one run. `judged`: this run's divergences can be wrong answers (every
-/// run but the baseline, or the baseline when it is alone); `noise`: the kinds the
+/// run but the baseline, or the baseline when it is alone); `noise`: the families the
 /// baseline already showed for the class.
 fn class_run(
     id: u64,
     c: &ClassRun,
     baseline: Option<&ClassRun>,
     judged: bool,
-    noise: &BTreeSet<Divergence>,
+    noise: &BTreeSet<Family>,
     run: &RunData,
 ) -> ClassRunAnswers {
     let kinds: Vec<KindCount> = c
@@ -233,7 +234,7 @@ fn class_run(
     let new_kinds: u64 = c
         .diverged
         .iter()
-        .filter(|(k, _)| **k != Divergence::OrderOnly && !noise.contains(k))
+        .filter(|(k, _)| family(**k).is_some_and(|f| !noise.contains(&f)))
         .map(|(_, n)| n)
         .sum();
     let wrong = judged && (new_kinds > 0 || errors_vs_baseline.iter().any(|e| e.run > 0));
@@ -243,6 +244,27 @@ fn class_run(
         errors_vs_baseline,
         wrong,
         wrong_commands: if judged { new_kinds } else { 0 },
+    }
+}
+
+/// What a divergence is about, for telling noise from change: a race between a read
+/// and a write moves any of the data kinds, never the warnings or an error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Family {
+    Data,
+    Warnings,
+    Errors,
+}
+
+/// The family of a divergence; `None` for order alone, which is never a wrong answer.
+fn family(kind: Divergence) -> Option<Family> {
+    match kind {
+        Divergence::None | Divergence::OrderOnly => None,
+        Divergence::RowCount | Divergence::RowsDiffer | Divergence::Affected => Some(Family::Data),
+        Divergence::Warnings => Some(Family::Warnings),
+        Divergence::ErrorNew | Divergence::ErrorResolved | Divergence::ErrorChanged => {
+            Some(Family::Errors)
+        }
     }
 }
 

@@ -128,8 +128,8 @@ pub fn html(c: &Comparison) -> Markup {
             "Each replayed answer is compared with the captured one: row count, a digest of \
              the rows (order-sensitive and not), affected rows, warnings, error code. "
             i { "Volatile" } " classes already differ in the baseline replay (time, random \
-             values, reads racing writes): the kinds of difference seen there are noise for \
-             them. " i { "Order differs only" } " is the same rows in another order, which is \
+             values, reads racing writes): the families of difference seen there (data, \
+             warnings, errors) are noise for them. " i { "Order differs only" } " is the same rows in another order, which is \
              not a wrong answer either."
         }
         table {
@@ -193,13 +193,13 @@ fn class_row(class: &ClassAnswers, label: &str, r: &ClassRunAnswers) -> Markup {
         tr class=(if r.wrong { "bad" } else { "" }) {
             td { (class.id) }
             td.fp title=(class.fingerprint) {
-                (shorten(&class.fingerprint, 48)) " " span.muted { (tags.join(", ")) }
+                (shorten(&class.fingerprint, 40)) " " span.muted { (tags.join(", ")) }
             }
             td.left { (label) }
-            td.left { (how) }
+            td.how { (how) }
             @match first {
                 Some(f) => {
-                    td.fp title=(f.statement) { (shorten(&f.statement, 48)) }
+                    td.fp title=(f.statement) { (shorten(&f.statement, 40)) }
                     td { (answer(&f.captured)) }
                     td { (answer(&f.replayed)) }
                 }

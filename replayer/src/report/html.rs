@@ -14,7 +14,7 @@ pub const CSS: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#
 h1{font-size:22px}h2{font-size:18px;margin-top:32px}table{border-collapse:collapse;font-size:13px}\
 td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}th{background:#f4f4f4}\
 td.fp{text-align:left;font-family:monospace;max-width:520px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\
-td.left{text-align:left}\
+td.left{text-align:left}td.how{text-align:left;white-space:nowrap}\
 .slower,.bad{background:#fde2e1}.faster{background:#dff5e1}.scatter{color:#b00;font-weight:bold}\
 .muted{color:#888}svg{display:block;margin:8px 0}\
 .kept{color:#1a7f37}.behind{background:#fde2e1;color:#8a1c1c;padding:4px 8px}td.behind{padding:3px 7px}";
