@@ -147,6 +147,9 @@ impl Executed {
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
+// Names for self-describing formats (the JSON report), the same as `as_str`; postcard
+// keeps the variant index.
+#[serde(rename_all = "snake_case")]
 pub enum Divergence {
     /// The same answer (or nothing to compare: no response captured, command skipped).
     #[default]
@@ -166,6 +169,7 @@ pub enum Divergence {
     /// come in any order.
     OrderOnly,
     /// Another number of affected rows.
+    #[serde(rename = "affected_rows")]
     Affected,
     /// Another number of warnings.
     Warnings,

@@ -585,3 +585,13 @@ fn reads_golden_v1_results() {
     let records: Vec<ResultRecord> = reader.map(Result::unwrap).collect();
     assert_eq!(records, v1_results());
 }
+
+#[test]
+fn divergence_names_in_json_are_their_stable_names() {
+    for d in Divergence::ALL {
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            format!("\"{}\"", d.as_str())
+        );
+    }
+}

@@ -22,7 +22,7 @@ pub struct CompareArgs {
     /// Write a self-contained HTML report with SVG charts.
     #[arg(long)]
     pub html: Option<PathBuf>,
-    /// Write the comparison as JSON (schema in replayer/README.md).
+    /// Write the comparison as JSON (its shape: README, `compare --json`).
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Exit 1 if a class with enough samples is significantly slower by more than PCT %.
