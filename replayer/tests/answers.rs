@@ -196,6 +196,16 @@ async fn changed_rows_order_errors_and_noise_are_told_apart() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tmp(&dir, "c.json")).unwrap()).unwrap();
     assert_eq!(json["answers"]["runs"][1]["wrong_classes"], 4);
+    // Digests in JSON are spelled unordered/ordered, 16 hex digits each.
+    let first_digest = json["answers"]["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["runs"].as_array().unwrap().iter())
+        .flat_map(|r| r["kinds"].as_array().into_iter().flatten())
+        .find_map(|k| k["first"]["captured"]["digest"].as_str())
+        .unwrap();
+    assert_eq!((first_digest.len(), &first_digest[16..17]), (33, "/"));
     let html = std::fs::read_to_string(tmp(&dir, "c.html")).unwrap();
     assert!(html.contains("Answers that changed") && html.contains("rows differ"));
     // As a user would pass them: the ids the report printed.

@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use captures::fingerprint::ClassId;
-use captures::{Answer, Divergence, Divergent};
+use captures::{Answer, Digest, Divergence, Divergent};
 use serde::Serialize;
 
 use super::load::{ClassRun, RunData};
@@ -94,10 +94,19 @@ pub struct Example {
 #[derive(Debug, Serialize)]
 pub struct AnswerJson {
     pub rows: u64,
-    /// `unordered/ordered`, hex.
-    pub digest: Option<String>,
+    /// `unordered/ordered`, hex, in JSON.
+    #[serde(serialize_with = "digest_text")]
+    pub digest: Option<Digest>,
     pub error: Option<u16>,
     pub warnings: u16,
+}
+
+/// A digest as reports spell it (its `Display`), for JSON.
+fn digest_text<S: serde::Serializer>(d: &Option<Digest>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.collect_str(d),
+        None => s.serialize_none(),
+    }
 }
 
 /// An error code whose count differs between the baseline and a run.
@@ -108,11 +117,18 @@ pub struct ErrorShift {
     pub run: u64,
 }
 
+impl ClassRunAnswers {
+    /// Whether anything differed: from the capture, or in errors from the baseline.
+    pub fn diverged(&self) -> bool {
+        !self.kinds.is_empty() || !self.errors_vs_baseline.is_empty()
+    }
+}
+
 impl From<&Answer> for AnswerJson {
     fn from(a: &Answer) -> Self {
         AnswerJson {
             rows: a.rows,
-            digest: a.digest.map(|d| d.to_string()),
+            digest: a.digest,
             error: a.error,
             warnings: a.warnings,
         }
@@ -174,11 +190,7 @@ pub fn answers(
                     ))
                 })
                 .collect();
-            let diverged = per_run.iter().flatten().any(|r| !r.kinds.is_empty())
-                || per_run
-                    .iter()
-                    .flatten()
-                    .any(|r| !r.errors_vs_baseline.is_empty());
+            let diverged = per_run.iter().flatten().any(ClassRunAnswers::diverged);
             diverged.then_some(ClassAnswers {
                 id: ClassId(id),
                 fingerprint,
@@ -326,13 +338,4 @@ pub fn wrong_answers(a: &Answers) -> Vec<(&str, &ClassAnswers)> {
         }
     }
     out
-}
-
-/// Divergence counts of a class in a run, most telling first, as words.
-pub fn describe(kinds: &[KindCount]) -> String {
-    let parts: Vec<String> = kinds
-        .iter()
-        .map(|k| format!("{} {}", k.kind, k.count))
-        .collect();
-    parts.join(", ")
 }

@@ -6,7 +6,7 @@ use crate::compare::Comparison;
 use captures::fingerprint::ClassId;
 use maud::{Markup, html};
 
-use crate::compare::answers::{AnswerJson, ClassAnswers, ClassRunAnswers, describe};
+use crate::compare::answers::{AnswerJson, ClassAnswers, ClassRunAnswers};
 
 use super::shorten;
 
@@ -50,7 +50,8 @@ pub fn text(s: &mut String, c: &Comparison, top: usize) {
     }
 }
 
-fn class_text(s: &mut String, c: &Comparison, class: &ClassAnswers) {
+/// What marks a class apart: volatile, no `ORDER BY`.
+fn tags(class: &ClassAnswers) -> String {
     let mut tags = Vec::new();
     if class.volatile {
         tags.push("volatile");
@@ -58,33 +59,48 @@ fn class_text(s: &mut String, c: &Comparison, class: &ClassAnswers) {
     if !class.ordered {
         tags.push("no ORDER BY");
     }
+    tags.join(", ")
+}
+
+/// How a class's answers differed in a run, in words: divergence counts, most telling
+/// first, then error codes that moved against the baseline.
+fn how(r: &ClassRunAnswers) -> String {
+    let kinds: Vec<String> = r
+        .kinds
+        .iter()
+        .map(|k| format!("{} {}", k.kind, k.count))
+        .collect();
+    let mut how = kinds.join(", ");
+    for e in &r.errors_vs_baseline {
+        let _ = write!(
+            how,
+            "; error {} {} → {} vs baseline",
+            e.code, e.baseline, e.run
+        );
+    }
+    how
+}
+
+fn class_text(s: &mut String, c: &Comparison, class: &ClassAnswers) {
     let _ = writeln!(
         s,
         "\n  {} {}  [{}]",
         class.id,
         shorten(&class.fingerprint, 70),
-        tags.join(", ")
+        tags(class)
     );
     for (i, run) in class.runs.iter().enumerate() {
-        let Some(r) = run else { continue };
-        if r.kinds.is_empty() && r.errors_vs_baseline.is_empty() {
+        let Some(r) = run.as_ref().filter(|r| r.diverged()) else {
             continue;
-        }
-        let mut line = format!(
+        };
+        let _ = writeln!(
+            s,
             "    {}{}: {} of {}",
             c.runs[i].label,
             if r.wrong { " WRONG" } else { "" },
-            describe(&r.kinds),
+            how(r),
             r.executions
         );
-        for e in &r.errors_vs_baseline {
-            let _ = write!(
-                line,
-                "; error {} {} → {} vs baseline",
-                e.code, e.baseline, e.run
-            );
-        }
-        let _ = writeln!(s, "{line}");
         if let Some((kind, first)) = r
             .kinds
             .iter()
@@ -108,9 +124,8 @@ pub fn answer(a: &AnswerJson) -> String {
         None => format!("{} rows", a.rows),
     };
     // Eight hex digits of each hash tell digests apart at a glance (JSON has all 16).
-    if let Some((unordered, ordered)) = a.digest.as_deref().and_then(|d| d.split_once('/')) {
-        let short = |h: &str| h.get(..8).unwrap_or(h).to_string();
-        let _ = write!(out, " {}…/{}…", short(unordered), short(ordered));
+    if let Some(d) = &a.digest {
+        let _ = write!(out, " {:08x}…/{:08x}…", d.unordered >> 32, d.ordered >> 32);
     }
     if a.warnings > 0 {
         let _ = write!(out, " {} warnings", a.warnings);
@@ -162,7 +177,7 @@ pub fn html(c: &Comparison) -> Markup {
                 }
                 @for class in &a.classes {
                     @for (i, run) in class.runs.iter().enumerate() {
-                        @if let Some(r) = run.as_ref().filter(|r| !r.kinds.is_empty() || !r.errors_vs_baseline.is_empty()) {
+                        @if let Some(r) = run.as_ref().filter(|r| r.diverged()) {
                             (class_row(class, &c.runs[i].label, r))
                         }
                     }
@@ -173,30 +188,15 @@ pub fn html(c: &Comparison) -> Markup {
 }
 
 fn class_row(class: &ClassAnswers, label: &str, r: &ClassRunAnswers) -> Markup {
-    let mut how = describe(&r.kinds);
-    for e in &r.errors_vs_baseline {
-        let _ = write!(
-            how,
-            "; error {} {} → {} vs baseline",
-            e.code, e.baseline, e.run
-        );
-    }
-    let mut tags = Vec::new();
-    if class.volatile {
-        tags.push("volatile");
-    }
-    if !class.ordered {
-        tags.push("no ORDER BY");
-    }
     let first = r.kinds.iter().find_map(|k| k.first.as_ref());
     html! {
         tr class=(if r.wrong { "bad" } else { "" }) {
             td { (class.id) }
             td.fp title=(class.fingerprint) {
-                (shorten(&class.fingerprint, 40)) " " span.muted { (tags.join(", ")) }
+                (shorten(&class.fingerprint, 40)) " " span.muted { (tags(class)) }
             }
             td.left { (label) }
-            td.how { (how) }
+            td.how { (how(r)) }
             @match first {
                 Some(f) => {
                     td.fp title=(f.statement) { (shorten(&f.statement, 40)) }
