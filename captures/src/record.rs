@@ -531,6 +531,34 @@ pub enum Value {
     Redacted,
 }
 
+impl Value {
+    /// The value as a SQL literal (strings quoted, `'` and `\\` escaped; dates and times
+    /// quoted with microseconds), for showing or explaining a statement with its
+    /// parameters filled in; `None` for a redacted value.
+    pub fn sql_literal(&self) -> Option<String> {
+        Some(match self {
+            Value::Null => "NULL".into(),
+            Value::Int(i) => i.to_string(),
+            Value::UInt(u) => u.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Double(d) => d.to_string(),
+            Value::Bytes(b) => {
+                let s = String::from_utf8_lossy(b);
+                format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+            }
+            Value::Date(y, mo, d, h, mi, s, us) => {
+                format!("'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}'")
+            }
+            Value::Time(neg, d, h, m, s, us) => {
+                let sign = if *neg { "-" } else { "" };
+                let hours = u64::from(*d) * 24 + u64::from(*h);
+                format!("'{sign}{hours}:{m:02}:{s:02}.{us:06}'")
+            }
+            Value::Redacted => return None,
+        })
+    }
+}
+
 /// What the server answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::record::CmdKind;
+use crate::record::{CmdKind, Outcome};
 
 /// Run-wide facts, written once in the results header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -236,6 +236,18 @@ pub struct Answer {
     pub digest: Option<Digest>,
     pub error: Option<u16>,
     pub warnings: u16,
+}
+
+impl From<&Outcome> for Answer {
+    /// A captured answer.
+    fn from(o: &Outcome) -> Self {
+        Answer {
+            rows: o.rows(),
+            digest: o.digest(),
+            error: o.error_code(),
+            warnings: o.warnings(),
+        }
+    }
 }
 
 /// The first execution of a class that diverged in a given way: enough for a report to

@@ -301,13 +301,14 @@ async fn drain<P: mysql_async::prelude::Protocol>(
     let mut result_set = false;
     let mut digester = digest.then(Digester::new);
     loop {
-        let columns: Columns = match result.columns() {
-            Some(c) if !c.is_empty() => {
-                result_set = true;
-                c.iter()
-                    .map(|c| ColumnSpec::new(c.column_type(), c.flags(), c.decimals()))
-                    .collect()
-            }
+        let columns = result.columns().filter(|c| !c.is_empty());
+        result_set |= columns.is_some();
+        // What the digest needs of the columns, only when digesting (no allocation else).
+        let columns: Columns = match (&digester, columns) {
+            (Some(_), Some(c)) => c
+                .iter()
+                .map(|c| ColumnSpec::new(c.column_type(), c.flags(), c.decimals()))
+                .collect(),
             _ => Columns::default(),
         };
         while let Some(row) = result.next().await? {

@@ -195,36 +195,11 @@ pub fn fill<'a>(sql: &str, mut values: impl Iterator<Item = &'a Value>) -> Optio
                 quote = Some(c);
                 out.push(c);
             }
-            (None, '?') => out.push_str(&literal(values.next()?)?),
+            (None, '?') => out.push_str(&values.next()?.sql_literal()?),
             (None, c) => out.push(c),
         }
     }
     Some(out)
-}
-
-fn literal(v: &Value) -> Option<String> {
-    Some(match v {
-        Value::Null => "NULL".into(),
-        Value::Int(i) => i.to_string(),
-        Value::UInt(u) => u.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Double(d) => d.to_string(),
-        Value::Bytes(b) => {
-            let s = String::from_utf8_lossy(b);
-            format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-        }
-        Value::Date(y, mo, d, h, mi, s, us) => {
-            format!("'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}'")
-        }
-        Value::Time(neg, d, h, m, s, us) => {
-            format!(
-                "'{}{}:{m:02}:{s:02}.{us:06}'",
-                if *neg { "-" } else { "" },
-                u64::from(*d) * 24 + u64::from(*h)
-            )
-        }
-        Value::Redacted => return None,
-    })
 }
 
 /// Reduces a plan to what the report shows: every Route (or DML) operator's variant,

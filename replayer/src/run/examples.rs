@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use captures::{Cmd, Divergence, Value};
+use captures::{Cmd, Divergence};
 
 /// Distinct (class, kind) pairs a run keeps an example of. A capture has hundreds of
 /// classes at most and a class diverges in a few ways; the bound only stops a
@@ -41,7 +41,10 @@ pub fn statement(cmd: &Cmd, prepared: Option<&[u8]>) -> String {
                 || "(statement prepared before the capture)".into(),
                 String::from_utf8_lossy,
             );
-            let values: Vec<String> = params.iter().map(|p| literal(&p.value)).collect();
+            let values: Vec<String> = params
+                .iter()
+                .map(|p| p.value.sql_literal().unwrap_or_else(|| "?".into()))
+                .collect();
             format!("{sql} -- parameters: ({})", values.join(", "))
         }
         _ => cmd
@@ -59,31 +62,10 @@ pub fn statement(cmd: &Cmd, prepared: Option<&[u8]>) -> String {
     text
 }
 
-fn literal(v: &Value) -> String {
-    match v {
-        Value::Null => "NULL".into(),
-        Value::Redacted => "?".into(),
-        Value::Bytes(b) => format!("'{}'", String::from_utf8_lossy(b).replace('\'', "''")),
-        Value::Int(i) => i.to_string(),
-        Value::UInt(u) => u.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Double(d) => d.to_string(),
-        Value::Date(y, mo, d, h, mi, s, us) => {
-            format!("'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}'")
-        }
-        Value::Time(neg, d, h, m, s, us) => {
-            let sign = if *neg { "-" } else { "" };
-            format!(
-                "'{sign}{}:{m:02}:{s:02}.{us:06}'",
-                u64::from(*d) * 24 + u64::from(*h)
-            )
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use captures::Value;
 
     #[test]
     fn one_example_per_class_and_kind() {

@@ -380,19 +380,13 @@ impl Lane {
 
     /// Sends the first diverging execution of its class and kind to the results file.
     async fn example(&self, step: &Step, command: &Command, executed: &Executed) {
-        let captured = &command.outcome;
         let example = Divergent {
             class: step.class,
             conn: executed.conn,
             seq: executed.seq,
             divergence: executed.divergence,
             statement: examples::statement(&command.cmd, step.stmt.as_deref()),
-            captured: Answer {
-                rows: captured.rows(),
-                digest: captured.digest(),
-                error: captured.error_code(),
-                warnings: captured.warnings(),
-            },
+            captured: Answer::from(&command.outcome),
             replayed: executed.answer(),
         };
         // A results thread that is gone ends the run elsewhere; nothing to do here.
