@@ -19,12 +19,12 @@ use tokio::sync::mpsc;
 
 use super::commits::CommitLog;
 use super::ctx::Ctx;
-use super::lane::{LaneFeed, LaneShared, run_lane, run_worker};
+use super::lane::{LaneFeed, LaneQueue, LaneShared, run_lane, run_worker};
 use super::overflow::{Overflow, Spill};
 use super::park::{LANE_END, ROOM};
 use super::results::Msg;
 use super::session::ConnState;
-use super::step::{Step, UnitStart};
+use super::step::{Held, Step, UnitStart};
 use super::{Connections, Dispatched};
 use crate::classify::{Class, Classifier};
 use crate::target::Speed;
@@ -34,6 +34,12 @@ use crate::target::Speed;
 /// (a lock holder's COMMIT must be read while the waiter waits) and short enough that
 /// little is read that a stopped run throws away.
 const HORIZON: Duration = Duration::from_secs(1);
+
+/// Once the reader has to wait for the horizon, it waits until it may read this much
+/// more: a reader woken for every record that comes within reach costs a context switch
+/// each (on the CPU the replay and often the target share), where one wake-up per slack
+/// reads thousands of records in one go.
+const HORIZON_SLACK: Duration = Duration::from_millis(100);
 
 /// Steps kept in memory across all lanes' overflows; beyond it they go to the spill file.
 /// ~200 bytes each: ~13 MiB.
@@ -47,7 +53,9 @@ const MAX_SPILLED: usize = 8 * 1024 * 1024;
 /// Each costs a lane entry (~200 bytes) and its steps wait in the overflow.
 const MAX_WAITING_UNITS: usize = 100_000;
 
-/// Records read between two looks at lanes waiting for room or admission.
+/// Records read between two looks at lanes waiting for room or admission, and between
+/// two hand-overs of the units of work read meanwhile (pooled replay). A unit is held at
+/// most this long before it is handed over, whole if its end was read.
 const SERVICE_EVERY: u32 = 64;
 
 /// The longest the reader parks without being woken (wake-ups are not lost; this only
@@ -80,6 +88,14 @@ struct LaneEntry {
     shared: Arc<LaneShared>,
 }
 
+/// Pooled replay: a unit of work read but not admitted yet.
+enum Waiting {
+    /// A lane whose steps wait in its overflow.
+    Lane(u64),
+    /// A whole unit, all its steps in hand.
+    Whole(LaneFeed),
+}
+
 pub struct Feed {
     ctx: Arc<Ctx>,
     handle: Handle,
@@ -88,8 +104,12 @@ pub struct Feed {
     conns: HashMap<u64, ConnState>,
     lanes: HashMap<u64, LaneEntry>,
     next_lane: u64,
-    /// Pooled: lanes waiting for admission, oldest first.
-    waiting: VecDeque<u64>,
+    /// Pooled: units waiting for admission, oldest first.
+    waiting: VecDeque<Waiting>,
+    /// Pooled: units whose end was read, to hand over whole (captured connection, steps).
+    complete: Vec<(u64, Held)>,
+    /// Pooled: connections that may hold steps of a unit whose end is not read yet.
+    holding: Vec<u64>,
     /// Lanes that may have overflow (checked and pruned by `service`).
     overflowing: Vec<u64>,
     spill: Spill,
@@ -114,6 +134,8 @@ impl Feed {
             lanes: HashMap::new(),
             next_lane: 0,
             waiting: VecDeque::new(),
+            complete: Vec::new(),
+            holding: Vec::new(),
             overflowing: Vec::new(),
             spill: Spill::new(),
             overflow_memory: 0,
@@ -161,6 +183,7 @@ impl Feed {
             self.route(record);
             read += 1;
             if read.is_multiple_of(SERVICE_EVERY) {
+                self.hand_over();
                 self.service();
             }
         }
@@ -184,6 +207,9 @@ impl Feed {
             if ready && room {
                 return;
             }
+            // Lanes must not wait for what the reader holds while it waits.
+            self.hand_over();
+            self.service();
             let lanes_wanted = !self.waiting.is_empty() || !self.overflowing.is_empty();
             let wants = if lanes_wanted { ROOM | LANE_END } else { 0 };
             self.ctx
@@ -193,25 +219,26 @@ impl Feed {
     }
 
     /// Whether `t` is within the horizon; if not, how long to park and what progress to
-    /// be woken at.
+    /// be woken at (both [`HORIZON_SLACK`] past the point where `t` comes within reach).
     fn horizon(&self, t: u64) -> (bool, Duration, Option<u64>) {
         match self.ctx.speed {
             Speed::Factor(_) => {
                 let due = self.ctx.due(t).unwrap_or_else(Instant::now);
-                let now = Instant::now();
-                let ahead = due.saturating_duration_since(now);
+                let ahead = due.saturating_duration_since(Instant::now());
+                let reach = HORIZON - HORIZON_SLACK;
                 (
                     ahead <= HORIZON,
-                    (ahead - HORIZON.min(ahead)).min(MAX_PARK),
+                    ahead.saturating_sub(reach).min(MAX_PARK),
                     None,
                 )
             }
             Speed::Max => {
                 let t0 = self.t0.unwrap_or(0);
                 let progress = self.ctx.progress.load(Ordering::Relaxed).max(t0);
-                let horizon = u64::try_from(HORIZON.as_nanos()).unwrap_or(u64::MAX);
-                let want = t.saturating_sub(horizon);
-                (progress >= want, MAX_PARK, Some(want.max(1)))
+                let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+                let want = t.saturating_sub(nanos(HORIZON));
+                let wake_at = t.saturating_sub(nanos(HORIZON - HORIZON_SLACK));
+                (progress >= want, MAX_PARK, Some(wake_at.max(1)))
             }
         }
     }
@@ -238,9 +265,12 @@ impl Feed {
             }
             Record::End(_) => {}
             Record::ConnClose(close) => {
-                let Some(state) = self.conns.remove(&close.conn) else {
+                let Some(mut state) = self.conns.remove(&close.conn) else {
                     return;
                 };
+                if let Some(held) = state.held.take() {
+                    self.complete.push((close.conn, held));
+                }
                 if self.opts.connections == Connections::Captured {
                     let record = Arc::new(Record::ConnClose(close));
                     self.deliver_all(&state.lanes, &record);
@@ -359,6 +389,9 @@ impl Feed {
         }));
         if self.opts.connections == Connections::Pooled {
             let lanes = std::mem::take(&mut state.lanes);
+            if let Some(held) = state.held.take() {
+                self.complete.push((conn, held));
+            }
             self.end_lanes(&lanes);
         }
     }
@@ -378,7 +411,7 @@ impl Feed {
         // A lane always begins with a unit, even where the capture gave no boundary (a
         // connection whose first command reads a previous result).
         let unit = state.unit.take().or_else(|| {
-            state.lanes.is_empty().then(|| {
+            (state.lanes.is_empty() && state.held.is_none()).then(|| {
                 Box::new(UnitStart {
                     db: state.db.clone(),
                     names: state.names.clone(),
@@ -388,11 +421,7 @@ impl Feed {
         });
         let seq = state.seq;
         state.seq += 1;
-        let lanes = if state.lanes.is_empty() {
-            self.open_lanes(conn, command.t_start)
-        } else {
-            state.lanes.clone()
-        };
+        let t_start = command.t_start;
         let step = Step {
             record: Arc::new(Record::Command(command)),
             class,
@@ -402,8 +431,78 @@ impl Feed {
             commit,
             pins,
         };
+        if self.opts.connections == Connections::Pooled && state.lanes.is_empty() {
+            // A unit not handed over yet: held until its end is read or the next
+            // hand-over.
+            match &mut state.held {
+                Some(held) => held.steps.push(step),
+                None => {
+                    state.held = Some(Held {
+                        start_t: t_start,
+                        steps: vec![step],
+                    });
+                    self.holding.push(conn);
+                }
+            }
+            return;
+        }
+        let lanes = if state.lanes.is_empty() {
+            self.open_lanes(conn, t_start)
+        } else {
+            state.lanes.clone()
+        };
         for id in lanes {
             self.deliver(id, step.clone());
+        }
+    }
+
+    /// Pooled: hands over the units read since the last time, in the order they began:
+    /// a unit whose end was read as a whole (its steps in hand, no queue), one still
+    /// open as a lane whose later steps follow through its queue.
+    fn hand_over(&mut self) {
+        if self.complete.is_empty() && self.holding.is_empty() {
+            return;
+        }
+        let mut units: Vec<(u64, Held, bool)> = self
+            .complete
+            .drain(..)
+            .map(|(conn, held)| (conn, held, true))
+            .collect();
+        for conn in std::mem::take(&mut self.holding) {
+            if let Some(held) = self.conns.get_mut(&conn).and_then(|s| s.held.take()) {
+                units.push((conn, held, false));
+            }
+        }
+        units.sort_by_key(|(_, held, _)| held.start_t);
+        for (conn, held, whole) in units {
+            if whole {
+                self.hand_over_whole(conn, held);
+            } else {
+                let lanes = self.open_lanes(conn, held.start_t);
+                for step in held.steps {
+                    for &id in &lanes {
+                        self.deliver(id, step.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// A whole unit, to the pool or to wait for admission (one per `--scale` copy).
+    fn hand_over_whole(&mut self, conn: u64, held: Held) {
+        let scale = self.opts.scale.max(1);
+        for copy in 0..scale {
+            let feed = LaneFeed {
+                steps: held.steps.clone(),
+                queue: None,
+                replay_conn: conn * u64::from(scale) + u64::from(copy),
+                start_t: held.start_t,
+            };
+            if self.waiting.is_empty() && self.live() < self.opts.admit_limit {
+                self.admit_feed(feed);
+            } else {
+                self.waiting.push_back(Waiting::Whole(feed));
+            }
         }
     }
 
@@ -457,7 +556,7 @@ impl Feed {
         if admit_now {
             self.admit(id);
         } else {
-            self.waiting.push_back(id);
+            self.waiting.push_back(Waiting::Lane(id));
         }
         id
     }
@@ -476,17 +575,29 @@ impl Feed {
         }
         let (tx, rx) = mpsc::channel(self.opts.read_ahead.max(1));
         lane.tx = Some(tx);
-        self.ctx.live_lanes.fetch_add(1, Ordering::Relaxed);
         let feed = LaneFeed {
-            rx,
-            shared: lane.shared.clone(),
+            steps: Vec::new(),
+            queue: Some(LaneQueue {
+                rx,
+                shared: lane.shared.clone(),
+            }),
             replay_conn: lane.replay_conn,
             start_t: lane.start_t,
         };
+        self.admit_feed(feed);
+        self.refill(id);
+        if self.lanes.get(&id).is_some_and(|l| !l.overflow.is_empty()) {
+            self.overflowing.push(id);
+        }
+    }
+
+    /// Starts a lane: on the pool (pooled) or as a task of its own (captured).
+    fn admit_feed(&mut self, feed: LaneFeed) {
+        self.ctx.live_lanes.fetch_add(1, Ordering::Relaxed);
         match &self.ctx.pool {
             Some(pool) => {
                 if pool.push(feed) {
-                    let worker = run_worker(self.ctx.clone(), self.alive.clone());
+                    let worker = run_worker(self.ctx.clone(), self.alive.clone(), None);
                     self.handle.spawn(worker);
                 }
             }
@@ -494,10 +605,6 @@ impl Feed {
                 let task = run_lane(self.ctx.clone(), feed, self.alive.clone());
                 self.handle.spawn(task);
             }
-        }
-        self.refill(id);
-        if self.lanes.get(&id).is_some_and(|l| !l.overflow.is_empty()) {
-            self.overflowing.push(id);
         }
     }
 
@@ -596,10 +703,11 @@ impl Feed {
     /// Admits waiting units while there is room, and refills lanes with overflow.
     fn service(&mut self) {
         while self.live() < self.opts.admit_limit {
-            let Some(id) = self.waiting.pop_front() else {
-                break;
-            };
-            self.admit(id);
+            match self.waiting.pop_front() {
+                Some(Waiting::Lane(id)) => self.admit(id),
+                Some(Waiting::Whole(feed)) => self.admit_feed(feed),
+                None => break,
+            }
         }
         let overflowing = std::mem::take(&mut self.overflowing);
         for id in overflowing {
@@ -612,7 +720,14 @@ impl Feed {
 
     /// End of the capture: every lane ends once what is parked for it is delivered.
     fn drain(&mut self) {
-        let open: Vec<u64> = self.conns.drain().flat_map(|(_, s)| s.lanes).collect();
+        let mut open = Vec::new();
+        for (conn, mut state) in std::mem::take(&mut self.conns) {
+            if let Some(held) = state.held.take() {
+                self.complete.push((conn, held));
+            }
+            open.extend(state.lanes);
+        }
+        self.hand_over();
         self.end_lanes(&open);
         while !self.waiting.is_empty() || !self.overflowing.is_empty() {
             self.service();

@@ -24,15 +24,25 @@ pub struct LaneShared {
     pub has_overflow: AtomicBool,
 }
 
-/// A sequence of steps for one lane: its queue, what it shares with the reader, and the
-/// id its commands get in results (the captured connection's replay id).
+/// A sequence of steps for one lane, and the id its commands get in results (the
+/// captured connection's replay id).
 #[derive(Debug)]
 pub struct LaneFeed {
-    pub rx: mpsc::Receiver<Step>,
-    pub shared: Arc<LaneShared>,
+    /// Steps in hand when the lane was handed over: in pooled replay most often a whole
+    /// unit of work (one command, for an autocommit statement), which then needs no queue.
+    pub steps: Vec<Step>,
+    /// Steps still to come, read after the lane was handed over.
+    pub queue: Option<LaneQueue>,
     pub replay_conn: u64,
     /// Capture time of the first record.
     pub start_t: u64,
+}
+
+/// A lane's queue from the reader, and what the two share about it.
+#[derive(Debug)]
+pub struct LaneQueue {
+    pub rx: mpsc::Receiver<Step>,
+    pub shared: Arc<LaneShared>,
 }
 
 struct Lane {
@@ -50,42 +60,35 @@ struct Lane {
 /// run stops. `_alive` is dropped at the end: the run waits for every lane by waiting
 /// for the last one.
 pub async fn run_lane(ctx: Arc<Ctx>, feed: LaneFeed, _alive: mpsc::Sender<()>) {
-    let mut lane = Lane::new(ctx, None, Pending::new());
+    let mut lane = Lane::new(ctx, None);
     lane.run(feed).await;
     lane.finish().await;
     lane.ended();
 }
 
-/// Pooled replay: one target connection, running the units of work the pool hands it,
-/// one after another, until the pool closes or the run stops. Its results batch across
-/// units (most units are a single command).
-pub async fn run_worker(ctx: Arc<Ctx>, alive: mpsc::Sender<()>) {
+/// Pooled replay: one target connection (opened beforehand when `conn` is given),
+/// running the units of work the pool hands it, one after another, until the pool
+/// closes or the run stops. One lane serves them all: its results batch across units,
+/// and nothing is set up per unit (most units are a single command).
+pub async fn run_worker(ctx: Arc<Ctx>, alive: mpsc::Sender<()>, conn: Option<TargetConn>) {
     let Some(pool) = ctx.pool.as_ref() else {
         return;
     };
-    let (mut conn, mut pending) = (None, Pending::new());
-    while let Some(feed) = pool.next_unit(&ctx, &mut pending, &alive).await {
+    let mut lane = Lane::new(ctx.clone(), conn);
+    while let Some(feed) = pool.next_unit(&ctx, &mut lane.pending, &alive).await {
         pool.busy(true);
-        let mut lane = Lane::new(ctx.clone(), conn.take(), std::mem::take(&mut pending));
         lane.run(feed).await;
         pool.busy(false);
         lane.ended();
         // A session left with state a unit set (pinned) must not serve the next unit.
-        conn = lane.conn.take();
-        if lane.dirty
-            && let Some(dirty) = conn.take()
-        {
-            dirty.close().await;
+        if lane.dirty {
+            lane.release().await;
         }
-        pending = std::mem::take(&mut lane.pending);
         if ctx.stopped() {
             break;
         }
     }
-    pending.send(&ctx.results).await;
-    if let Some(conn) = conn {
-        conn.close().await;
-    }
+    lane.finish().await;
 }
 
 /// How long statements in flight may still finish once a run stops (Ctrl-C, SIGTERM,
@@ -122,22 +125,30 @@ async fn kill_query(ctx: &Ctx, server_id: u32) {
 }
 
 impl Lane {
-    fn new(ctx: Arc<Ctx>, conn: Option<TargetConn>, pending: Pending) -> Self {
+    fn new(ctx: Arc<Ctx>, conn: Option<TargetConn>) -> Self {
         let stop = ctx.stop_signal.subscribe();
         Lane {
             ctx,
             replay_conn: 0,
             conn,
             dirty: false,
-            pending,
+            pending: Pending::new(),
             stop,
         }
     }
 
-    /// Runs the feed's steps until its queue closes or the run stops.
-    async fn run(&mut self, mut feed: LaneFeed) {
+    /// Runs the feed's steps in hand, then those its queue brings until it closes, or
+    /// until the run stops.
+    async fn run(&mut self, feed: LaneFeed) {
         self.replay_conn = feed.replay_conn;
-        let rx = &mut feed.rx;
+        for step in feed.steps {
+            if self.ctx.stopped() || !self.step(step).await {
+                return;
+            }
+        }
+        let Some(LaneQueue { mut rx, shared }) = feed.queue else {
+            return;
+        };
         loop {
             // Nothing queued: what ran so far goes to the results thread before waiting.
             // (A closed queue has nothing more to wait for: a pooled unit's end is no
@@ -146,8 +157,7 @@ impl Lane {
                 break;
             }
             let Some(step) = rx.recv().await else { break };
-            if feed.shared.has_overflow.load(Ordering::Relaxed) && rx.len() <= rx.max_capacity() / 2
-            {
+            if shared.has_overflow.load(Ordering::Relaxed) && rx.len() <= rx.max_capacity() / 2 {
                 self.ctx.park.room();
             }
             if self.ctx.stopped() || !self.step(step).await {

@@ -319,11 +319,14 @@ fn new_ctx(
     })
 }
 
-/// Lanes running at once in pooled replay. Units waiting for a connection count as
-/// running: twice the pool keeps it busy with the next units ready, without a task per
-/// unit of a long backlog.
+/// Units of work admitted at once in pooled replay: queued for a connection or running.
+/// A queued unit is its steps and no task, so a deep queue is cheap, and it is what lets
+/// the reader admit units in batches (it is woken when half have ended) rather than one
+/// wake-up per unit; twice the pool keeps a large pool busy with the next units ready.
+const MIN_ADMITTED: usize = 1024;
+
 fn admit_limit(max_connections: usize) -> usize {
-    max_connections.saturating_mul(2).max(16)
+    max_connections.saturating_mul(2).max(MIN_ADMITTED)
 }
 
 fn feed_options(cfg: &RunConfig, max_connections: usize) -> FeedOptions {

@@ -175,7 +175,7 @@ impl Pool {
     /// Starts one more worker from inside the runtime, if the bound allows.
     fn grow(&self, ctx: &Arc<Ctx>, alive: &mpsc::Sender<()>) {
         if self.reserve_worker() {
-            tokio::spawn(super::lane::run_worker(ctx.clone(), alive.clone()));
+            tokio::spawn(super::lane::run_worker(ctx.clone(), alive.clone(), None));
         }
     }
 

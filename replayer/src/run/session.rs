@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use captures::{Cmd, Command};
 
-use super::step::UnitStart;
+use super::step::{Held, UnitStart};
 use crate::classify::{Class, Effect, PinReason};
 
 /// A statement prepared on a captured connection.
@@ -25,6 +25,8 @@ pub struct ConnState {
     pub lanes: Vec<u64>,
     /// A unit begins at the next delivered command.
     pub unit: Option<Box<UnitStart>>,
+    /// Pooled: the current unit's steps, while the reader holds them.
+    pub held: Option<Held>,
     /// The session effect of the command being read (set by classification).
     pub effect: Effect,
     pub in_tx: bool,
@@ -55,6 +57,7 @@ impl ConnState {
         ConnState {
             lanes: Vec::new(),
             unit: None,
+            held: None,
             effect: Effect::None,
             in_tx: false,
             boundary: true,

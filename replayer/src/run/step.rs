@@ -39,3 +39,14 @@ pub struct UnitStart {
     /// before the unit may start (every commit captured before the unit's start).
     pub after_commit: Option<u64>,
 }
+
+/// Pooled replay: the steps of a captured connection's current unit of work that the
+/// reader holds until it knows whether the unit ends (the connection's next command
+/// begins another unit, or it closes) — a unit handed over whole needs no queue to its
+/// lane — or until it hands over what it holds (see `Feed::hand_over`).
+#[derive(Debug)]
+pub struct Held {
+    /// Capture time of the unit's first command.
+    pub start_t: u64,
+    pub steps: Vec<Step>,
+}
