@@ -2,11 +2,14 @@
 //! against the captured one.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use captures::digest::{ColumnSpec, Columns, Digester, Likeness};
 use captures::{Cmd, Digest, Divergence, Outcome, Value};
 use mysql_async::prelude::Queryable;
 use mysql_async::{ChangeUserOpts, Conn, Params, Statement};
+
+use crate::statements::{Statements, StmtKey};
 
 use crate::target::Target;
 
@@ -31,33 +34,24 @@ pub enum Done {
 
 pub use crate::verdict::{CANNOT_CONNECT, CONNECTION_LOST};
 
-/// Statements one target connection keeps prepared. Bounds what a replay holds on the
-/// server (its `max_prepared_stmt_count` is shared by every connection) when a pooled
-/// target connection serves the statements of many captured connections; a statement
-/// evicted and executed again is simply prepared again.
-const MAX_STATEMENTS: usize = 256;
-
-/// A prepared statement of a captured connection: (captured connection, statement id).
-type StmtKey = (u64, u32);
-
-/// Per-target-connection replay state: captured statement ids mapped to the target's
-/// statements, long data waiting for its EXECUTE.
+/// Per-target-connection replay state: its prepared statements, long data waiting for
+/// its EXECUTE.
 #[derive(Debug, Default)]
 pub struct Session {
-    stmts: HashMap<StmtKey, Statement>,
-    /// Insertion order of `stmts`, oldest first, for eviction.
-    order: std::collections::VecDeque<StmtKey>,
+    stmts: Statements,
     long_data: HashMap<(StmtKey, u16), Vec<u8>>,
 }
 
 /// What to run: a captured command of captured connection `conn`, with the SQL its
 /// statement was prepared from (for statement commands), so a connection that has not
-/// prepared it yet can.
+/// prepared it yet can, and the connection's default database (target name), which a
+/// statement prepared here resolves its names in.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     pub conn: u64,
     pub cmd: &'a Cmd,
-    pub stmt_sql: Option<&'a [u8]>,
+    pub stmt_sql: Option<&'a Arc<[u8]>>,
+    pub db: Option<&'a str>,
     /// Digest the rows returned (see [`captures::digest`]).
     pub digest: bool,
 }
@@ -74,7 +68,6 @@ impl Session {
     /// Forget server-side state (after a reconnect, RESET_CONNECTION or CHANGE_USER).
     pub fn clear(&mut self) {
         self.stmts.clear();
-        self.order.clear();
         self.long_data.clear();
     }
 
@@ -123,7 +116,8 @@ impl Session {
         match req.cmd {
             Cmd::Prepare { sql, stmt_id, .. } => {
                 let stmt = conn.prep(sql.as_slice()).await?;
-                self.insert(conn, (req.conn, *stmt_id), stmt).await?;
+                let closing = self.stmts.bind((req.conn, *stmt_id), stmt);
+                close_all(conn, closing).await?;
             }
             Cmd::Execute {
                 stmt_id, params, ..
@@ -141,8 +135,7 @@ impl Session {
             }
             Cmd::StmtClose { stmt_id } => {
                 let key = (req.conn, *stmt_id);
-                if let Some(stmt) = self.stmts.remove(&key) {
-                    self.order.retain(|k| *k != key);
+                if let Some(stmt) = self.stmts.unbind(key) {
                     conn.close(stmt).await?;
                 }
                 self.long_data.retain(|(k, _), _| *k != key);
@@ -192,17 +185,21 @@ impl Session {
         req: Request<'_>,
         params: &[captures::Param],
     ) -> Result<Done, mysql_async::Error> {
-        if !self.stmts.contains_key(&key) {
+        let sql = req.stmt_sql.map(|sql| &sql[..]);
+        if self.stmts.get(key, sql, req.db).is_none() {
             let Some(sql) = req.stmt_sql else {
                 // Prepared before the capture started, or its PREPARE failed: the
                 // server would say "unknown prepared statement handler".
-                return Ok(Done::ServerError(1243));
+                return Ok(Done::ServerError(UNKNOWN_STATEMENT));
             };
-            let stmt = conn.prep(sql).await?;
-            self.insert(conn, key, stmt).await?;
+            let stmt = conn.prep(&sql[..]).await?;
+            let closing = self
+                .stmts
+                .adopt(sql.clone(), req.db.map(str::to_owned), stmt);
+            close_all(conn, closing).await?;
         }
-        let Some(stmt) = self.stmts.get(&key) else {
-            return Ok(Done::ServerError(1243));
+        let Some(stmt) = self.stmts.get(key, sql, req.db) else {
+            return Ok(Done::ServerError(UNKNOWN_STATEMENT));
         };
         let long_data = &mut self.long_data;
         let values: Vec<mysql_async::Value> = params
@@ -230,30 +227,18 @@ impl Session {
             Err(e) => Err(e),
         }
     }
+}
 
-    /// Keeps a prepared statement, closing the one it replaces and the oldest beyond
-    /// [`MAX_STATEMENTS`].
-    async fn insert(
-        &mut self,
-        conn: &mut Conn,
-        key: StmtKey,
-        stmt: Statement,
-    ) -> Result<(), mysql_async::Error> {
-        if let Some(old) = self.stmts.insert(key, stmt) {
-            // The capture reused an id without closing: free ours too.
-            conn.close(old).await?;
-        } else {
-            self.order.push_back(key);
-        }
-        while self.order.len() > MAX_STATEMENTS {
-            if let Some(oldest) = self.order.pop_front()
-                && let Some(stmt) = self.stmts.remove(&oldest)
-            {
-                conn.close(stmt).await?;
-            }
-        }
-        Ok(())
+/// ER_UNKNOWN_STMT_HANDLER: what the server says to an EXECUTE of a statement it does
+/// not know.
+const UNKNOWN_STATEMENT: u16 = 1243;
+
+/// Closes statements the cache let go (replaced or evicted).
+async fn close_all(conn: &mut Conn, stmts: Vec<Statement>) -> Result<(), mysql_async::Error> {
+    for stmt in stmts {
+        conn.close(stmt).await?;
     }
+    Ok(())
 }
 
 /// LOAD DATA LOCAL INFILE with the file's content as captured, sent when the server

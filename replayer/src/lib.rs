@@ -19,6 +19,7 @@ pub mod report;
 pub mod routes;
 pub mod run;
 pub mod signal;
+pub mod statements;
 pub mod target;
 pub mod timeline;
 pub mod verdict;

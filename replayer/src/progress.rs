@@ -44,7 +44,6 @@ impl Bar {
         errors: u64,
         window: &mut Histogram<u64>,
         lag: &Histogram<u64>,
-        _origin: Instant,
     ) {
         let Some(bar) = &self.bar else { return };
         let now = Instant::now();

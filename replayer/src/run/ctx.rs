@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use super::admission::Admission;
 use super::commits::Commits;
 use super::examples::Examples;
 use super::park::Park;
@@ -18,7 +19,11 @@ use crate::target::Speed;
 #[derive(Debug)]
 pub struct Ctx {
     pub speed: Speed,
-    pub origin: Instant,
+    /// When the context was made; the replay's clock starts a little later (see
+    /// [`Ctx::start_clock`]).
+    pub anchor: Instant,
+    /// When the replay's clock started, in ns after `anchor` (0 until it has).
+    pub(super) started_ns: AtomicU64,
     /// Capture time (ns) of the first replayed record: the replay's time zero. Set by
     /// the reader before any lane exists.
     pub t0: AtomicU64,
@@ -45,8 +50,7 @@ pub struct Ctx {
     /// `--speed max`).
     pub progress: AtomicU64,
     /// Lanes running (spawned and not yet ended), and how many may (pooled).
-    pub live_lanes: AtomicU64,
-    pub admit_limit: u64,
+    pub admission: Admission,
     /// Digest the rows of every answer (`--no-result-digest` turns it off).
     pub result_digest: bool,
     /// Which diverging executions are the first of their class and kind.
@@ -54,6 +58,19 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Starts the replay's clock: the reader calls it once it has read its first
+    /// horizon, before any lane runs, so that first burst of reading does not compete
+    /// with the first commands for the CPU.
+    pub fn start_clock(&self) {
+        let ns = u64::try_from(self.anchor.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.started_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// Time zero of the replay: capture time `t0` is due then.
+    pub fn origin(&self) -> Instant {
+        self.anchor + Duration::from_nanos(self.started_ns.load(Ordering::Relaxed))
+    }
+
     /// When a record captured at `t` (ns) is due: from the absolute origin, never by
     /// adding up sleeps, so long replays do not drift. `None` at `--speed max`.
     pub fn due(&self, t: u64) -> Option<Instant> {
@@ -61,7 +78,7 @@ impl Ctx {
             Speed::Max => None,
             Speed::Factor(f) => {
                 let offset = t.saturating_sub(self.t0.load(Ordering::Relaxed));
-                Some(self.origin + Duration::from_nanos((offset as f64 / f) as u64))
+                Some(self.origin() + Duration::from_nanos((offset as f64 / f) as u64))
             }
         }
     }
@@ -90,7 +107,7 @@ impl Ctx {
     }
 
     pub fn since_origin(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
+        u64::try_from(at.saturating_duration_since(self.origin()).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Counts an error; stops the run at `--max-errors`.

@@ -50,7 +50,8 @@ const OVERFLOW_MEMORY: usize = 64 * 1024;
 const MAX_SPILLED: usize = 8 * 1024 * 1024;
 
 /// Units of work read but not yet admitted (pooled replay), when the pool is saturated.
-/// Each costs a lane entry (~200 bytes) and its steps wait in the overflow.
+/// Each costs its steps (a whole unit, ~400 bytes with its records) or a lane entry
+/// (~200 bytes, its steps waiting in the overflow).
 const MAX_WAITING_UNITS: usize = 100_000;
 
 /// Records read between two looks at lanes waiting for room or admission, and between
@@ -67,8 +68,6 @@ pub struct FeedOptions {
     pub connections: Connections,
     pub scale: u32,
     pub read_ahead: usize,
-    /// Pooled: lanes running at once (waiting for a connection or on one).
-    pub admit_limit: usize,
     pub duration: Option<Duration>,
     pub only_class: HashSet<u64>,
     pub skip_writes: bool,
@@ -110,6 +109,9 @@ pub struct Feed {
     complete: Vec<(u64, Held)>,
     /// Pooled: connections that may hold steps of a unit whose end is not read yet.
     holding: Vec<u64>,
+    /// Lanes admitted before the replay's clock starts, started with it (`None` once
+    /// it has): the first horizon is read before anything runs.
+    starting: Option<Vec<LaneFeed>>,
     /// Lanes that may have overflow (checked and pruned by `service`).
     overflowing: Vec<u64>,
     spill: Spill,
@@ -136,6 +138,7 @@ impl Feed {
             waiting: VecDeque::new(),
             complete: Vec::new(),
             holding: Vec::new(),
+            starting: Some(Vec::new()),
             overflowing: Vec::new(),
             spill: Spill::new(),
             overflow_memory: 0,
@@ -209,6 +212,7 @@ impl Feed {
             }
             // Lanes must not wait for what the reader holds while it waits.
             self.hand_over();
+            self.start();
             self.service();
             let lanes_wanted = !self.waiting.is_empty() || !self.overflowing.is_empty();
             let wants = if lanes_wanted { ROOM | LANE_END } else { 0 };
@@ -498,7 +502,7 @@ impl Feed {
                 replay_conn: conn * u64::from(scale) + u64::from(copy),
                 start_t: held.start_t,
             };
-            if self.waiting.is_empty() && self.live() < self.opts.admit_limit {
+            if self.waiting.is_empty() && self.ctx.admission.has_room(false) {
                 self.admit_feed(feed);
             } else {
                 self.waiting.push_back(Waiting::Whole(feed));
@@ -552,17 +556,13 @@ impl Feed {
             },
         );
         let admit_now = self.opts.connections == Connections::Captured
-            || (self.waiting.is_empty() && self.live() < self.opts.admit_limit);
+            || (self.waiting.is_empty() && self.ctx.admission.has_room(true));
         if admit_now {
             self.admit(id);
         } else {
             self.waiting.push_back(Waiting::Lane(id));
         }
         id
-    }
-
-    fn live(&self) -> usize {
-        usize::try_from(self.ctx.live_lanes.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
     }
 
     /// Spawns a lane's task.
@@ -591,9 +591,28 @@ impl Feed {
         }
     }
 
-    /// Starts a lane: on the pool (pooled) or as a task of its own (captured).
+    /// Starts the replay's clock and the lanes admitted so far, once (the reader has
+    /// read its first horizon, or all there is).
+    fn start(&mut self) {
+        if let Some(admitted) = self.starting.take() {
+            self.ctx.start_clock();
+            for feed in admitted {
+                self.launch(feed);
+            }
+        }
+    }
+
+    /// Admits a lane: it starts now, or with the clock.
     fn admit_feed(&mut self, feed: LaneFeed) {
-        self.ctx.live_lanes.fetch_add(1, Ordering::Relaxed);
+        self.ctx.admission.admitted(feed.queue.is_some());
+        match &mut self.starting {
+            Some(admitted) => admitted.push(feed),
+            None => self.launch(feed),
+        }
+    }
+
+    /// Starts a lane: on the pool (pooled) or as a task of its own (captured).
+    fn launch(&mut self, feed: LaneFeed) {
         match &self.ctx.pool {
             Some(pool) => {
                 if pool.push(feed) {
@@ -702,7 +721,12 @@ impl Feed {
 
     /// Admits waiting units while there is room, and refills lanes with overflow.
     fn service(&mut self) {
-        while self.live() < self.opts.admit_limit {
+        // In order: a unit that may not be admitted yet holds back those behind it.
+        while let Some(head) = self.waiting.front() {
+            let queued = matches!(head, Waiting::Lane(_));
+            if !self.ctx.admission.has_room(queued) {
+                break;
+            }
             match self.waiting.pop_front() {
                 Some(Waiting::Lane(id)) => self.admit(id),
                 Some(Waiting::Whole(feed)) => self.admit_feed(feed),
@@ -728,6 +752,7 @@ impl Feed {
             open.extend(state.lanes);
         }
         self.hand_over();
+        self.start();
         self.end_lanes(&open);
         while !self.waiting.is_empty() || !self.overflowing.is_empty() {
             self.service();

@@ -63,7 +63,7 @@ pub async fn run_lane(ctx: Arc<Ctx>, feed: LaneFeed, _alive: mpsc::Sender<()>) {
     let mut lane = Lane::new(ctx, None);
     lane.run(feed).await;
     lane.finish().await;
-    lane.ended();
+    lane.ended(true);
 }
 
 /// Pooled replay: one target connection (opened beforehand when `conn` is given),
@@ -77,9 +77,10 @@ pub async fn run_worker(ctx: Arc<Ctx>, alive: mpsc::Sender<()>, conn: Option<Tar
     let mut lane = Lane::new(ctx.clone(), conn);
     while let Some(feed) = pool.next_unit(&ctx, &mut lane.pending, &alive).await {
         pool.busy(true);
+        let queued = feed.queue.is_some();
         lane.run(feed).await;
         pool.busy(false);
-        lane.ended();
+        lane.ended(queued);
         // A session left with state a unit set (pinned) must not serve the next unit.
         if lane.dirty {
             lane.release().await;
@@ -167,13 +168,10 @@ impl Lane {
         // The reader may hold more for this lane: closing the queue tells it to drop them.
     }
 
-    /// Counts the lane out, waking a reader waiting to admit units only once half the
-    /// lanes are gone: a wake-up per ended unit (one per command in a typical pooled
-    /// replay) costs more than the command on a shared CPU, and half the lanes still
-    /// keep the pool busy.
-    fn ended(&self) {
-        let live = self.ctx.live_lanes.fetch_sub(1, Ordering::Relaxed) - 1;
-        if live <= self.ctx.admit_limit / 2 {
+    /// Counts the lane out, waking the reader if it waits to admit lanes and should be
+    /// (see [`super::admission`]).
+    fn ended(&self, queued: bool) {
+        if self.ctx.admission.ended(queued) {
             self.ctx.park.lane_ended();
         }
     }
@@ -307,7 +305,8 @@ impl Lane {
         let req = Request {
             conn: command.conn,
             cmd: &command.cmd,
-            stmt_sql: step.stmt.as_deref(),
+            stmt_sql: step.stmt.as_ref(),
+            db: tc.db.as_deref(),
             digest: ctx.result_digest,
         };
         let server_id = tc.conn.id();

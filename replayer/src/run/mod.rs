@@ -14,6 +14,7 @@
 //! Memory is bounded by the lane queues, the overflow budget and the results queue,
 //! whatever the target does; what a slow target leaves behind waits on disk.
 
+mod admission;
 mod commits;
 mod ctx;
 mod examples;
@@ -37,9 +38,10 @@ use captures::{CaptureReader, ResultsWriter, RunEnd, RunMeta, WriterOptions};
 use mysql_async::Conn;
 use tokio::sync::{mpsc, watch};
 
+use self::admission::Admission;
 use self::ctx::Ctx;
 use self::feed::{Feed, FeedOptions};
-use self::pool::{Connector, Pool};
+use self::pool::{Connector, Pool, TargetConn};
 use self::results::{Msg, RESULTS_QUEUE, Written, write_results};
 use crate::classify::PinReason;
 use crate::clock::Clock;
@@ -138,28 +140,34 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub async fn run(cfg: RunConfig) -> Result<RunSummary, Error> {
     let reader = open_capture(&cfg)?;
     let server_version = probe(&cfg.target).await?;
-    let max_connections = match (cfg.connections, cfg.max_connections) {
-        (Connections::Captured, _) => 0,
-        (Connections::Pooled, Some(n)) => n.max(1),
-        (Connections::Pooled, None) => default_max_connections(&cfg)?,
+    let (max_connections, warm) = match cfg.connections {
+        Connections::Captured => (0, 0),
+        Connections::Pooled => pool_size(&cfg)?,
     };
     let (run_id, meta) = run_meta(&cfg, server_version);
     let writer = create_results(&cfg, &meta)?;
     let (results_tx, results_rx) = mpsc::channel(RESULTS_QUEUE);
-    let ctx = Arc::new(new_ctx(&cfg, max_connections, results_tx)?);
+    let connector = Connector::new(cfg.target.clone());
+    let opened = warm_up(&connector, warm).await;
+    let ctx = Arc::new(new_ctx(&cfg, max_connections, results_tx, connector)?);
     let interrupt = watch_signals(&ctx, cfg.handle_signals);
 
-    let (progress, speed, origin) = (cfg.progress, cfg.speed, ctx.origin);
+    let (progress, speed) = (cfg.progress, cfg.speed);
     let results_thread = spawn_thread("results", move || {
-        write_results(writer, results_rx, progress, speed, origin)
+        write_results(writer, results_rx, progress, speed)
     })?;
 
     // Lanes hold a clone of `alive`; when the last is gone, every lane has ended.
     let (alive, mut all_ended) = mpsc::channel::<()>(1);
+    if let Some(pool) = &ctx.pool {
+        for conn in opened {
+            pool.add_worker(&ctx, &alive, Some(conn));
+        }
+    }
     let feed = Feed::new(
         ctx.clone(),
         tokio::runtime::Handle::current(),
-        feed_options(&cfg, max_connections),
+        feed_options(&cfg),
         alive,
     );
     let reader_thread = spawn_thread("capture-reader", move || feed.run(reader))?;
@@ -222,13 +230,20 @@ async fn probe(target: &Target) -> Result<String, Error> {
     Ok(format!("{major}.{minor}.{patch}"))
 }
 
-/// Pool size when none is given. On a schedule: four times what the capture kept busy
-/// at its peak, times the speed, at least 16 — an application under N× load keeps about
-/// N× as many connections busy, and a target slower than the captured server keeps each
+/// The pool's bound, and how many of its connections to open before the replay's clock
+/// starts.
+///
+/// Bound, when none is given: on a schedule, four times what the capture kept busy at
+/// its peak, times the speed, at least 16 — an application under N× load keeps about N×
+/// as many connections busy, and a target slower than the captured server keeps each
 /// one busy longer (the demo's capture, recorded on MariaDB, needs twice its 1× pool on
 /// Vitess at 4×), so the pool must not be what falls behind. Flat out: twice the peak,
 /// at least 8, so `--speed max` keeps about as many connections busy as the capture had.
-fn default_max_connections(cfg: &RunConfig) -> Result<usize, Error> {
+///
+/// Opened beforehand: the peak times the speed (flat out: the bound), as an
+/// application's pool is already open when its load arrives; opened on demand instead,
+/// the first half second of a 2× replay fell 75 ms behind while connections were made.
+fn pool_size(cfg: &RunConfig) -> Result<(usize, usize), Error> {
     let peak = crate::inspect::shape(&cfg.capture)
         .map_err(|source| Error::Capture {
             path: cfg.capture.clone(),
@@ -241,7 +256,27 @@ fn default_max_connections(cfg: &RunConfig) -> Result<usize, Error> {
         Speed::Factor(f) => (peak * f.max(1.0) * 4.0, 16),
         Speed::Max => (peak * 2.0, 8),
     };
-    Ok((scaled.ceil() as usize).clamp(floor, DEFAULT_MAX_CONNECTIONS_CAP))
+    let max = match cfg.max_connections {
+        Some(n) => n.max(1),
+        None => (scaled.ceil() as usize).clamp(floor, DEFAULT_MAX_CONNECTIONS_CAP),
+    };
+    let warm = match cfg.speed {
+        Speed::Factor(f) => (peak * f).ceil() as usize,
+        Speed::Max => max,
+    };
+    Ok((max, warm.clamp(1, max)))
+}
+
+/// Opens `n` target connections at once (those that fail are simply not there: the
+/// pool opens connections on demand, with backoff, during the run).
+async fn warm_up(connector: &Connector, n: usize) -> Vec<TargetConn> {
+    let db = connector.target().map_db(None);
+    let opening = (0..n).map(|_| connector.open(db.clone()));
+    futures_util::future::join_all(opening)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 fn run_meta(cfg: &RunConfig, server_version: String) -> (String, RunMeta) {
@@ -288,11 +323,13 @@ fn new_ctx(
     cfg: &RunConfig,
     max_connections: usize,
     results: mpsc::Sender<Msg>,
+    connector: Connector,
 ) -> Result<Ctx, Error> {
     let pool = (cfg.connections == Connections::Pooled).then(|| Pool::new(max_connections));
     Ok(Ctx {
         speed: cfg.speed,
-        origin: Instant::now(),
+        anchor: Instant::now(),
+        started_ns: AtomicU64::new(0),
         t0: AtomicU64::new(0),
         max_errors: cfg.max_errors,
         errors: AtomicU64::new(0),
@@ -307,34 +344,22 @@ fn new_ctx(
         })?,
         park: Default::default(),
         pool,
-        connector: Connector::new(cfg.target.clone()),
+        connector,
         commits: cfg.sync_commits.then(Default::default),
         sync_waits: AtomicU64::new(0),
         sync_wait_ns: AtomicU64::new(0),
         progress: AtomicU64::new(0),
-        live_lanes: AtomicU64::new(0),
-        admit_limit: admit_limit(max_connections) as u64,
+        admission: Admission::new(max_connections),
         result_digest: cfg.result_digest,
         examples: Default::default(),
     })
 }
 
-/// Units of work admitted at once in pooled replay: queued for a connection or running.
-/// A queued unit is its steps and no task, so a deep queue is cheap, and it is what lets
-/// the reader admit units in batches (it is woken when half have ended) rather than one
-/// wake-up per unit; twice the pool keeps a large pool busy with the next units ready.
-const MIN_ADMITTED: usize = 1024;
-
-fn admit_limit(max_connections: usize) -> usize {
-    max_connections.saturating_mul(2).max(MIN_ADMITTED)
-}
-
-fn feed_options(cfg: &RunConfig, max_connections: usize) -> FeedOptions {
+fn feed_options(cfg: &RunConfig) -> FeedOptions {
     FeedOptions {
         connections: cfg.connections,
         scale: cfg.scale.max(1),
         read_ahead: cfg.read_ahead.max(1),
-        admit_limit: admit_limit(max_connections),
         duration: cfg.duration,
         only_class: cfg.only_class.iter().copied().collect::<HashSet<u64>>(),
         skip_writes: cfg.skip_writes,

@@ -1,7 +1,8 @@
 //! Target connections: opening them with backoff, and the pool of workers that pooled
 //! replay runs units of work on, as the application's own pool would under N× load.
 
-use std::collections::VecDeque;
+use std::cmp::Ordering as Order;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -109,6 +110,62 @@ impl Connector {
     }
 }
 
+/// A unit in the pool's queue, ordered by its captured start (then by arrival).
+#[derive(Debug)]
+struct Queued {
+    start_t: u64,
+    seq: u64,
+    unit: LaneFeed,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.start_t, self.seq) == (other.start_t, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Order> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    /// Reversed: `BinaryHeap` is a max-heap and the earliest start must come first.
+    fn cmp(&self, other: &Self) -> Order {
+        (other.start_t, other.seq).cmp(&(self.start_t, self.seq))
+    }
+}
+
+/// The pool's queue: earliest captured start first. Units do not arrive in that order
+/// (a whole unit is handed over when its end is read, a lane with a queue may wait for
+/// admission), and a worker only takes the head once it is due: in arrival order, a unit
+/// not due for a second would hold back every due unit behind it.
+#[derive(Debug, Default)]
+struct Queue {
+    heap: BinaryHeap<Queued>,
+    pushed: u64,
+}
+
+impl Queue {
+    fn push(&mut self, unit: LaneFeed) {
+        self.pushed += 1;
+        let (start_t, seq) = (unit.start_t, self.pushed);
+        self.heap.push(Queued { start_t, seq, unit });
+    }
+
+    fn head_start(&self) -> Option<u64> {
+        self.heap.peek().map(|q| q.start_t)
+    }
+
+    fn pop(&mut self) -> Option<LaneFeed> {
+        self.heap.pop().map(|q| q.unit)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
 /// What a worker finds at the head of the queue.
 enum Head {
     /// A due unit, and whether more are queued.
@@ -119,15 +176,15 @@ enum Head {
 }
 
 /// Pooled replay: up to `max` target connections, each with a worker that runs units of
-/// work one after another, taken first come first served from one queue, as an
-/// application's pool would serve its requests. Workers (and their connections) start
-/// on demand, when a unit is queued and no worker is free.
+/// work one after another, taken in captured order from one queue as each comes due, as
+/// an application's pool would serve its requests. Workers (and their connections)
+/// start on demand, when a unit is queued and no worker is free.
 #[derive(Debug)]
 pub struct Pool {
     max: usize,
-    /// Units admitted and not yet taken, oldest first. Bounded by the reader's admission
-    /// limit (`Ctx::admit_limit`).
-    queue: Mutex<VecDeque<LaneFeed>>,
+    /// Units admitted and not yet taken, earliest first. Bounded by the reader's admission
+    /// limits (`Ctx::admission`).
+    queue: Mutex<Queue>,
     /// No more units will come: workers end once the queue is empty.
     closed: AtomicBool,
     /// A unit was queued or the pool closed.
@@ -144,7 +201,7 @@ impl Pool {
     pub fn new(max: usize) -> Self {
         Pool {
             max: max.max(1),
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue::default()),
             closed: AtomicBool::new(false),
             ready: Notify::new(),
             workers: AtomicUsize::new(0),
@@ -158,7 +215,7 @@ impl Pool {
     /// Queues a unit; true if a new worker should start for it (none is free and the
     /// pool is not at its bound). The caller spawns it: the reader is not on the runtime.
     pub fn push(&self, unit: LaneFeed) -> bool {
-        self.lock().push_back(unit);
+        self.lock().push(unit);
         self.ready.notify_one();
         self.idle.load(Ordering::SeqCst) == 0 && self.reserve_worker()
     }
@@ -172,10 +229,11 @@ impl Pool {
             .is_ok()
     }
 
-    /// Starts one more worker from inside the runtime, if the bound allows.
-    fn grow(&self, ctx: &Arc<Ctx>, alive: &mpsc::Sender<()>) {
+    /// Starts one more worker from inside the runtime, with a connection opened
+    /// beforehand or none yet, if the bound allows.
+    pub fn add_worker(&self, ctx: &Arc<Ctx>, alive: &mpsc::Sender<()>, conn: Option<TargetConn>) {
         if self.reserve_worker() {
-            tokio::spawn(super::lane::run_worker(ctx.clone(), alive.clone(), None));
+            tokio::spawn(super::lane::run_worker(ctx.clone(), alive.clone(), conn));
         }
     }
 
@@ -207,7 +265,7 @@ impl Pool {
                     // More work and nobody free to take it: one more connection, if the
                     // bound allows (a push only starts workers when it finds none idle).
                     if more && self.idle.load(Ordering::SeqCst) == 0 {
-                        self.grow(ctx, alive);
+                        self.add_worker(ctx, alive, None);
                     }
                     return Some(unit);
                 }
@@ -243,17 +301,17 @@ impl Pool {
     /// is told to look).
     fn take_due(&self, ctx: &Ctx) -> Head {
         let mut queue = self.lock();
-        let Some(head) = queue.front() else {
+        let Some(head_start) = queue.head_start() else {
             return if self.closed.load(Ordering::SeqCst) {
                 Head::Closed
             } else {
                 Head::Empty
             };
         };
-        match ctx.due(head.start_t) {
+        match ctx.due(head_start) {
             Some(due) if due > Instant::now() => Head::NotYet(due),
             _ => {
-                let unit = queue.pop_front();
+                let unit = queue.pop();
                 let more = !queue.is_empty();
                 drop(queue);
                 if more {
@@ -282,10 +340,38 @@ impl Pool {
         self.peak.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<LaneFeed>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         match self.queue.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(start_t: u64, replay_conn: u64) -> LaneFeed {
+        LaneFeed {
+            steps: Vec::new(),
+            queue: None,
+            replay_conn,
+            start_t,
+        }
+    }
+
+    #[test]
+    fn the_queue_serves_the_earliest_captured_start_first_whatever_the_arrival_order() {
+        let mut queue = Queue::default();
+        for (start_t, conn) in [(30, 1), (10, 2), (20, 3), (10, 4)] {
+            queue.push(unit(start_t, conn));
+        }
+        let order: Vec<(u64, u64)> = std::iter::from_fn(|| queue.pop())
+            .map(|u| (u.start_t, u.replay_conn))
+            .collect();
+        // Equal starts keep their arrival order.
+        assert_eq!(order, [(10, 2), (10, 4), (20, 3), (30, 1)]);
+        assert!(queue.is_empty());
     }
 }

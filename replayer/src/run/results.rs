@@ -154,7 +154,6 @@ pub fn write_results(
     mut rx: mpsc::Receiver<Msg>,
     progress: bool,
     speed: Speed,
-    origin: Instant,
 ) -> Result<Written, Error> {
     let mut w = Written::new();
     let mut classes = HashSet::new();
@@ -192,7 +191,7 @@ pub fn write_results(
                 for e in executed {
                     w.count(&e, &mut codes);
                     let _ = window.record((e.latency_ns() / 1000).max(1));
-                    bar.update(&e, w.commands, w.errors, &mut window, &w.lag, origin);
+                    bar.update(&e, w.commands, w.errors, &mut window, &w.lag);
                     writer.append(&ResultRecord::Exec(e))?;
                 }
             }
