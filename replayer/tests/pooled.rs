@@ -128,6 +128,46 @@ async fn a_transaction_stays_on_one_target_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_handed_over_before_its_end_is_read_stays_on_one_connection() {
+    let _serial = SERIAL.lock().await;
+    let (server, db) = setup("longtx");
+    let dir = tempfile::tempdir().unwrap();
+    let cap = tmp(&dir, "c.sqlcap");
+    let mut s = Script::default();
+    s.open(1, 0, &db).open(2, 0, &db);
+    s.query(1, MS, "BEGIN", ok(0)).query(
+        1,
+        2 * MS,
+        "INSERT INTO t VALUES (300, CONNECTION_ID())",
+        ok(1),
+    );
+    // Two hundred records of another connection before the transaction goes on: the
+    // reader hands the open unit over with a queue, its later steps follow through it.
+    for i in 0..200u64 {
+        s.query(2, 3 * MS + i * MS, "SELECT 1", rows(1));
+    }
+    s.query(
+        1,
+        250 * MS,
+        "INSERT INTO t VALUES (301, CONNECTION_ID())",
+        ok(1),
+    )
+    .query(1, 251 * MS, "COMMIT", ok(0))
+    .close(1, 260 * MS)
+    .close(2, 260 * MS);
+    s.write(&cap, false);
+    let out = tmp(&dir, "r.sqlres");
+    let summary = replay(config(&cap, &server.url(), &out, Speed::Factor(1.0))).await;
+    assert_eq!(summary.errors, 0, "{:?}", summary.error_codes);
+    let same = server
+        .sql(&format!(
+            "SELECT a.name = b.name FROM `{db}`.t a JOIN `{db}`.t b ON b.id = 301 WHERE a.id = 300"
+        ))
+        .unwrap();
+    assert_eq!(same.trim(), "1", "both inserts on one connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_prepared_in_one_unit_executes_on_another_connection() {
     let _serial = SERIAL.lock().await;
     let (server, db) = setup("stmt");

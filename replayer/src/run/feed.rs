@@ -21,7 +21,7 @@ use super::commits::CommitLog;
 use super::ctx::Ctx;
 use super::lane::{LaneFeed, LaneQueue, LaneShared, run_lane, run_worker};
 use super::overflow::{Overflow, Spill};
-use super::park::{LANE_END, ROOM};
+use super::park::{LANE_END, ROOM, UNIT_END};
 use super::results::Msg;
 use super::session::ConnState;
 use super::step::{Held, Step, UnitStart};
@@ -40,6 +40,16 @@ const HORIZON: Duration = Duration::from_secs(1);
 /// each (on the CPU the replay and often the target share), where one wake-up per slack
 /// reads thousands of records in one go.
 const HORIZON_SLACK: Duration = Duration::from_millis(100);
+
+/// A unit of work still open is handed over with a queue once it spans this much
+/// capture time or this many steps (or when the reader waits): until then the reader
+/// holds it, as most units end a few records after they begin.
+const HOLD_SPAN: Duration = Duration::from_millis(100);
+const HOLD_STEPS: usize = 64;
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// Steps kept in memory across all lanes' overflows; beyond it they go to the spill file.
 /// ~200 bytes each: ~13 MiB.
@@ -186,7 +196,7 @@ impl Feed {
             self.route(record);
             read += 1;
             if read.is_multiple_of(SERVICE_EVERY) {
-                self.hand_over();
+                self.hand_over(false);
                 self.service();
             }
         }
@@ -199,7 +209,6 @@ impl Feed {
     /// Waits until a record captured at `t` is within the horizon, serving lanes meanwhile.
     fn wait_for_horizon(&mut self, t: u64) {
         loop {
-            self.service();
             if self.ctx.stopped() {
                 return;
             }
@@ -211,15 +220,26 @@ impl Feed {
                 return;
             }
             // Lanes must not wait for what the reader holds while it waits.
-            self.hand_over();
+            self.hand_over(true);
             self.start();
             self.service();
-            let lanes_wanted = !self.waiting.is_empty() || !self.overflowing.is_empty();
-            let wants = if lanes_wanted { ROOM | LANE_END } else { 0 };
+            let wants = self.wants();
             self.ctx
                 .park
                 .wait(wants, progress, timeout, || self.ctx.stopped());
         }
+    }
+
+    /// What lanes may do that the reader must be woken for: make room where it holds
+    /// steps, and end so that the unit at the head of the admission queue can go.
+    fn wants(&self) -> u8 {
+        let room = if self.overflowing.is_empty() { 0 } else { ROOM };
+        let admission = match self.waiting.front() {
+            Some(Waiting::Lane(_)) => LANE_END,
+            Some(Waiting::Whole(_)) => UNIT_END,
+            None => 0,
+        };
+        room | admission
     }
 
     /// Whether `t` is within the horizon; if not, how long to park and what progress to
@@ -239,7 +259,6 @@ impl Feed {
             Speed::Max => {
                 let t0 = self.t0.unwrap_or(0);
                 let progress = self.ctx.progress.load(Ordering::Relaxed).max(t0);
-                let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
                 let want = t.saturating_sub(nanos(HORIZON));
                 let wake_at = t.saturating_sub(nanos(HORIZON - HORIZON_SLACK));
                 (progress >= want, MAX_PARK, Some(wake_at.max(1)))
@@ -462,8 +481,10 @@ impl Feed {
 
     /// Pooled: hands over the units read since the last time, in the order they began:
     /// a unit whose end was read as a whole (its steps in hand, no queue), one still
-    /// open as a lane whose later steps follow through its queue.
-    fn hand_over(&mut self) {
+    /// open as a lane whose later steps follow through its queue. An open unit is kept
+    /// a while longer unless `all` (the reader is about to wait) or it is a long one
+    /// ([`HOLD_SPAN`], [`HOLD_STEPS`]): most end a few records later, and go whole.
+    fn hand_over(&mut self, all: bool) {
         if self.complete.is_empty() && self.holding.is_empty() {
             return;
         }
@@ -472,11 +493,26 @@ impl Feed {
             .drain(..)
             .map(|(conn, held)| (conn, held, true))
             .collect();
+        let last_t = self.last_t;
+        let mut kept = Vec::new();
         for conn in std::mem::take(&mut self.holding) {
-            if let Some(held) = self.conns.get_mut(&conn).and_then(|s| s.held.take()) {
-                units.push((conn, held, false));
+            let Some(state) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            let long = |held: &Held| {
+                held.steps.len() >= HOLD_STEPS
+                    || last_t.saturating_sub(held.start_t) >= nanos(HOLD_SPAN)
+            };
+            match state.held.take() {
+                Some(held) if all || long(&held) => units.push((conn, held, false)),
+                Some(held) => {
+                    state.held = Some(held);
+                    kept.push(conn);
+                }
+                None => {}
             }
         }
+        self.holding = kept;
         units.sort_by_key(|(_, held, _)| held.start_t);
         for (conn, held, whole) in units {
             if whole {
@@ -751,7 +787,7 @@ impl Feed {
             }
             open.extend(state.lanes);
         }
-        self.hand_over();
+        self.hand_over(true);
         self.start();
         self.end_lanes(&open);
         while !self.waiting.is_empty() || !self.overflowing.is_empty() {
@@ -763,7 +799,7 @@ impl Feed {
             if pending {
                 self.ctx
                     .park
-                    .wait(ROOM | LANE_END, None, MAX_PARK, || self.ctx.stopped());
+                    .wait(self.wants(), None, MAX_PARK, || self.ctx.stopped());
             }
         }
         // Whatever is left (the run stopped) is dropped; closing the queues ends lanes.

@@ -172,7 +172,7 @@ impl Lane {
     /// (see [`super::admission`]).
     fn ended(&self, queued: bool) {
         if self.ctx.admission.ended(queued) {
-            self.ctx.park.lane_ended();
+            self.ctx.park.lane_ended(queued);
         }
     }
 

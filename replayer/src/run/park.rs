@@ -15,8 +15,10 @@ use std::time::Duration;
 
 /// The reader waits for room in a lane it has records for.
 pub const ROOM: u8 = 1;
-/// The reader waits for a lane to end (units wait for admission).
+/// The reader waits for a lane with a queue to end (one waits for admission).
 pub const LANE_END: u8 = 2;
+/// The reader waits for whole units to end (one waits for admission).
+pub const UNIT_END: u8 = 4;
 
 #[derive(Debug, Default)]
 pub struct Park {
@@ -55,9 +57,9 @@ impl Park {
         self.wake_if(ROOM);
     }
 
-    /// Lane side: a lane ended.
-    pub fn lane_ended(&self) {
-        self.wake_if(LANE_END);
+    /// Lane side: a lane ended, with a queue or a whole unit.
+    pub fn lane_ended(&self, queued: bool) {
+        self.wake_if(if queued { LANE_END } else { UNIT_END });
     }
 
     /// Lane side: the replay reached capture time `t`.
