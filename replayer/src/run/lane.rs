@@ -218,7 +218,13 @@ impl Lane {
             return false;
         }
         if matches!(command.cmd, Cmd::Quit) {
-            self.release().await;
+            // Captured replay: the captured connection closed, so does its own. Pooled:
+            // the pool's connections are not the captured ones; one that served a unit
+            // of a connection that quit serves the next unit (a pinned one is closed
+            // by its worker).
+            if self.ctx.pool.is_none() {
+                self.release().await;
+            }
             return true;
         }
         self.ctx.started(command.t_start);
