@@ -255,20 +255,21 @@ impl Pool {
         pending: &mut Pending,
         alive: &mpsc::Sender<()>,
     ) -> Option<LaneFeed> {
+        // Flat out, a unit is nearly always there: no waiting is set up for it (a
+        // registration with `ready` and a stop subscription per unit cost more than
+        // the unit's hand-over).
+        match self.take_due(ctx) {
+            Head::Unit(unit, more) => return Some(self.taken(ctx, alive, unit, more)),
+            Head::Closed => return None,
+            Head::Empty | Head::NotYet(_) => {}
+        }
         let mut stop = ctx.stop_signal.subscribe();
         loop {
             let notified = self.ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let due = match self.take_due(ctx) {
-                Head::Unit(unit, more) => {
-                    // More work and nobody free to take it: one more connection, if the
-                    // bound allows (a push only starts workers when it finds none idle).
-                    if more && self.idle.load(Ordering::SeqCst) == 0 {
-                        self.add_worker(ctx, alive, None);
-                    }
-                    return Some(unit);
-                }
+                Head::Unit(unit, more) => return Some(self.taken(ctx, alive, unit, more)),
                 Head::Closed => return None,
                 Head::Empty => None,
                 Head::NotYet(due) => Some(due),
@@ -295,6 +296,21 @@ impl Pool {
             }
             self.idle.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// A unit taken: with more work and nobody free to take it, one more connection, if
+    /// the bound allows (a push only starts workers when it finds none idle).
+    fn taken(
+        &self,
+        ctx: &Arc<Ctx>,
+        alive: &mpsc::Sender<()>,
+        unit: LaneFeed,
+        more: bool,
+    ) -> LaneFeed {
+        if more && self.idle.load(Ordering::SeqCst) == 0 {
+            self.add_worker(ctx, alive, None);
+        }
+        unit
     }
 
     /// The head of the queue if it is due (and, since there may be more, another worker
