@@ -9,12 +9,12 @@
 //! Waits longer than [`COARSE`] first sleep on tokio's wheel, so the thread only ever
 //! sees the last stretch.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
+
+use crate::earliest::EarliestFirst;
 
 /// Below this, the precise thread takes over from tokio's 1 ms wheel.
 const COARSE: Duration = Duration::from_millis(2);
@@ -33,27 +33,7 @@ pub struct Clock {
 #[derive(Debug)]
 struct Wait {
     due: Instant,
-    /// Breaks ties so the heap never compares senders.
-    seq: u64,
     wake: oneshot::Sender<()>,
-}
-
-impl PartialEq for Wait {
-    fn eq(&self, other: &Self) -> bool {
-        (self.due, self.seq) == (other.due, other.seq)
-    }
-}
-impl Eq for Wait {}
-impl PartialOrd for Wait {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Wait {
-    /// Reversed: `BinaryHeap` is a max-heap and the earliest deadline must come first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.due, other.seq).cmp(&(self.due, self.seq))
-    }
 }
 
 impl Clock {
@@ -78,7 +58,7 @@ impl Clock {
             }
         }
         let (wake, woken) = oneshot::channel();
-        let wait = Wait { due, seq: 0, wake };
+        let wait = Wait { due, wake };
         match self.requests.try_send(wait) {
             // An error means the thread is gone: the deadline is as good as reached.
             Ok(()) => {
@@ -90,31 +70,26 @@ impl Clock {
 }
 
 fn timer_thread(rx: mpsc::Receiver<Wait>) {
-    let mut pending: BinaryHeap<Wait> = BinaryHeap::new();
-    let mut seq = 0u64;
+    let mut pending: EarliestFirst<Instant, oneshot::Sender<()>> = EarliestFirst::default();
     loop {
         let now = Instant::now();
-        while pending.peek().is_some_and(|w| w.due <= now) {
-            if let Some(w) = pending.pop() {
+        while pending.first().is_some_and(|due| due <= now) {
+            if let Some(wake) = pending.pop() {
                 // The waiter may have been cancelled (its run stopped): nothing to wake.
-                let _ = w.wake.send(());
+                let _ = wake.send(());
             }
         }
-        let next = match pending.peek() {
-            Some(w) => rx.recv_timeout(w.due.saturating_duration_since(now)),
+        let next = match pending.first() {
+            Some(due) => rx.recv_timeout(due.saturating_duration_since(now)),
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match next {
-            Ok(mut w) => {
-                seq += 1;
-                w.seq = seq;
-                pending.push(w);
-            }
+            Ok(w) => pending.push(w.due, w.wake),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 // Every handle is gone; release whoever still waits.
-                for w in pending.drain() {
-                    let _ = w.wake.send(());
+                while let Some(wake) = pending.pop() {
+                    let _ = wake.send(());
                 }
                 return;
             }

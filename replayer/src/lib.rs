@@ -9,6 +9,7 @@ pub mod classify;
 pub mod clock;
 pub mod command;
 pub mod compare;
+pub mod earliest;
 pub mod error;
 pub mod exec;
 pub mod histogram;

@@ -1,8 +1,6 @@
 //! Target connections: opening them with backoff, and the pool of workers that pooled
 //! replay runs units of work on, as the application's own pool would under N× load.
 
-use std::cmp::Ordering as Order;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -15,6 +13,7 @@ use super::ctx::Ctx;
 use super::lane::LaneFeed;
 use super::results::Pending;
 
+use crate::earliest::EarliestFirst;
 use crate::exec::Session;
 use crate::target::Target;
 
@@ -110,61 +109,11 @@ impl Connector {
     }
 }
 
-/// A unit in the pool's queue, ordered by its captured start (then by arrival).
-#[derive(Debug)]
-struct Queued {
-    start_t: u64,
-    seq: u64,
-    unit: LaneFeed,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        (self.start_t, self.seq) == (other.start_t, other.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<Order> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Queued {
-    /// Reversed: `BinaryHeap` is a max-heap and the earliest start must come first.
-    fn cmp(&self, other: &Self) -> Order {
-        (other.start_t, other.seq).cmp(&(self.start_t, self.seq))
-    }
-}
-
 /// The pool's queue: earliest captured start first. Units do not arrive in that order
 /// (a whole unit is handed over when its end is read, a lane with a queue may wait for
 /// admission), and a worker only takes the head once it is due: in arrival order, a unit
 /// not due for a second would hold back every due unit behind it.
-#[derive(Debug, Default)]
-struct Queue {
-    heap: BinaryHeap<Queued>,
-    pushed: u64,
-}
-
-impl Queue {
-    fn push(&mut self, unit: LaneFeed) {
-        self.pushed += 1;
-        let (start_t, seq) = (unit.start_t, self.pushed);
-        self.heap.push(Queued { start_t, seq, unit });
-    }
-
-    fn head_start(&self) -> Option<u64> {
-        self.heap.peek().map(|q| q.start_t)
-    }
-
-    fn pop(&mut self) -> Option<LaneFeed> {
-        self.heap.pop().map(|q| q.unit)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.heap.is_empty()
-    }
-}
+type Queue = EarliestFirst<u64, LaneFeed>;
 
 /// What a worker finds at the head of the queue.
 enum Head {
@@ -215,7 +164,7 @@ impl Pool {
     /// Queues a unit; true if a new worker should start for it (none is free and the
     /// pool is not at its bound). The caller spawns it: the reader is not on the runtime.
     pub fn push(&self, unit: LaneFeed) -> bool {
-        self.lock().push(unit);
+        self.lock().push(unit.start_t, unit);
         self.ready.notify_one();
         self.idle.load(Ordering::SeqCst) == 0 && self.reserve_worker()
     }
@@ -317,7 +266,7 @@ impl Pool {
     /// is told to look).
     fn take_due(&self, ctx: &Ctx) -> Head {
         let mut queue = self.lock();
-        let Some(head_start) = queue.head_start() else {
+        let Some(head_start) = queue.first() else {
             return if self.closed.load(Ordering::SeqCst) {
                 Head::Closed
             } else {
@@ -361,33 +310,5 @@ impl Pool {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn unit(start_t: u64, replay_conn: u64) -> LaneFeed {
-        LaneFeed {
-            steps: Vec::new(),
-            queue: None,
-            replay_conn,
-            start_t,
-        }
-    }
-
-    #[test]
-    fn the_queue_serves_the_earliest_captured_start_first_whatever_the_arrival_order() {
-        let mut queue = Queue::default();
-        for (start_t, conn) in [(30, 1), (10, 2), (20, 3), (10, 4)] {
-            queue.push(unit(start_t, conn));
-        }
-        let order: Vec<(u64, u64)> = std::iter::from_fn(|| queue.pop())
-            .map(|u| (u.start_t, u.replay_conn))
-            .collect();
-        // Equal starts keep their arrival order.
-        assert_eq!(order, [(10, 2), (10, 4), (20, 3), (30, 1)]);
-        assert!(queue.is_empty());
     }
 }
