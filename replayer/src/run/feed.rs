@@ -455,18 +455,7 @@ impl Feed {
             pins,
         };
         if self.opts.connections == Connections::Pooled && state.lanes.is_empty() {
-            // A unit not handed over yet: held until its end is read or the next
-            // hand-over.
-            match &mut state.held {
-                Some(held) => held.steps.push(step),
-                None => {
-                    state.held = Some(Held {
-                        start_t: t_start,
-                        steps: vec![step],
-                    });
-                    self.holding.push(conn);
-                }
-            }
+            self.hold(conn, step, t_start);
             return;
         }
         let lanes = if state.lanes.is_empty() {
@@ -476,6 +465,24 @@ impl Feed {
         };
         for id in lanes {
             self.deliver(id, step.clone());
+        }
+    }
+
+    /// Pooled: a step of a unit not handed over yet, held until its end is read or the
+    /// next hand-over.
+    fn hold(&mut self, conn: u64, step: Step, t_start: u64) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match &mut state.held {
+            Some(held) => held.steps.push(step),
+            None => {
+                state.held = Some(Held {
+                    start_t: t_start,
+                    steps: vec![step],
+                });
+                self.holding.push(conn);
+            }
         }
     }
 
