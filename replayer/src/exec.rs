@@ -10,7 +10,6 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{ChangeUserOpts, Conn, Params, Statement};
 
 use crate::statements::{Statements, StmtKey};
-
 use crate::target::Target;
 
 /// What a command did on the target.
@@ -185,21 +184,24 @@ impl Session {
         req: Request<'_>,
         params: &[captures::Param],
     ) -> Result<Done, mysql_async::Error> {
-        let sql = req.stmt_sql.map(|sql| &sql[..]);
-        if self.stmts.get(key, sql, req.db).is_none() {
-            let Some(sql) = req.stmt_sql else {
-                // Prepared before the capture started, or its PREPARE failed: the
-                // server would say "unknown prepared statement handler".
-                return Ok(Done::ServerError(UNKNOWN_STATEMENT));
-            };
-            let stmt = conn.prep(&sql[..]).await?;
-            let closing = self
-                .stmts
-                .adopt(sql.clone(), req.db.map(str::to_owned), stmt);
-            close_all(conn, closing).await?;
-        }
-        let Some(stmt) = self.stmts.get(key, sql, req.db) else {
-            return Ok(Done::ServerError(UNKNOWN_STATEMENT));
+        // One lookup (a hash of the SQL text when the PREPARE ran elsewhere) per EXECUTE;
+        // a `Statement` is an `Arc`, cheaper to clone than to look up twice.
+        let found = self
+            .stmts
+            .get(key, req.stmt_sql.map(|sql| &sql[..]), req.db)
+            .cloned();
+        let stmt = match (found, req.stmt_sql) {
+            (Some(stmt), _) => stmt,
+            (None, Some(sql)) => {
+                let stmt = conn.prep(&sql[..]).await?;
+                let db = req.db.map(str::to_owned);
+                let closing = self.stmts.adopt(sql.clone(), db, stmt.clone());
+                close_all(conn, closing).await?;
+                stmt
+            }
+            // Prepared before the capture started, or its PREPARE failed: the server
+            // would say "unknown prepared statement handler".
+            (None, None) => return Ok(Done::ServerError(UNKNOWN_STATEMENT)),
         };
         let long_data = &mut self.long_data;
         let values: Vec<mysql_async::Value> = params
@@ -222,7 +224,7 @@ impl Session {
         } else {
             Params::Positional(values)
         };
-        match conn.exec_iter(stmt, params).await {
+        match conn.exec_iter(&stmt, params).await {
             Ok(mut result) => drain(&mut result, req.digest).await,
             Err(e) => Err(e),
         }

@@ -537,13 +537,20 @@ impl Feed {
 
     /// A whole unit, to the pool or to wait for admission (one per `--scale` copy).
     fn hand_over_whole(&mut self, conn: u64, held: Held) {
-        let scale = self.opts.scale.max(1);
-        for copy in 0..scale {
+        let Held { start_t, mut steps } = held;
+        let mut copies = self.replay_conns(conn).peekable();
+        while let Some(replay_conn) = copies.next() {
+            // The last copy (the only one without `--scale`) takes the steps themselves.
+            let steps = if copies.peek().is_some() {
+                steps.clone()
+            } else {
+                std::mem::take(&mut steps)
+            };
             let feed = LaneFeed {
-                steps: held.steps.clone(),
+                steps,
                 queue: None,
-                replay_conn: conn * u64::from(scale) + u64::from(copy),
-                start_t: held.start_t,
+                replay_conn,
+                start_t,
             };
             if self.waiting.is_empty() && self.ctx.admission.has_room(false) {
                 self.admit_feed(feed);
@@ -571,17 +578,20 @@ impl Feed {
 
     /// New lanes for a captured connection (one per `--scale` copy).
     fn open_lanes(&mut self, conn: u64, start_t: u64) -> Vec<u64> {
-        let scale = self.opts.scale.max(1);
-        let ids: Vec<u64> = (0..scale)
-            .map(|copy| {
-                let replay_conn = conn * u64::from(scale) + u64::from(copy);
-                self.new_lane(replay_conn, start_t)
-            })
+        let ids: Vec<u64> = self
+            .replay_conns(conn)
+            .map(|replay_conn| self.new_lane(replay_conn, start_t))
             .collect();
         if let Some(state) = self.conns.get_mut(&conn) {
             state.lanes = ids.clone();
         }
         ids
+    }
+
+    /// The ids a captured connection's commands get in results, one per `--scale` copy.
+    fn replay_conns(&self, conn: u64) -> impl Iterator<Item = u64> + use<> {
+        let scale = u64::from(self.opts.scale.max(1));
+        (0..scale).map(move |copy| conn * scale + copy)
     }
 
     fn new_lane(&mut self, replay_conn: u64, start_t: u64) -> u64 {
