@@ -24,6 +24,11 @@ const COARSE: Duration = Duration::from_millis(2);
 /// rather than blocking a runtime thread on a full channel.
 const MAX_PENDING: usize = 16 * 1024;
 
+/// A duration in whole nanoseconds, saturating (the unit capture and results times use).
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// A handle on the timer thread; the thread ends when the last handle is dropped.
 #[derive(Debug, Clone)]
 pub struct Clock {

@@ -12,7 +12,7 @@ use super::examples::Examples;
 use super::park::Park;
 use super::pool::{Connector, Pool};
 use super::results::Msg;
-use crate::clock::Clock;
+use crate::clock::{Clock, nanos};
 use crate::metrics::Metrics;
 use crate::target::Speed;
 
@@ -62,8 +62,8 @@ impl Ctx {
     /// horizon, before any lane runs, so that first burst of reading does not compete
     /// with the first commands for the CPU.
     pub fn start_clock(&self) {
-        let ns = u64::try_from(self.anchor.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.started_ns.store(ns, Ordering::Relaxed);
+        self.started_ns
+            .store(nanos(self.anchor.elapsed()), Ordering::Relaxed);
     }
 
     /// Time zero of the replay: capture time `t0` is due then.
@@ -107,7 +107,7 @@ impl Ctx {
     }
 
     pub fn since_origin(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.origin()).as_nanos()).unwrap_or(u64::MAX)
+        nanos(at.saturating_duration_since(self.origin()))
     }
 
     /// Counts an error; stops the run at `--max-errors`.

@@ -27,6 +27,7 @@ use super::session::ConnState;
 use super::step::{Held, Step, UnitStart};
 use super::{Connections, Dispatched};
 use crate::classify::{Class, Classifier};
+use crate::clock::nanos;
 use crate::target::Speed;
 
 /// How far ahead of the replay clock the reader reads (wall time at a speed factor,
@@ -46,10 +47,6 @@ const HORIZON_SLACK: Duration = Duration::from_millis(100);
 /// holds it, as most units end a few records after they begin.
 const HOLD_SPAN: Duration = Duration::from_millis(100);
 const HOLD_STEPS: usize = 64;
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
 
 /// Steps kept in memory across all lanes' overflows; beyond it they go to the spill file.
 /// ~200 bytes each: ~13 MiB.
@@ -164,10 +161,7 @@ impl Feed {
     /// Reads the whole capture (or its `--duration` prefix) into lanes; returns once
     /// every step is handed over.
     pub fn run(mut self, reader: CaptureReader<std::fs::File>) -> Dispatched {
-        let limit = self
-            .opts
-            .duration
-            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let limit = self.opts.duration.map(nanos);
         let mut read = 0u32;
         for item in reader {
             if self.ctx.stopped() {

@@ -14,6 +14,7 @@ use super::examples;
 use super::pool::TargetConn;
 use super::results::{Msg, Pending};
 use super::step::{Step, UnitStart};
+use crate::clock::nanos;
 use crate::exec::{self, CANNOT_CONNECT, CONNECTION_LOST, Done, Request};
 
 /// What the reader and a lane share about the lane.
@@ -257,7 +258,7 @@ impl Lane {
                 None => return false,
                 Some(waited) if !waited.is_zero() => {
                     self.ctx.sync_waits.fetch_add(1, Ordering::Relaxed);
-                    let ns = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+                    let ns = nanos(waited);
                     self.ctx.sync_wait_ns.fetch_add(ns, Ordering::Relaxed);
                 }
                 Some(_) => {}

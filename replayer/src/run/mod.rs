@@ -44,7 +44,7 @@ use self::feed::{Feed, FeedOptions};
 use self::pool::{Connector, Pool, TargetConn};
 use self::results::{Msg, RESULTS_QUEUE, Written, write_results};
 use crate::classify::PinReason;
-use crate::clock::Clock;
+use crate::clock::{Clock, nanos};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::target::{Speed, Target};
@@ -244,6 +244,11 @@ async fn probe(target: &Target) -> Result<String, Error> {
 /// application's pool is already open when its load arrives; opened on demand instead,
 /// the first half second of a 2× replay fell 75 ms behind while connections were made.
 fn pool_size(cfg: &RunConfig) -> Result<(usize, usize), Error> {
+    if let (Some(n), Speed::Max) = (cfg.max_connections, cfg.speed) {
+        // Nothing to size from the capture: spare the pass over it.
+        let max = n.max(1);
+        return Ok((max, max));
+    }
     let peak = crate::inspect::shape(&cfg.capture)
         .map_err(|source| Error::Capture {
             path: cfg.capture.clone(),
@@ -282,7 +287,7 @@ async fn warm_up(connector: &Connector, n: usize) -> Vec<TargetConn> {
 fn run_meta(cfg: &RunConfig, server_version: String) -> (String, RunMeta) {
     let started_unix_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .map(nanos)
         .unwrap_or(0);
     let run_id = format!("{}-{:x}", cfg.label, started_unix_ns / 1_000_000);
     let mut labels = BTreeMap::new();

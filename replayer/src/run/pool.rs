@@ -126,8 +126,9 @@ enum Head {
 
 /// Pooled replay: up to `max` target connections, each with a worker that runs units of
 /// work one after another, taken in captured order from one queue as each comes due, as
-/// an application's pool would serve its requests. Workers (and their connections)
-/// start on demand, when a unit is queued and no worker is free.
+/// an application's pool would serve its requests. Beyond the workers started with a
+/// connection opened before the clock (`run::pool_size`), workers (and their
+/// connections) start on demand, when a unit is queued and no worker is free.
 #[derive(Debug)]
 pub struct Pool {
     max: usize,

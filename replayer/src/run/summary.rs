@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 
 use super::Dispatched;
 use super::results::Written;
+use crate::clock::nanos;
 use crate::target::Speed;
 use crate::verdict::{Facts, Verdict};
 
@@ -57,7 +58,7 @@ impl RunSummary {
         let mut facts = Facts {
             speed: speed.factor(),
             captured_ns: end.captured_ns,
-            wall_ns: u64::try_from(w.last_finish.as_nanos()).unwrap_or(u64::MAX),
+            wall_ns: nanos(w.last_finish),
             lag_p99_us: w.lag.value_at_quantile(0.99),
             commands: w.commands,
             captured_commands: end.captured_commands,
